@@ -1,0 +1,10 @@
+"""Events capture emits."""
+from services.common.events import iso
+
+LEAD_CAPTURED = "lead_captured"
+
+
+def lead_captured(lead) -> tuple[str, dict, dict]:
+    snapshot = lead.snapshot()
+    snapshot["captured_at"] = iso(lead.captured_at)
+    return LEAD_CAPTURED, {"lead_id": lead.lead_id}, {"lead": snapshot}

@@ -1,0 +1,66 @@
+"""A plain grpcio client for Leadflow's five services, for operators' tools, the demo, the tests and
+the benchmark — processes that do not run eventlet (inside nameko, services use nameko-grpc)."""
+import os
+
+import grpc
+from grpc_health.v1 import health_pb2_grpc
+from leadflow.capture.v1 import capture_pb2_grpc
+from leadflow.opportunity.v1 import opportunity_pb2_grpc
+from leadflow.reporting.v1 import reporting_pb2_grpc
+from leadflow.routing.v1 import routing_pb2_grpc
+from leadflow.scoring.v1 import scoring_pb2_grpc
+
+from services.common.settings import SERVICE_NAMES, port_for
+
+STUBS = {
+    "capture": capture_pb2_grpc.CaptureServiceStub,
+    "scoring": scoring_pb2_grpc.ScoringServiceStub,
+    "routing": routing_pb2_grpc.RoutingServiceStub,
+    "opportunity": opportunity_pb2_grpc.OpportunityServiceStub,
+    "reporting": reporting_pb2_grpc.ReportingServiceStub,
+}
+
+
+def default_address(service: str) -> str:
+    """``LEADFLOW_<SERVICE>_ADDRESS`` or the service's local default port."""
+    return os.environ.get(f"LEADFLOW_{service.upper()}_ADDRESS", f"127.0.0.1:{port_for(service, 'grpc')}")
+
+
+class _Authorized:
+    """Wraps a stub so every call carries the bearer token and a default deadline."""
+
+    def __init__(self, stub, token: str, timeout: float):
+        self._stub, self._token, self._timeout = stub, token, timeout
+
+    def __getattr__(self, name):
+        method = getattr(self._stub, name)
+
+        def call(request, metadata=(), timeout=None, **kwargs):
+            headers = [("authorization", f"Bearer {self._token}")] if self._token else []
+            return method(request, metadata=[*headers, *metadata], timeout=timeout or self._timeout, **kwargs)
+        return call
+
+
+class LeadflowClient:
+    def __init__(self, token: str = "", addresses: dict | None = None, timeout: float = 10.0):
+        addresses = {**{s: default_address(s) for s in SERVICE_NAMES}, **(addresses or {})}
+        self.channels = {s: grpc.insecure_channel(addresses[s]) for s in SERVICE_NAMES}
+        self.addresses = addresses
+        for service, stub_cls in STUBS.items():
+            setattr(self, service, _Authorized(stub_cls(self.channels[service]), token, timeout))
+
+    def health(self, service: str):
+        return health_pb2_grpc.HealthStub(self.channels[service])
+
+    def with_token(self, token: str) -> "LeadflowClient":
+        return LeadflowClient(token, self.addresses)
+
+    def close(self) -> None:
+        for channel in self.channels.values():
+            channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,44 @@
+"""Conversions every service needs between protobuf values and Python ones."""
+import base64
+from datetime import datetime, timezone
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.common.errors import FieldViolation, InvalidArgument
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+def to_timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
+    return stamp
+
+
+def from_timestamp(stamp: Timestamp) -> datetime | None:
+    """An unset (zero) timestamp means "not given"."""
+    if stamp.seconds == 0 and stamp.nanos == 0:
+        return None
+    return stamp.ToDatetime(tzinfo=timezone.utc)
+
+
+def page_window(page, field: str = "page") -> tuple[int, int]:
+    """(offset, limit) of a PageRequest; the token is an opaque encoding of the offset."""
+    size = page.page_size or DEFAULT_PAGE_SIZE
+    if size < 0:
+        raise InvalidArgument([FieldViolation(f"{field}.page_size", "must not be negative")])
+    offset = 0
+    if page.page_token:
+        try:
+            offset = int(base64.urlsafe_b64decode(page.page_token.encode()).decode())
+        except ValueError:
+            raise InvalidArgument([FieldViolation(f"{field}.page_token", "is not a token this service issued")]) \
+                from None
+    return offset, min(size, MAX_PAGE_SIZE)
+
+
+def next_page_token(offset: int, limit: int, returned: int) -> str:
+    return base64.urlsafe_b64encode(str(offset + limit).encode()).decode() if returned == limit else ""

@@ -1,0 +1,76 @@
+"""Event consumption that survives failure (DESIGN.md §4).
+
+``event_handler`` is nameko's, with one change: a message whose handler fails is retried a few
+times with backoff and then moved to the dead-letter queue with its error, instead of being
+dropped (nameko's default) or requeued forever (``requeue_on_error``, which blocks the queue).
+Messages are acked only after the handler has stored its work, so a crash means redelivery.
+"""
+import logging
+import traceback
+
+import eventlet
+from kombu import Queue
+from nameko import config
+from nameko.amqp.publish import get_producer
+from nameko.events import EventHandler
+
+from services.common import metrics
+from services.common.store import DUPLICATE
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER_QUEUE = "leadflow.dead_letters"
+ATTEMPTS_HEADER = "x-leadflow-attempts"
+MAX_BACKOFF_SECONDS = 5.0
+
+
+def dead_letter_queue() -> Queue:
+    return Queue(DEAD_LETTER_QUEUE, durable=True)
+
+
+class ReliableEventHandler(EventHandler):
+    def setup(self):
+        super().setup()
+        self.max_attempts = int(config.get("EVENT_MAX_ATTEMPTS", 5))
+        self.handler_name = f"{self.container.service_name}.{self.method_name}"
+
+    def handle_message_processed(self, message, result=None, exc_info=None):
+        service = self.container.service_name
+        if exc_info is None:
+            outcome = "duplicate" if result is DUPLICATE else "ok"
+        else:
+            outcome = self._retry_or_dead_letter(message, exc_info)
+        metrics.EVENTS_HANDLED.labels(service, self.method_name, outcome).inc()
+        # Ack only now: the work (or the copy that will retry it) is safely stored.
+        self.consumer.ack_message(message)
+
+    def _retry_or_dead_letter(self, message, exc_info) -> str:
+        attempts = int(message.headers.get(ATTEMPTS_HEADER, 0)) + 1
+        headers = {**message.headers, ATTEMPTS_HEADER: attempts}
+        error = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
+        if attempts < self.max_attempts:
+            log.warning("%s failed (attempt %d of %d), retrying: %s",
+                        self.handler_name, attempts, self.max_attempts, error)
+            eventlet.sleep(min(0.1 * 2 ** attempts, MAX_BACKOFF_SECONDS))
+            self._republish(message, self.queue.name, headers)
+            return "retried"
+        log.error("%s failed %d times, dead-lettering: %s", self.handler_name, attempts, error)
+        headers.update({
+            "x-leadflow-error": error[:2000],
+            "x-leadflow-handler": self.handler_name,
+            "x-leadflow-original-queue": self.queue.name,
+            "x-leadflow-original-routing-key": message.delivery_info.get("routing_key", ""),
+            "x-leadflow-original-exchange": message.delivery_info.get("exchange", ""),
+        })
+        self._republish(message, DEAD_LETTER_QUEUE, headers, declare=[dead_letter_queue()])
+        return "dead_lettered"
+
+    def _republish(self, message, queue_name: str, headers: dict, declare=()):
+        with get_producer(config["AMQP_URI"]) as producer:
+            producer.publish(
+                message.body, exchange="", routing_key=queue_name, headers=headers,
+                content_type=message.content_type, content_encoding=message.content_encoding,
+                delivery_mode=2, declare=list(declare), retry=True)
+
+
+event_handler = ReliableEventHandler.decorator

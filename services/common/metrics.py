@@ -1,0 +1,44 @@
+"""Prometheus metrics shared by every service (DESIGN.md §7). Defined once per process, labelled
+by service, so several containers in one process (as in tests) share the registry safely."""
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+GRPC_REQUESTS = Counter(
+    "leadflow_grpc_requests_total", "gRPC calls handled, by method and status code",
+    ["service", "method", "code"])
+GRPC_LATENCY = Histogram(
+    "leadflow_grpc_request_seconds", "gRPC call handling time", ["service", "method"],
+    buckets=LATENCY_BUCKETS)
+EVENTS_HANDLED = Counter(
+    "leadflow_events_handled_total", "Events handled, by handler and outcome "
+    "(ok, duplicate, retried, dead_lettered)", ["service", "handler", "outcome"])
+EVENT_LATENCY = Histogram(
+    "leadflow_event_handling_seconds", "Event handler time", ["service", "handler"],
+    buckets=LATENCY_BUCKETS)
+OUTBOX_BACKLOG = Gauge(
+    "leadflow_outbox_backlog", "Outbox entries written but not yet published", ["service"])
+OUTBOX_PUBLISHED = Counter(
+    "leadflow_outbox_published_total", "Events published from the outbox", ["service", "event_type"])
+
+# Business metrics.
+LEADS_CAPTURED = Counter(
+    "leadflow_capture_leads_captured_total", "Leads captured, by source", ["source"])
+LEADS_SCORED = Counter("leadflow_scoring_leads_scored_total", "Leads scored")
+LEADS_QUALIFIED = Counter("leadflow_scoring_mqls_total", "Leads that became marketing-qualified")
+ASSIGNMENT_LATENCY = Histogram(
+    "leadflow_routing_assignment_latency_seconds", "Lead captured -> assigned to a rep",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+TASKS_CREATED = Counter("leadflow_routing_tasks_created_total", "Follow-up tasks created")
+LEADS_CONTACTED = Counter("leadflow_opportunity_leads_contacted_total", "Leads contacted for the first time")
+
+_KNOWN_SOURCES: set[str] = set()
+MAX_SOURCE_LABELS = 50
+
+
+def source_label(source: str) -> str:
+    """Sources are free text; keep the label set bounded so one bad client cannot explode it."""
+    if source in _KNOWN_SOURCES or len(_KNOWN_SOURCES) < MAX_SOURCE_LABELS:
+        _KNOWN_SOURCES.add(source)
+        return source
+    return "other"

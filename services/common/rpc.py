@@ -1,0 +1,152 @@
+"""The gRPC boundary of every service: authentication and roles before any work runs, one mapping
+from domain errors to gRPC status (with field violations), trace ids, and call metrics."""
+import logging
+import re
+import sys
+import time
+import uuid
+from functools import partial
+
+from google.protobuf.any_pb2 import Any
+from google.rpc import error_details_pb2, status_pb2
+from grpc import StatusCode
+from nameko import config
+from nameko.exceptions import ContainerBeingKilled
+from nameko.extensions import DependencyProvider
+from nameko_grpc.constants import Cardinality
+from nameko_grpc.context import GrpcContext
+from nameko_grpc.entrypoint import Grpc
+from nameko_grpc.errors import GrpcError
+from nameko_grpc.inspection import Inspector
+
+from services.common import errors, metrics
+from services.common.auth import ALL_ROLES, Principal, authenticate, authorize, parse_token_table
+
+log = logging.getLogger(__name__)
+
+PRINCIPAL_KEY = "leadflow_principal"
+TRACE_ID_HEADER = "x-trace-id"
+_TRACE_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+_STATUS_BY_ERROR = (
+    (errors.InvalidArgument, StatusCode.INVALID_ARGUMENT),
+    (errors.NotFound, StatusCode.NOT_FOUND),
+    (errors.FailedPrecondition, StatusCode.FAILED_PRECONDITION),
+    (errors.Unauthenticated, StatusCode.UNAUTHENTICATED),
+    (errors.PermissionDenied, StatusCode.PERMISSION_DENIED),
+)
+
+
+def to_grpc_error(exc: BaseException, trace_id: str = "") -> GrpcError:
+    if isinstance(exc, GrpcError):
+        return exc
+    for error_type, code in _STATUS_BY_ERROR:
+        if isinstance(exc, error_type):
+            status = status_pb2.Status(code=code.value[0], message=str(exc))
+            if isinstance(exc, errors.InvalidArgument):
+                detail = Any()
+                detail.Pack(error_details_pb2.BadRequest(field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                    for v in exc.violations]))
+                status.details.append(detail)
+            return GrpcError(code=code, message=str(exc), status=status)
+    # Anything else is our bug: say so without leaking internals; the trace id finds the log line.
+    return GrpcError(code=StatusCode.INTERNAL, message=f"internal error (trace id {trace_id})")
+
+
+def _metadata_value(metadata, name: str) -> str | None:
+    for key, value in metadata:
+        if key == name:
+            return value
+    return None
+
+
+class LeadflowGrpc(Grpc):
+    """nameko-grpc entrypoint that authenticates and authorizes before spawning a worker.
+
+    Context data is built here from scratch (principal, trace id): a client cannot smuggle a
+    principal in through nameko's ``x-nameko-*`` metadata, and the bearer token never travels
+    on to other services.
+    """
+
+    def __init__(self, stub, roles=ALL_ROLES, public=False, **kwargs):
+        # Errors the caller can act on are logged as warnings by nameko, not as failures.
+        kwargs.setdefault("expected_exceptions", errors.LeadflowError)
+        super().__init__(stub, **kwargs)
+        self.roles = frozenset(roles)
+        self.public = public
+
+    def setup(self):
+        super().setup()
+        # nameko-grpc inspects the stub module on every property access; once is enough.
+        inspector = Inspector(self.stub)
+        self._input_type = inspector.input_type_for_method(self.method_name)
+        self._cardinality = inspector.cardinality_for_method(self.method_name)
+        self.token_table = parse_token_table(config.get("LEADFLOW_AUTH_TOKENS", ""))
+
+    def handle_request(self, request_stream, response_stream):
+        started = time.perf_counter()
+        metadata = request_stream.headers.for_application
+        trace_id = _metadata_value(metadata, TRACE_ID_HEADER) or ""
+        if not _TRACE_ID.match(trace_id):
+            trace_id = uuid.uuid4().hex
+        response_stream.headers.set((TRACE_ID_HEADER, trace_id))
+        context_data = {"trace_id": trace_id}
+        try:
+            if not self.public:
+                principal = authenticate(_metadata_value(metadata, "authorization"), self.token_table)
+                authorize(principal, self.roles, self.method_name)
+                context_data[PRINCIPAL_KEY] = principal.as_dict()
+        except errors.LeadflowError as exc:
+            self._finish(started, to_grpc_error(exc).code)
+            response_stream.close(to_grpc_error(exc))
+            return
+
+        request = request_stream.consume(self._input_type)
+        if self._cardinality in (Cardinality.UNARY_STREAM, Cardinality.UNARY_UNARY):
+            try:
+                request = next(request)
+            except Exception:
+                error = GrpcError.from_exception(sys.exc_info(), code=StatusCode.INVALID_ARGUMENT,
+                                                 message="request could not be deserialized")
+                self._finish(started, error.code)
+                response_stream.close(error)
+                return
+        context = GrpcContext(request_stream, response_stream)
+        try:
+            self.container.spawn_worker(
+                self, (request, context), {}, context_data=context_data,
+                handle_result=partial(self.handle_result, response_stream, started))
+        except ContainerBeingKilled:
+            raise GrpcError(code=StatusCode.UNAVAILABLE, message="server shutting down")
+
+    def handle_result(self, response_stream, started, worker_ctx, result, exc_info):
+        if exc_info is not None:
+            error = to_grpc_error(exc_info[1], worker_ctx.context_data.get("trace_id", ""))
+            if error.code == StatusCode.INTERNAL:
+                log.error("%s failed", self.method_name, exc_info=exc_info)
+            self._finish(started, error.code)
+            response_stream.close(error)
+            return result, exc_info
+        self._finish(started, StatusCode.OK)
+        if self._cardinality in (Cardinality.STREAM_UNARY, Cardinality.UNARY_UNARY):
+            result = (result,)
+        try:
+            response_stream.populate(result)
+        except Exception as exc:
+            log.exception("%s: streaming the response failed", self.method_name)
+            response_stream.close(to_grpc_error(exc, worker_ctx.context_data.get("trace_id", "")))
+        return result, exc_info
+
+    def _finish(self, started: float, code: StatusCode) -> None:
+        service = self.container.service_name
+        metrics.GRPC_REQUESTS.labels(service, self.method_name, code.name).inc()
+        metrics.GRPC_LATENCY.labels(service, self.method_name).observe(time.perf_counter() - started)
+
+
+class CallerPrincipal(DependencyProvider):
+    """Injects the authenticated principal of the current gRPC call (None in event handlers)."""
+
+    def get_dependency(self, worker_ctx):
+        data = worker_ctx.context_data.get(PRINCIPAL_KEY)
+        return Principal.from_dict(data) if data else None

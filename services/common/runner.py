@@ -1,0 +1,53 @@
+"""Start one Leadflow service process: ``python -m services.common.runner capture``.
+
+Configuration comes from the environment (services/common/settings.py); SIGTERM stops the
+service gracefully, and ``make run``'s supervisor escalates to SIGKILL if that takes too long.
+"""
+import eventlet
+
+eventlet.monkey_patch()  # noqa: E402 — must precede every other import that touches sockets
+
+import importlib  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+from nameko import config  # noqa: E402
+from nameko.runners import ServiceRunner  # noqa: E402
+
+from services.common import logs, settings  # noqa: E402
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0] not in settings.SERVICE_NAMES:
+        sys.exit(f"usage: python -m services.common.runner {{{','.join(settings.SERVICE_NAMES)}}}")
+    service = argv[0]
+    config.setup(settings.service_config(service))
+    logs.configure(service, config["LOG_LEVEL"])
+    run(service_class(service))
+
+
+def service_class(service: str):
+    module = importlib.import_module(f"services.{service}.service")
+    # The module also imports the shared base class, which nameko would try to run as well.
+    return next(obj for obj in vars(module).values() if getattr(obj, "name", None) == service and isinstance(obj, type))
+
+
+def run(cls) -> None:
+    runner = ServiceRunner()
+    runner.add_service(cls)
+    # Signal handlers run outside eventlet's hub; stopping must happen in a green thread.
+    signal.signal(signal.SIGTERM, lambda *_: eventlet.spawn_n(runner.stop))
+    signal.signal(signal.SIGINT, lambda *_: eventlet.spawn_n(runner.stop))
+    runner.start()
+    waiter = eventlet.spawn(runner.wait)
+    while True:
+        try:
+            waiter.wait()
+            return
+        except InterruptedError:
+            continue
+
+
+if __name__ == "__main__":
+    main()

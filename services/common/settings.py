@@ -1,0 +1,81 @@
+"""Leadflow configuration: every setting is an environment variable with a default, read here only.
+
+Services never look at ``os.environ`` themselves: the runner turns these settings into nameko's
+global ``config`` and code reads ``nameko.config``; tests override with ``config.patch``.
+"""
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServicePorts:
+    grpc: int
+    http: int
+
+
+# DESIGN.md §2: gRPC 50051.., HTTP (health, metrics, public endpoints) 8001.., in pipeline order.
+SERVICE_PORTS = {
+    "capture": ServicePorts(grpc=50051, http=8001),
+    "scoring": ServicePorts(grpc=50052, http=8002),
+    "routing": ServicePorts(grpc=50053, http=8003),
+    "opportunity": ServicePorts(grpc=50054, http=8004),
+    "reporting": ServicePorts(grpc=50055, http=8005),
+}
+SERVICE_NAMES = tuple(SERVICE_PORTS)
+
+DEFAULTS = {
+    "AMQP_URI": "pyamqp://guest:guest@127.0.0.1:5672/",
+    "MONGODB_URI": "mongodb://127.0.0.1:27017/",
+    "REDIS_URI": "redis://127.0.0.1:6379/0",
+    # Database names are "<prefix>_<service>": each service owns its own database.
+    "MONGODB_DB_PREFIX": "leadflow",
+    # Redis keys are "<prefix>:<service>:...", so several installations (or test runs) can share one Redis.
+    "REDIS_KEY_PREFIX": "leadflow",
+    "GRPC_BIND_HOST": "0.0.0.0",
+    "HTTP_BIND_HOST": "0.0.0.0",
+    # "principal:role:team:sha256(token)" entries separated by commas; empty means every call is refused.
+    "LEADFLOW_AUTH_TOKENS": "",
+    "LOG_LEVEL": "INFO",
+    # A failing event is retried this many times before it is dead-lettered.
+    "EVENT_MAX_ATTEMPTS": "5",
+    # The outbox relay publishes at once when nudged; this is its safety-net poll for entries a
+    # crashed process left behind.
+    "OUTBOX_POLL_SECONDS": "0.5",
+    "MAX_WORKERS": "32",
+    # Scoring: a lead at or above this total is marketing-qualified.
+    "SCORING_MQL_THRESHOLD": "60",
+    # Routing: the first response to an assigned lead is due this many minutes after assignment.
+    "SLA_FIRST_RESPONSE_MINUTES": "120",
+}
+
+
+def _env(name: str) -> str:
+    return os.environ.get(name, DEFAULTS.get(name, ""))
+
+
+def port_for(service: str, kind: str) -> int:
+    """Port of a service's gRPC or HTTP listener, overridable as e.g. CAPTURE_GRPC_PORT."""
+    default = getattr(SERVICE_PORTS[service], kind)
+    return int(os.environ.get(f"{service.upper()}_{kind.upper()}_PORT", default))
+
+
+def service_config(service: str) -> dict:
+    """The nameko config dict for one service process."""
+    return {
+        "AMQP_URI": _env("AMQP_URI"),
+        "MONGODB_URI": _env("MONGODB_URI"),
+        "MONGODB_DB": f"{_env('MONGODB_DB_PREFIX')}_{service}",
+        "REDIS_URI": _env("REDIS_URI"),
+        "REDIS_KEY_PREFIX": f"{_env('REDIS_KEY_PREFIX')}:{service}",
+        "GRPC_BIND_HOST": _env("GRPC_BIND_HOST"),
+        "GRPC_BIND_PORT": port_for(service, "grpc"),
+        "WEB_SERVER_ADDRESS": f"{_env('HTTP_BIND_HOST')}:{port_for(service, 'http')}",
+        "LEADFLOW_AUTH_TOKENS": _env("LEADFLOW_AUTH_TOKENS"),
+        "LOG_LEVEL": _env("LOG_LEVEL"),
+        "EVENT_MAX_ATTEMPTS": int(_env("EVENT_MAX_ATTEMPTS")),
+        "OUTBOX_POLL_SECONDS": float(_env("OUTBOX_POLL_SECONDS")),
+        "max_workers": int(_env("MAX_WORKERS")),
+        "SCORING_MQL_THRESHOLD": int(_env("SCORING_MQL_THRESHOLD")),
+        "SLA_FIRST_RESPONSE_MINUTES": int(_env("SLA_FIRST_RESPONSE_MINUTES")),
+        # nameko's own serializer config keys use the defaults (JSON).
+    }

@@ -1,0 +1,229 @@
+"""A service's own MongoDB database: atomic units of work with a transactional outbox, idempotent
+event consumption, and the relay that publishes what the outbox holds (DESIGN.md §4).
+
+State and the events it causes are written in one transaction, so a crash between the write and
+the publish cannot drop an event: the relay publishes whatever is left. The relay may publish an
+entry twice (a crash after publishing, before deleting); consumers are idempotent on event_id.
+"""
+import logging
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import eventlet
+import mongoengine
+import pymongo
+from mongoengine.connection import get_connection, get_db
+from nameko import config
+from nameko.amqp.publish import Publisher, UndeliverableMessage
+from nameko.extensions import DependencyProvider
+from nameko.messaging import encode_to_headers
+from nameko.standalone.events import get_event_exchange
+from pymongo.errors import DuplicateKeyError
+
+from services.common import metrics
+from services.common.events import make_event, utcnow
+from services.common.logs import trace_context
+
+log = logging.getLogger(__name__)
+
+OUTBOX = "outbox"
+PROCESSED_EVENTS = "processed_events"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class Duplicate:
+    """Returned by ``Store.run_once`` for an event this handler has already processed."""
+
+    def __repr__(self):
+        return "DUPLICATE"
+
+
+DUPLICATE = Duplicate()
+
+
+class UnitOfWork:
+    """Reads and writes inside one transaction; ``publish`` adds an event to the same transaction."""
+
+    def __init__(self, db, session):
+        self.db = db
+        self.session = session
+        self.published = []
+
+    def _collection(self, document_cls):
+        return document_cls._get_collection()
+
+    def find_one(self, document_cls, query: dict):
+        raw = self._collection(document_cls).find_one(query, session=self.session)
+        return document_cls._from_son(raw) if raw else None
+
+    def insert(self, document) -> None:
+        document.validate()
+        self._collection(type(document)).insert_one(document.to_mongo().to_dict(), session=self.session)
+
+    def replace(self, document) -> None:
+        document.validate()
+        son = document.to_mongo().to_dict()
+        self._collection(type(document)).replace_one({"_id": son["_id"]}, son, upsert=True, session=self.session)
+
+    def update_one(self, document_cls, query: dict, update: dict, upsert: bool = False):
+        return self._collection(document_cls).update_one(query, update, upsert=upsert, session=self.session)
+
+    def publish(self, event_type: str, subject_ids: dict, snapshot: dict) -> dict:
+        event = make_event(event_type, subject_ids, snapshot, trace_id=trace_context.get().get("trace_id", ""))
+        self.db[OUTBOX].insert_one({
+            "_id": event["event_id"], "event_type": event_type, "payload": event,
+            "created_at": utcnow(), "lease_until": EPOCH,
+        }, session=self.session)
+        self.published.append(event)
+        return event
+
+
+class Store(DependencyProvider):
+    """The service's database. Subclasses list their mongoengine ``documents`` (all declared with
+    ``meta = {"db_alias": <service name>}``) and may override ``get_dependency`` to inject a
+    domain-shaped repository; by default the store itself is injected."""
+
+    documents: tuple = ()
+
+    def setup(self):
+        self.alias = self.container.service_name
+        mongoengine.connect(
+            db=config["MONGODB_DB"], host=config["MONGODB_URI"], alias=self.alias, tz_aware=True,
+            uuidRepresentation="standard", serverSelectionTimeoutMS=5000)
+        self.client = get_connection(self.alias)
+        self.db = get_db(self.alias)
+        self.db[OUTBOX].create_index([("lease_until", 1), ("created_at", 1)])
+        for document_cls in self.documents:
+            document_cls.ensure_indexes()
+        self.relay = OutboxRelay(self.container.service_name, self.db, config["AMQP_URI"],
+                                 float(config.get("OUTBOX_POLL_SECONDS", 0.5)))
+
+    def start(self):
+        self.container.spawn_managed_thread(self.relay.run, identifier="outbox-relay")
+
+    def stop(self):
+        self.relay.stop()
+        mongoengine.disconnect(self.alias)
+
+    def kill(self):
+        self.stop()
+
+    def check_ready(self) -> None:
+        self.client.admin.command("ping")
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def run_in_transaction(self, work):
+        """Run ``work(uow)`` in one transaction (retried on transient conflicts) and publish the
+        events it added once committed."""
+        attempts = []
+
+        def callback(session):
+            uow = UnitOfWork(self.db, session)
+            attempts.append(uow)
+            return work(uow)
+
+        with self.client.start_session() as session:
+            result = session.with_transaction(callback)
+        if attempts and attempts[-1].published:
+            self.relay.nudge()
+        return result
+
+    def run_once(self, event: dict, handler: str, work):
+        """Run ``work(uow)`` for an event at most once per handler, however often it is delivered:
+        the processed-event marker is written in the same transaction as the work it guards."""
+        key = f"{handler}:{event['event_id']}"
+
+        def guarded(uow):
+            processed = uow.db[PROCESSED_EVENTS]
+            if processed.find_one({"_id": key}, session=uow.session):
+                return DUPLICATE
+            processed.insert_one({"_id": key, "event_type": event.get("event_type"), "at": utcnow()},
+                                 session=uow.session)
+            return work(uow)
+
+        try:
+            return self.run_in_transaction(guarded)
+        except DuplicateKeyError:
+            # A concurrent delivery of the same event committed first.
+            if self.db[PROCESSED_EVENTS].find_one({"_id": key}):
+                return DUPLICATE
+            raise
+
+
+class OutboxRelay:
+    """Publishes outbox entries to the service's event exchange, persistent and confirmed.
+
+    Woken at once after each commit that added events; also polls, so that entries left by a
+    crashed process (theirs or another replica's, once its lease expires) are published too.
+    """
+
+    BATCH = 500
+    LEASE = timedelta(seconds=30)
+    UNROUTABLE_BACKOFF = timedelta(seconds=2)
+
+    def __init__(self, service_name: str, db, amqp_uri: str, poll_seconds: float):
+        self.service_name = service_name
+        self.outbox = db[OUTBOX]
+        self.exchange = get_event_exchange(service_name)
+        self.publisher = Publisher(amqp_uri, declare=[self.exchange], mandatory=True)
+        self.poll_seconds = poll_seconds
+        self.owner = uuid.uuid4().hex
+        self._wake = threading.Event()
+        self._running = True
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._running = False
+        self._wake.set()
+
+    def run(self) -> None:
+        while self._running:
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+            try:
+                while self._running and self.publish_batch() == self.BATCH:
+                    pass
+                metrics.OUTBOX_BACKLOG.labels(self.service_name).set(self.outbox.estimated_document_count())
+            except Exception:
+                log.exception("outbox relay failed; retrying")
+                eventlet.sleep(1)
+
+    def claim(self) -> list:
+        now = utcnow()
+        ids = [e["_id"] for e in self.outbox.find({"lease_until": {"$lt": now}}, {"_id": 1})
+               .sort("created_at", pymongo.ASCENDING).limit(self.BATCH)]
+        if not ids:
+            return []
+        lease_until = now + self.LEASE
+        self.outbox.update_many({"_id": {"$in": ids}, "lease_until": {"$lt": now}},
+                                {"$set": {"lease_until": lease_until, "lease_owner": self.owner}})
+        return list(self.outbox.find({"_id": {"$in": ids}, "lease_owner": self.owner, "lease_until": lease_until})
+                    .sort("created_at", pymongo.ASCENDING))
+
+    def publish_batch(self) -> int:
+        entries = self.claim()
+        published, unroutable = [], []
+        for entry in entries:
+            payload = entry["payload"]
+            try:
+                self.publisher.publish(
+                    payload, exchange=self.exchange, routing_key=entry["event_type"],
+                    extra_headers=encode_to_headers({"trace_id": payload.get("trace_id", "")}))
+            except UndeliverableMessage:
+                unroutable.append(entry["_id"])
+                continue
+            published.append(entry["_id"])
+            metrics.OUTBOX_PUBLISHED.labels(self.service_name, entry["event_type"]).inc()
+        if published:
+            self.outbox.delete_many({"_id": {"$in": published}})
+        if unroutable:
+            # No queue is bound yet (a consumer that has not started): keep the event, try again soon.
+            log.warning("%d events have no consumer queue yet; keeping them", len(unroutable))
+            self.outbox.update_many({"_id": {"$in": unroutable}},
+                                    {"$set": {"lease_until": utcnow() + self.UNROUTABLE_BACKOFF}})
+        return len(entries)

@@ -1,0 +1,135 @@
+"""Brings up what Leadflow runs on for a developer machine and the tests: RabbitMQ (with the
+management plugin), Redis, and an embedded SecantusDB when ``MONGODB_URI`` is not set."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+REPO = Path(__file__).resolve().parents[2]
+STATE_DIR = REPO / ".leadflow"
+
+
+class InfrastructureError(RuntimeError):
+    pass
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(host: str, port: int, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if port_open(host, port):
+            return
+        time.sleep(0.2)
+    raise InfrastructureError(f"{what} did not open {host}:{port} within {seconds:.0f} s")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _host_port(uri: str, default_port: int) -> tuple[str, int]:
+    parsed = urlparse(uri)
+    return parsed.hostname or "127.0.0.1", parsed.port or default_port
+
+
+def _is_root_on_debian() -> bool:
+    return os.geteuid() == 0 and shutil.which("apt-get") is not None
+
+
+def _apt_install(*packages: str) -> None:
+    print(f"installing {' '.join(packages)} with apt-get ...", flush=True)
+    subprocess.run(["apt-get", "update", "-q"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-q", *packages], check=True, stdout=subprocess.DEVNULL,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def ensure_rabbitmq(amqp_uri: str) -> None:
+    host, port = _host_port(amqp_uri, 5672)
+    local = host in ("127.0.0.1", "localhost", "::1")
+    if not port_open(host, port):
+        if not local:
+            raise InfrastructureError(f"RabbitMQ at {host}:{port} (AMQP_URI) does not answer")
+        if shutil.which("rabbitmq-server") is None:
+            if not _is_root_on_debian():
+                raise InfrastructureError(
+                    "RabbitMQ is not installed; run: sudo apt-get install -y rabbitmq-server")
+            _apt_install("rabbitmq-server")
+        print("starting RabbitMQ ...", flush=True)
+        subprocess.run(["rabbitmq-server", "-detached"], check=False)
+        wait_for_port(host, port, 90, "RabbitMQ")
+    if local:
+        enable_rabbitmq_management()
+
+
+def enable_rabbitmq_management() -> None:
+    """The test suite creates a throw-away vhost per run through the management API."""
+    if port_open("127.0.0.1", 15672):
+        return
+    if shutil.which("rabbitmq-plugins") is None:
+        raise InfrastructureError("rabbitmq-plugins not found; run: rabbitmq-plugins enable rabbitmq_management")
+    subprocess.run(["rabbitmq-plugins", "enable", "rabbitmq_management"], check=True, stdout=subprocess.DEVNULL)
+    wait_for_port("127.0.0.1", 15672, 60, "RabbitMQ management plugin")
+
+
+def ensure_redis(redis_uri: str) -> None:
+    host, port = _host_port(redis_uri, 6379)
+    if port_open(host, port):
+        return
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise InfrastructureError(f"Redis at {host}:{port} (REDIS_URI) does not answer")
+    if shutil.which("redis-server") is None:
+        if not _is_root_on_debian():
+            raise InfrastructureError("Redis is not installed; run: sudo apt-get install -y redis-server")
+        _apt_install("redis-server")
+    print("starting Redis ...", flush=True)
+    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(port),
+                    "--save", "", "--appendonly", "no"], check=True, stdout=subprocess.DEVNULL)
+    wait_for_port(host, port, 30, "Redis")
+
+
+class EmbeddedMongo:
+    """SecantusDB (MongoDB wire protocol over WiredTiger) as a child process."""
+
+    def __init__(self, data_dir: Path | str, port: int, log_path: Path):
+        self.data_dir, self.port, self.log_path = str(data_dir), port, log_path
+        self.process = None
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/"
+
+    def start(self) -> "EmbeddedMongo":
+        executable = Path(sys.executable).with_name("secantusd-py")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [str(executable), "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", self.data_dir,
+             "--log-level", "WARNING"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_for_port("127.0.0.1", self.port, 60, "SecantusDB")
+        except InfrastructureError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

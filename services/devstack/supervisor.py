@@ -1,0 +1,108 @@
+"""Starts, watches and stops Leadflow service processes (for ``make run``, e2e tests and the benchmark)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from services.common.settings import SERVICE_NAMES, port_for
+from services.devstack.infrastructure import REPO, InfrastructureError
+
+
+class ServiceProcess:
+    """One service process. nameko-grpc may ignore SIGTERM while connections are open, so stopping
+    escalates to SIGKILL after a grace period."""
+
+    def __init__(self, service: str, env: dict, log_path: Path, replica: int = 0):
+        self.service, self.env, self.log_path, self.replica = service, env, log_path, replica
+        self.process = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.service}#{self.replica}"
+
+    @property
+    def http_port(self) -> int:
+        return int(self.env[f"{self.service.upper()}_HTTP_PORT"])
+
+    @property
+    def grpc_port(self) -> int:
+        return int(self.env[f"{self.service.upper()}_GRPC_PORT"])
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "services.common.runner", self.service],
+                                        env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/readyz", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def kill9(self) -> None:
+        if self.alive():
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self, grace: float = 10.0) -> None:
+        if not self.alive():
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+
+
+class Platform:
+    """The five services (optionally several replicas each) against given infrastructure."""
+
+    def __init__(self, base_env: dict, log_dir: Path, services=SERVICE_NAMES, replicas: int = 1,
+                 port_offset: int = 0):
+        self.processes = []
+        for service in services:
+            for replica in range(replicas):
+                env = {**os.environ, **base_env, "PYTHONUNBUFFERED": "1"}
+                # Replicas of one service listen on different ports of the same machine.
+                step = port_offset + replica * 100
+                env[f"{service.upper()}_GRPC_PORT"] = str(port_for(service, "grpc") + step)
+                env[f"{service.upper()}_HTTP_PORT"] = str(port_for(service, "http") + step)
+                self.processes.append(ServiceProcess(service, env, log_dir / f"{service}-{replica}.log", replica))
+
+    def start(self) -> "Platform":
+        for process in self.processes:
+            process.start()
+        return self
+
+    def of(self, service: str) -> list[ServiceProcess]:
+        return [p for p in self.processes if p.service == service]
+
+    def wait_ready(self, timeout: float = 90.0, processes=None) -> None:
+        pending = list(processes or self.processes)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for process in list(pending):
+                if not process.alive():
+                    raise InfrastructureError(
+                        f"{process.label} exited with code {process.process.returncode}; see {process.log_path}")
+                if process.ready():
+                    pending.remove(process)
+            time.sleep(0.2)
+        if pending:
+            raise InfrastructureError(f"not ready after {timeout:.0f} s: {', '.join(p.label for p in pending)}")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.alive():
+                process.process.terminate()
+        for process in self.processes:
+            process.stop()

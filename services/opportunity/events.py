@@ -1,0 +1,10 @@
+"""Events opportunity emits."""
+from services.common.events import iso
+
+LEAD_CONTACTED = "lead_contacted"
+
+
+def lead_contacted(activity, ownership):
+    return LEAD_CONTACTED, {"lead_id": activity.lead_id, "rep_id": ownership.rep_id}, {
+        "activity_id": activity.activity_id, "activity_type": activity.type.value,
+        "contacted_at": iso(activity.occurred_at), "team": ownership.team}

@@ -1,0 +1,37 @@
+"""Opportunity: proto <-> domain <-> document."""
+from leadflow.opportunity.v1 import opportunity_pb2
+
+from services.common.mappers import to_timestamp
+from services.opportunity.domain import Activity, ActivityType, LeadOwnership
+from services.opportunity.models import ActivityDocument, LeadOwnershipDocument
+
+ACTIVITY_TYPE_FROM_PROTO = {
+    opportunity_pb2.ACTIVITY_TYPE_CALL: ActivityType.CALL,
+    opportunity_pb2.ACTIVITY_TYPE_EMAIL: ActivityType.EMAIL,
+    opportunity_pb2.ACTIVITY_TYPE_MEETING: ActivityType.MEETING,
+    opportunity_pb2.ACTIVITY_TYPE_NOTE: ActivityType.NOTE,
+}
+_ACTIVITY_TYPE_TO_PROTO = {v: k for k, v in ACTIVITY_TYPE_FROM_PROTO.items()}
+_ACTIVITY_FIELDS = ("lead_id", "subject", "body", "outcome", "logged_by", "occurred_at", "logged_at")
+
+
+def activity_to_document(activity: Activity) -> ActivityDocument:
+    return ActivityDocument(id=activity.activity_id, type=activity.type.value,
+                            **{name: getattr(activity, name) for name in _ACTIVITY_FIELDS})
+
+
+def activity_from_document(document: ActivityDocument) -> Activity:
+    return Activity(activity_id=document.id, type=ActivityType(document.type),
+                    **{name: getattr(document, name) for name in _ACTIVITY_FIELDS})
+
+
+def activity_to_proto(activity: Activity) -> opportunity_pb2.Activity:
+    return opportunity_pb2.Activity(
+        activity_id=activity.activity_id, lead_id=activity.lead_id, type=_ACTIVITY_TYPE_TO_PROTO[activity.type],
+        subject=activity.subject, body=activity.body, outcome=activity.outcome, logged_by=activity.logged_by,
+        occurred_at=to_timestamp(activity.occurred_at), logged_at=to_timestamp(activity.logged_at))
+
+
+def ownership_from_document(document: LeadOwnershipDocument) -> LeadOwnership:
+    return LeadOwnership(lead_id=document.id, rep_id=document.rep_id, team=document.team,
+                         contacted_at=document.contacted_at)

@@ -1,0 +1,55 @@
+"""Opportunity service: the collaboration record, starting with activities and first contact."""
+import uuid
+
+from leadflow.opportunity.v1 import opportunity_pb2, opportunity_pb2_grpc
+
+from services.common import metrics
+from services.common.auth import Role
+from services.common.events import utcnow
+from services.common.mappers import from_timestamp, next_page_token, page_window
+from services.common.messaging import event_handler
+from services.common.rpc import LeadflowGrpc
+from services.common.service_base import LeadflowService
+from services.opportunity import domain, mappers
+from services.opportunity.dependencies import OpportunityStore
+
+opportunity_rpc = LeadflowGrpc.implementing(opportunity_pb2_grpc.OpportunityServiceStub)
+SALES = {Role.ADMIN, Role.MANAGER, Role.REP}
+
+
+class OpportunityService(LeadflowService):
+    name = "opportunity"
+    activities = OpportunityStore()
+
+    @event_handler("routing", "lead_assigned")
+    def handle_lead_assigned(self, event):
+        return self.activities.record_assignment_once(event, "handle_lead_assigned")
+
+    @opportunity_rpc(roles=SALES)
+    def LogActivity(self, request, context):
+        now = utcnow()
+        activity_type = mappers.ACTIVITY_TYPE_FROM_PROTO.get(request.type)
+        occurred_at = from_timestamp(request.occurred_at)
+        domain.validate_activity(request.lead_id, activity_type, request.subject, request.body, request.outcome,
+                                 occurred_at, now)
+        ownership = self.activities.ownership(request.lead_id)
+        domain.ensure_may_work_on(self.caller, ownership)
+        activity = domain.Activity(
+            activity_id=str(uuid.uuid4()), lead_id=request.lead_id, type=activity_type, subject=request.subject,
+            body=request.body, outcome=request.outcome, logged_by=self.caller.id, occurred_at=occurred_at or now,
+            logged_at=now)
+        first_contact = self.activities.log(activity, ownership)
+        if first_contact:
+            metrics.LEADS_CONTACTED.inc()
+        return opportunity_pb2.LogActivityResponse(activity=mappers.activity_to_proto(activity),
+                                                   first_contact=first_contact)
+
+    @opportunity_rpc(roles=SALES | {Role.INTEGRATION})
+    def ListActivities(self, request, context):
+        ownership = self.activities.ownership(request.lead_id)
+        domain.ensure_may_work_on(self.caller, ownership)
+        offset, limit = page_window(request.page)
+        activities = self.activities.list(request.lead_id, offset, limit)
+        return opportunity_pb2.ListActivitiesResponse(
+            activities=[mappers.activity_to_proto(a) for a in activities],
+            page={"next_page_token": next_page_token(offset, limit, len(activities))})

@@ -1,0 +1,40 @@
+"""Reporting service: projections of every event, answering the manager's questions."""
+from leadflow.reporting.v1 import reporting_pb2, reporting_pb2_grpc
+
+from services.common.auth import Role
+from services.common.messaging import event_handler
+from services.common.rpc import LeadflowGrpc
+from services.common.service_base import LeadflowService
+from services.reporting import domain
+from services.reporting.dependencies import ReportingStore
+
+reporting_rpc = LeadflowGrpc.implementing(reporting_pb2_grpc.ReportingServiceStub)
+_STAGE_TO_PROTO = {stage: getattr(reporting_pb2, f"FUNNEL_STAGE_{stage.name}") for stage in domain.Stage}
+
+
+def _projecting(source_service: str, event_type: str):
+    stage, moment_key = domain.STAGE_BY_EVENT[(source_service, event_type)]
+
+    @event_handler(source_service, event_type)
+    def handle(self, event):
+        return self.progress.apply_once(event, f"handle_{event_type}", stage, moment_key)
+    handle.__name__ = f"handle_{event_type}"
+    return handle
+
+
+class ReportingService(LeadflowService):
+    name = "reporting"
+    progress = ReportingStore()
+
+    handle_lead_captured = _projecting("capture", "lead_captured")
+    handle_lead_scored = _projecting("scoring", "lead_scored")
+    handle_lead_qualified = _projecting("scoring", "lead_qualified")
+    handle_lead_assigned = _projecting("routing", "lead_assigned")
+    handle_lead_contacted = _projecting("opportunity", "lead_contacted")
+
+    @reporting_rpc(roles={Role.ADMIN, Role.MANAGER, Role.INTEGRATION})
+    def GetFunnel(self, request, context):
+        steps = domain.funnel(self.progress.stage_counts(request.source.strip().lower()))
+        return reporting_pb2.GetFunnelResponse(steps=[
+            reporting_pb2.FunnelStep(stage=_STAGE_TO_PROTO[s.stage], leads=s.leads,
+                                     conversion_from_previous=s.conversion_from_previous) for s in steps])

@@ -1,0 +1,399 @@
+"""services.common.grpc_transport: the nameko-grpc connection loop is woken by queued data.
+
+Most tests drive one real connection manager over a loopback TCP pair, with a bare h2
+peer on the other end, and set nameko-grpc's SELECT_TIMEOUT to a minute: the loop can
+then only leave select() because of socket data or the wakeup, so "the response arrived"
+means "the wakeup worked", and a regression fails on the peer's socket timeout instead of
+passing slowly. The select spy additionally checks which fd woke the loop.
+"""
+import importlib
+import os
+import socket
+import struct
+import sys
+import textwrap
+import types
+
+import eventlet
+import pytest
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.events import DataReceived, RequestReceived, StreamEnded, TrailersReceived
+from nameko_grpc import channel as grpc_channel
+from nameko_grpc import connection as grpc_connection
+
+from services.common import grpc_transport
+from services.common.grpc_transport import (
+    WakingClientConnectionManager,
+    WakingServerConnectionManager,
+    install,
+)
+
+
+PEER_TIMEOUT = 5  # a lost wakeup shows up as socket.timeout here, not as a hang
+
+
+class Message:
+    """Anything with SerializeToString will do for SendStream."""
+
+    def __init__(self, payload):
+        self.payload = payload
+
+    def SerializeToString(self):
+        return self.payload
+
+
+def grpc_frame(payload):
+    return struct.pack("?", False) + struct.pack(">I", len(payload)) + payload
+
+
+REQUEST_HEADERS = [
+    (":method", "POST"),
+    (":scheme", "http"),
+    (":authority", "localhost"),
+    (":path", "/probe.Echo/Unary"),
+    ("te", "trailers"),
+    ("content-type", "application/grpc+proto"),
+    ("grpc-encoding", "identity"),
+]
+
+
+class SelectSpy:
+    """Stands in for the `select` module inside grpc_transport."""
+
+    def __init__(self, real_select):
+        self.real_select = real_select
+        self.parked = False
+        self.entries = 0
+        self.results = []
+
+    def select(self, rlist, wlist, xlist, timeout=None):
+        self.entries += 1
+        self.parked = True
+        try:
+            result = self.real_select(rlist, wlist, xlist, timeout)
+        finally:
+            self.parked = False
+        self.results.append(result[0])
+        return result
+
+    def wait_until_parked(self, entries_seen=0):
+        """Until the loop is idle in a select() entered after `entries_seen`."""
+        with eventlet.Timeout(PEER_TIMEOUT):
+            while not (self.parked and self.entries > entries_seen):
+                eventlet.sleep(0)
+
+
+@pytest.fixture
+def select_spy(monkeypatch):
+    spy = SelectSpy(grpc_transport.select.select)
+    monkeypatch.setattr(grpc_transport, "select", types.SimpleNamespace(select=spy.select))
+    return spy
+
+
+@pytest.fixture
+def no_polling(monkeypatch):
+    monkeypatch.setattr(grpc_connection, "SELECT_TIMEOUT", 60)
+
+
+@pytest.fixture
+def tcp_pair():
+    listener = eventlet.listen(("127.0.0.1", 0))
+    near = socket.create_connection(listener.getsockname())
+    far, _ = listener.accept()
+    listener.close()
+    far.settimeout(PEER_TIMEOUT)
+    yield near, far
+    near.close()
+    far.close()
+
+
+class Peer:
+    """The other end of the connection: a bare h2 connection that never writes
+    unless told to, so it can't wake the loop by accident."""
+
+    def __init__(self, sock, client_side):
+        self.sock = sock
+        self.conn = H2Connection(config=H2Configuration(client_side=client_side))
+        self.conn.initiate_connection()
+
+    def flush(self):
+        self.sock.sendall(self.conn.data_to_send())
+
+    def events_until(self, done):
+        events = []
+        while not done(events):
+            data = self.sock.recv(65535)
+            assert data, "connection closed before the expected frames arrived"
+            events.extend(self.conn.receive_data(data))
+        return events
+
+
+def stream_ended(stream_id):
+    return lambda events: any(
+        isinstance(e, StreamEnded) and e.stream_id == stream_id for e in events
+    )
+
+
+def data_of(events, stream_id):
+    return b"".join(
+        e.data for e in events if isinstance(e, DataReceived) and e.stream_id == stream_id
+    )
+
+
+def run_server(sock):
+    requests = eventlet.Queue()
+    conn = WakingServerConnectionManager(sock, lambda req, resp: requests.put((req, resp)))
+    return conn, eventlet.spawn(conn.run_forever), requests
+
+
+def send_request(peer, *payloads):
+    stream_id = peer.conn.get_next_available_stream_id()
+    peer.conn.send_headers(stream_id, REQUEST_HEADERS)
+    peer.conn.send_data(stream_id, b"".join(grpc_frame(p) for p in payloads), end_stream=True)
+    peer.flush()
+    return stream_id
+
+
+def woken_by_wakeup(spy, conn):
+    return sum(1 for readable in spy.results if conn._wakeup in readable)
+
+
+def test_install_rebinds_the_pool_classes_once(monkeypatch):
+    original_server = grpc_connection.ServerConnectionManager
+    original_client = grpc_connection.ClientConnectionManager
+    # restored at teardown, so other tests see nameko-grpc as shipped
+    monkeypatch.setattr(grpc_channel, "ServerConnectionManager", original_server)
+    monkeypatch.setattr(grpc_channel, "ClientConnectionManager", original_client)
+
+    install()
+    install()
+
+    assert grpc_channel.ServerConnectionManager is WakingServerConnectionManager
+    assert grpc_channel.ClientConnectionManager is WakingClientConnectionManager
+    assert WakingServerConnectionManager.__bases__[-1] is original_server
+    assert WakingClientConnectionManager.__bases__[-1] is original_client
+    # the originals are not modified, only the names the pools instantiate
+    assert grpc_connection.ServerConnectionManager is original_server
+    assert "run_forever" not in vars(original_server)
+
+
+def test_install_refuses_an_unknown_nameko_grpc(monkeypatch):
+    monkeypatch.setattr(grpc_channel, "ServerConnectionManager", grpc_connection.ServerConnectionManager)
+    monkeypatch.setattr(grpc_transport, "distribution_version", lambda name: "1.4.0")
+
+    with pytest.raises(RuntimeError, match="1.4.0"):
+        install()
+    assert grpc_channel.ServerConnectionManager is grpc_connection.ServerConnectionManager
+
+
+def test_unary_response_is_sent_when_the_worker_enqueues_it(tcp_pair, select_spy, no_polling):
+    near, far = tcp_pair
+    peer = Peer(far, client_side=True)
+    conn, loop, requests = run_server(near)
+
+    stream_id = send_request(peer, b"ping")
+    request_stream, response_stream = requests.get(timeout=PEER_TIMEOUT)
+    select_spy.wait_until_parked()
+    wakeups_before = woken_by_wakeup(select_spy, conn)
+
+    response_stream.populate([Message(b"pong")])  # what Grpc.handle_result does
+
+    events = peer.events_until(stream_ended(stream_id))
+    assert data_of(events, stream_id) == grpc_frame(b"pong")
+    trailers = [e for e in events if isinstance(e, TrailersReceived)]
+    assert (b"grpc-status", b"0") in trailers[0].headers
+    assert woken_by_wakeup(select_spy, conn) > wakeups_before
+    assert [] not in select_spy.results  # never woke by timeout
+    assert near.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+    far.close()
+    loop.wait()
+
+
+def test_each_streamed_message_wakes_the_loop(tcp_pair, select_spy, no_polling):
+    near, far = tcp_pair
+    peer = Peer(far, client_side=True)
+    conn, loop, requests = run_server(near)
+    stream_id = send_request(peer, b"stream please")
+    _, response_stream = requests.get(timeout=PEER_TIMEOUT)
+
+    def produce():
+        # each message is produced only once the loop is idle in select again
+        seen = 0
+        for i in range(3):
+            select_spy.wait_until_parked(seen)
+            seen = select_spy.entries
+            yield Message(b"msg%d" % i)
+
+    producer = eventlet.spawn(response_stream.populate, produce())
+    events = peer.events_until(stream_ended(stream_id))
+    producer.wait()
+
+    assert data_of(events, stream_id) == b"".join(grpc_frame(b"msg%d" % i) for i in range(3))
+    assert woken_by_wakeup(select_spy, conn) >= 3
+    assert [] not in select_spy.results
+
+    far.close()
+    loop.wait()
+
+
+def test_error_close_wakes_the_loop(tcp_pair, select_spy, no_polling):
+    # deadline and exception paths close the stream with an error instead of populating it
+    from nameko_grpc.errors import GrpcError
+    from grpc import StatusCode
+
+    near, far = tcp_pair
+    peer = Peer(far, client_side=True)
+    conn, loop, requests = run_server(near)
+    stream_id = send_request(peer, b"x")
+    _, response_stream = requests.get(timeout=PEER_TIMEOUT)
+    select_spy.wait_until_parked()
+
+    response_stream.close(GrpcError(code=StatusCode.DEADLINE_EXCEEDED, message="late"))
+
+    events = peer.events_until(stream_ended(stream_id))
+    trailers = [e for e in events if isinstance(e, TrailersReceived)][0]
+    assert (b"grpc-status", str(StatusCode.DEADLINE_EXCEEDED.value[0]).encode()) in trailers.headers
+
+    far.close()
+    loop.wait()
+
+
+def test_client_request_is_sent_when_queued(tcp_pair, select_spy, no_polling):
+    near, far = tcp_pair
+    peer = Peer(far, client_side=False)
+    conn = WakingClientConnectionManager(near)
+    loop = eventlet.spawn(conn.run_forever)
+    select_spy.wait_until_parked()
+
+    seen = select_spy.entries
+    request_stream, response_stream = conn.send_request(REQUEST_HEADERS)
+    select_spy.wait_until_parked(seen)  # headers went out; the body is not queued yet
+    request_stream.populate([Message(b"hello")])  # what ClientBase.invoke spawns
+
+    events = peer.events_until(stream_ended(1))
+    assert any(isinstance(e, RequestReceived) and e.stream_id == 1 for e in events)
+    assert data_of(events, 1) == grpc_frame(b"hello")
+    assert woken_by_wakeup(select_spy, conn) >= 2  # once for headers, once for the body
+    assert [] not in select_spy.results
+    assert near.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+    # the response direction is driven by socket readiness, as before
+    peer.conn.send_headers(1, [(":status", "200"), ("content-type", "application/grpc+proto")])
+    peer.conn.send_data(1, grpc_frame(b"world"))
+    peer.conn.send_headers(1, [("grpc-status", "0")], end_stream=True)
+    peer.flush()
+    received = response_stream.queue.get(timeout=PEER_TIMEOUT)
+    assert received == (False, b"world")
+
+    far.close()
+    loop.wait()
+
+
+def open_fds():
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_wakeup_fds_are_closed_when_the_peer_goes_away(tcp_pair):
+    near, far = tcp_pair
+    baseline = open_fds()
+    pair = {str(near.fileno()), str(far.fileno())}
+    conn = WakingServerConnectionManager(near, lambda req, resp: None)
+    assert len(open_fds() - baseline) == 2  # the wakeup socketpair
+    loop = eventlet.spawn(conn.run_forever)
+
+    far.close()
+    loop.wait()
+
+    assert conn.stopped.is_set()
+    assert open_fds() <= baseline - pair  # the wakeup socketpair went with them
+    conn._wake()  # a worker finishing late must not touch the closed fds
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_wakeup_fds_are_closed_by_the_time_stop_returns(tcp_pair, no_polling):
+    near, far = tcp_pair
+    baseline = open_fds()
+    conn = WakingClientConnectionManager(near)
+    loop = eventlet.spawn(conn.run_forever)
+    eventlet.sleep(0)  # let the loop start (and park: polling is off)
+
+    conn.stop()  # must not need the 60 s select timeout to notice
+
+    assert conn.stopped.is_set()
+    assert not (open_fds() - baseline)
+    assert conn._wakeup._reader.fileno() == -1 and conn._wakeup._writer.fileno() == -1
+    loop.wait()
+
+
+PROTO = """
+syntax = "proto3";
+package gtprobe;
+message Ping { string msg = 1; int32 count = 2; }
+message Pong { string msg = 1; int32 seq = 2; }
+service Probe {
+  rpc Unary (Ping) returns (Pong);
+  rpc Stream (Ping) returns (stream Pong);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def probe_protos(tmp_path_factory):
+    from grpc_tools import protoc
+
+    out = tmp_path_factory.mktemp("grpc_transport_protos")
+    (out / "gtprobe.proto").write_text(textwrap.dedent(PROTO))
+    assert protoc.main(["protoc", f"-I{out}", f"--python_out={out}", f"--grpc_python_out={out}",
+                        str(out / "gtprobe.proto")]) == 0
+    sys.path.insert(0, str(out))
+    try:
+        yield importlib.import_module("gtprobe_pb2"), importlib.import_module("gtprobe_pb2_grpc")
+    finally:
+        sys.path.remove(str(out))
+
+
+def test_round_trip_through_nameko_with_install(monkeypatch, probe_protos, container_factory, no_polling):
+    """Server (Grpc entrypoint) and client (nameko_grpc Client) both go through the
+    pools' classes after install(); with polling off, every hop needs the wakeup."""
+    from nameko_grpc.client import Client
+    from nameko_grpc.entrypoint import Grpc
+
+    pb2, pb2_grpc = probe_protos
+    monkeypatch.setattr(grpc_channel, "ServerConnectionManager", grpc_connection.ServerConnectionManager)
+    monkeypatch.setattr(grpc_channel, "ClientConnectionManager", grpc_connection.ClientConnectionManager)
+    install()
+
+    grpc = Grpc.implementing(pb2_grpc.ProbeStub)
+
+    class ProbeService:
+        name = "grpc_transport_probe"
+
+        @grpc
+        def Unary(self, request, context):
+            return pb2.Pong(msg=request.msg)
+
+        @grpc
+        def Stream(self, request, context):
+            for i in range(request.count):
+                yield pb2.Pong(msg=request.msg, seq=i)
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    container = container_factory(ProbeService, {"GRPC_BIND_HOST": "127.0.0.1", "GRPC_BIND_PORT": port})
+    container.start()
+
+    client = Client(f"//127.0.0.1:{port}", pb2_grpc.ProbeStub)
+    proxy = client.start()
+    try:
+        assert isinstance(client.channel.conn_pool.get(), WakingClientConnectionManager)
+        for i in range(3):
+            assert proxy.Unary(pb2.Ping(msg=f"m{i}"), timeout=PEER_TIMEOUT).msg == f"m{i}"
+        streamed = proxy.Stream(pb2.Ping(msg="s", count=4), timeout=PEER_TIMEOUT)
+        assert [(r.msg, r.seq) for r in streamed] == [("s", i) for i in range(4)]
+    finally:
+        client.stop()
+    container.stop()
