@@ -8,7 +8,10 @@ ENVELOPE_KEYS = ("event_id", "event_type", "occurred_at", "schema_version", "tra
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    """Now, to the millisecond: MongoDB keeps milliseconds, so what a caller is told at write time
+    is exactly what it reads back later."""
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def iso(moment: datetime) -> str:

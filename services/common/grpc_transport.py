@@ -273,7 +273,7 @@ class WakingClientConnectionManager(
         request_stream, response_stream = super().send_request(request_headers)
         # The caller spawns the thread that populates request_stream only
         # after we return, so the queue is still the fresh, empty one.
-        pass
+        request_stream.queue = _WakingQueue(self._wakeup.wake)
         # The HEADERS frame (pending_requests) is only sent from the loop.
         self._wake()
         return request_stream, response_stream

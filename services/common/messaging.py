@@ -9,23 +9,18 @@ import logging
 import traceback
 
 import eventlet
-from kombu import Queue
 from nameko import config
 from nameko.amqp.publish import get_producer
 from nameko.events import EventHandler
 
 from services.common import metrics
+from services.common.dead_letter import (ATTEMPTS_HEADER, DEAD_LETTER_QUEUE, ERROR_HEADER, HANDLER_HEADER,
+                                         ORIGINAL_QUEUE_HEADER, dead_letter_queue)
 from services.common.store import DUPLICATE
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER_QUEUE = "leadflow.dead_letters"
-ATTEMPTS_HEADER = "x-leadflow-attempts"
 MAX_BACKOFF_SECONDS = 5.0
-
-
-def dead_letter_queue() -> Queue:
-    return Queue(DEAD_LETTER_QUEUE, durable=True)
 
 
 class ReliableEventHandler(EventHandler):
@@ -56,9 +51,9 @@ class ReliableEventHandler(EventHandler):
             return "retried"
         log.error("%s failed %d times, dead-lettering: %s", self.handler_name, attempts, error)
         headers.update({
-            "x-leadflow-error": error[:2000],
-            "x-leadflow-handler": self.handler_name,
-            "x-leadflow-original-queue": self.queue.name,
+            ERROR_HEADER: error[:2000],
+            HANDLER_HEADER: self.handler_name,
+            ORIGINAL_QUEUE_HEADER: self.queue.name,
             "x-leadflow-original-routing-key": message.delivery_info.get("routing_key", ""),
             "x-leadflow-original-exchange": message.delivery_info.get("exchange", ""),
         })

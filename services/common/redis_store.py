@@ -22,7 +22,7 @@ class RedisProvider(DependencyProvider):
     def setup(self):
         client = redis.Redis.from_url(config["REDIS_URI"], socket_timeout=5, socket_connect_timeout=5,
                                       decode_responses=True)
-        self.keys = RedisKeys(client, config["REDIS_KEY_PREFIX"])
+        self.keys = RedisKeys(client, f"{config['REDIS_KEY_PREFIX']}:{self.container.service_name}")
 
     def stop(self):
         self.keys.client.close()

@@ -3,7 +3,12 @@
 Configuration comes from the environment (services/common/settings.py); SIGTERM stops the
 service gracefully, and ``make run``'s supervisor escalates to SIGKILL if that takes too long.
 """
-import eventlet
+import warnings
+
+# nameko 3 runs on eventlet; its deprecation notice is known and would open every service log.
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+import eventlet  # noqa: E402
 
 eventlet.monkey_patch()  # noqa: E402 — must precede every other import that touches sockets
 

@@ -59,14 +59,18 @@ def port_for(service: str, kind: str) -> int:
     return int(os.environ.get(f"{service.upper()}_{kind.upper()}_PORT", default))
 
 
+def database_name(prefix: str, service: str) -> str:
+    return f"{prefix}_{service}"
+
+
 def service_config(service: str) -> dict:
     """The nameko config dict for one service process."""
     return {
         "AMQP_URI": _env("AMQP_URI"),
         "MONGODB_URI": _env("MONGODB_URI"),
-        "MONGODB_DB": f"{_env('MONGODB_DB_PREFIX')}_{service}",
+        "MONGODB_DB_PREFIX": _env("MONGODB_DB_PREFIX"),
         "REDIS_URI": _env("REDIS_URI"),
-        "REDIS_KEY_PREFIX": f"{_env('REDIS_KEY_PREFIX')}:{service}",
+        "REDIS_KEY_PREFIX": _env("REDIS_KEY_PREFIX"),
         "GRPC_BIND_HOST": _env("GRPC_BIND_HOST"),
         "GRPC_BIND_PORT": port_for(service, "grpc"),
         "WEB_SERVER_ADDRESS": f"{_env('HTTP_BIND_HOST')}:{port_for(service, 'http')}",

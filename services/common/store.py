@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 from services.common import metrics
 from services.common.events import make_event, utcnow
 from services.common.logs import trace_context
+from services.common.settings import database_name
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class Store(DependencyProvider):
     def setup(self):
         self.alias = self.container.service_name
         mongoengine.connect(
-            db=config["MONGODB_DB"], host=config["MONGODB_URI"], alias=self.alias, tz_aware=True,
+            db=database_name(config["MONGODB_DB_PREFIX"], self.alias), host=config["MONGODB_URI"], alias=self.alias, tz_aware=True,
             uuidRepresentation="standard", serverSelectionTimeoutMS=5000)
         self.client = get_connection(self.alias)
         self.db = get_db(self.alias)
@@ -100,10 +101,11 @@ class Store(DependencyProvider):
                                  float(config.get("OUTBOX_POLL_SECONDS", 0.5)))
 
     def start(self):
-        self.container.spawn_managed_thread(self.relay.run, identifier="outbox-relay")
+        self.relay_thread = self.container.spawn_managed_thread(self.relay.run, identifier="outbox-relay")
 
     def stop(self):
         self.relay.stop()
+        self.relay_thread.wait()
         mongoengine.disconnect(self.alias)
 
     def kill(self):

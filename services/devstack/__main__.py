@@ -104,11 +104,24 @@ def supervise(platform: Platform) -> None:
                 process.start()
 
 
+def prepare_tests() -> None:
+    """What the test suite needs running before it starts: RabbitMQ with its management plugin and
+    Redis. (Each test session starts its own embedded SecantusDB and RabbitMQ vhost.)"""
+    try:
+        infrastructure.ensure_rabbitmq(os.environ.get("AMQP_URI", DEFAULTS["AMQP_URI"]))
+        infrastructure.ensure_redis(os.environ.get("REDIS_URI", DEFAULTS["REDIS_URI"]))
+    except InfrastructureError as exc:
+        sys.exit(f"cannot prepare the test infrastructure: {exc}")
+
+
+COMMANDS = {"run": run, "prepare-tests": prepare_tests}
+
+
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if argv != ["run"]:
-        sys.exit("usage: python -m services.devstack run")
-    run()
+    if len(argv) != 1 or argv[0] not in COMMANDS:
+        sys.exit(f"usage: python -m services.devstack {{{','.join(COMMANDS)}}}")
+    COMMANDS[argv[0]]()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 from services.common.settings import SERVICE_NAMES, port_for
-from services.devstack.infrastructure import REPO, InfrastructureError
+from services.devstack.infrastructure import REPO, InfrastructureError, free_port
 
 
 class ServiceProcess:
@@ -67,15 +67,19 @@ class Platform:
     """The five services (optionally several replicas each) against given infrastructure."""
 
     def __init__(self, base_env: dict, log_dir: Path, services=SERVICE_NAMES, replicas: int = 1,
-                 port_offset: int = 0):
+                 any_free_port: bool = False):
+        """With ``any_free_port`` (tests, benchmark) every process listens on ports the OS picks, so a
+        running ``make run`` is never disturbed; otherwise on the configured ports."""
         self.processes = []
         for service in services:
             for replica in range(replicas):
                 env = {**os.environ, **base_env, "PYTHONUNBUFFERED": "1"}
-                # Replicas of one service listen on different ports of the same machine.
-                step = port_offset + replica * 100
-                env[f"{service.upper()}_GRPC_PORT"] = str(port_for(service, "grpc") + step)
-                env[f"{service.upper()}_HTTP_PORT"] = str(port_for(service, "http") + step)
+                for kind in ("grpc", "http"):
+                    if any_free_port or replica:
+                        port = free_port()
+                    else:
+                        port = port_for(service, kind)
+                    env[f"{service.upper()}_{kind.upper()}_PORT"] = str(port)
                 self.processes.append(ServiceProcess(service, env, log_dir / f"{service}-{replica}.log", replica))
 
     def start(self) -> "Platform":
@@ -85,6 +89,10 @@ class Platform:
 
     def of(self, service: str) -> list[ServiceProcess]:
         return [p for p in self.processes if p.service == service]
+
+    def addresses(self) -> dict:
+        """gRPC address of each service's first replica, for LeadflowClient."""
+        return {p.service: f"127.0.0.1:{p.grpc_port}" for p in reversed(self.processes)}
 
     def wait_ready(self, timeout: float = 90.0, processes=None) -> None:
         pending = list(processes or self.processes)

@@ -79,7 +79,7 @@ def choose_round_robin(candidates: list[Rep], ticket: int) -> tuple[Rep, str]:
     """The ticket is a shared, atomically incremented counter, so replicas take turns fairly."""
     ordered = sorted(candidates, key=lambda rep: rep.rep_id)
     rep = ordered[ticket % len(ordered)]
-    return rep, f"round robin turn {ticket} of {len(ordered)} active reps"
+    return rep, f"next in the round-robin rotation (turn {ticket}) among {len(ordered)} active reps"
 
 
 def first_response_due(assigned_at: datetime, sla_minutes: int) -> datetime:

@@ -1,0 +1,208 @@
+"""``leadflow``: the operator's command line for a running Leadflow.
+
+Tokens come from --token, else LEADFLOW_TOKEN, else the development credentials ``make run``
+wrote to .leadflow/credentials.json (as --as PRINCIPAL, default admin).
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+from grpc_health.v1 import health_pb2
+from leadflow.capture.v1 import capture_pb2
+from leadflow.common.v1 import common_pb2
+from leadflow.opportunity.v1 import opportunity_pb2
+from leadflow.reporting.v1 import reporting_pb2
+from leadflow.routing.v1 import routing_pb2
+from leadflow.scoring.v1 import scoring_pb2
+
+from services.cli import dead_letters
+from services.cli.client import LeadflowClient
+from services.common.auth import Principal, Role, new_token, token_entry
+from services.common.settings import DEFAULTS, SERVICE_NAMES
+
+DEV_CREDENTIALS = Path(".leadflow/credentials.json")
+
+
+def _token(args) -> str:
+    if args.token:
+        return args.token
+    if os.environ.get("LEADFLOW_TOKEN"):
+        return os.environ["LEADFLOW_TOKEN"]
+    if DEV_CREDENTIALS.exists():
+        return json.loads(DEV_CREDENTIALS.read_text()).get(args.as_principal, "")
+    return ""
+
+
+def _print(message) -> None:
+    print(json.dumps(MessageToDict(message, preserving_proto_field_name=True), indent=2, ensure_ascii=False))
+
+
+def cmd_health(client, args) -> int:
+    unhealthy = 0
+    for service in SERVICE_NAMES:
+        try:
+            status = client.health(service).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+            text = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+        except grpc.RpcError as exc:
+            status, text = None, f"unreachable ({exc.code().name})"
+        unhealthy += status != health_pb2.HealthCheckResponse.SERVING
+        print(f"{service:12} {client.addresses[service]:22} {text}")
+    return 1 if unhealthy else 0
+
+
+def cmd_lead_submit(client, args) -> int:
+    response = client.capture.SubmitLead(capture_pb2.SubmitLeadRequest(
+        lead=capture_pb2.LeadInput(
+            email=args.email, phone=args.phone, first_name=args.first_name, last_name=args.last_name,
+            company=args.company, title=args.title, country=args.country, industry=args.industry,
+            company_size=args.company_size, marketing_consent=args.consent,
+            attribution=common_pb2.Attribution(source=args.source, medium=args.medium, campaign=args.campaign)),
+        idempotency_key=args.idempotency_key))
+    _print(response)
+    return 0
+
+
+def _optional(call):
+    try:
+        return call()
+    except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise
+
+
+def cmd_lead_show(client, args) -> int:
+    lead = client.capture.GetLead(capture_pb2.GetLeadRequest(lead_id=args.lead_id)).lead
+    score = _optional(lambda: client.scoring.GetLeadScore(scoring_pb2.GetLeadScoreRequest(lead_id=args.lead_id)))
+    assignment = _optional(lambda: client.routing.GetAssignment(
+        routing_pb2.GetAssignmentRequest(lead_id=args.lead_id)))
+    view = {"lead": MessageToDict(lead, preserving_proto_field_name=True),
+            "score": MessageToDict(score.score, preserving_proto_field_name=True) if score else None,
+            "assignment": MessageToDict(assignment.assignment, preserving_proto_field_name=True)
+            if assignment else None}
+    print(json.dumps(view, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_funnel(client, args) -> int:
+    funnel = client.reporting.GetFunnel(reporting_pb2.GetFunnelRequest(source=args.source))
+    for step in funnel.steps:
+        name = reporting_pb2.FunnelStage.Name(step.stage).removeprefix("FUNNEL_STAGE_").lower()
+        print(f"{name:10} {step.leads:8}  {step.conversion_from_previous:7.1%}")
+    return 0
+
+
+def cmd_rep_put(client, args) -> int:
+    status = routing_pb2.REP_STATUS_PAUSED if args.paused else routing_pb2.REP_STATUS_ACTIVE
+    _print(client.routing.PutRep(routing_pb2.PutRepRequest(rep=routing_pb2.Rep(
+        rep_id=args.rep_id, name=args.name, team=args.team, email=args.email, status=status))))
+    return 0
+
+
+def cmd_rep_list(client, args) -> int:
+    _print(client.routing.ListReps(routing_pb2.ListRepsRequest(team=args.team)))
+    return 0
+
+
+def cmd_activity_log(client, args) -> int:
+    activity_type = opportunity_pb2.ActivityType.Value(f"ACTIVITY_TYPE_{args.type.upper()}")
+    _print(client.opportunity.LogActivity(opportunity_pb2.LogActivityRequest(
+        lead_id=args.lead_id, type=activity_type, subject=args.subject, body=args.body, outcome=args.outcome)))
+    return 0
+
+
+def cmd_token_new(client, args) -> int:
+    token = new_token()
+    print(f"token (give it to the caller; it is not stored anywhere): {token}")
+    print(f"LEADFLOW_AUTH_TOKENS entry: {token_entry(Principal(args.principal, Role(args.role), args.team), token)}")
+    return 0
+
+
+def cmd_dead_letters(client, args) -> int:
+    amqp_uri = os.environ.get("AMQP_URI", DEFAULTS["AMQP_URI"])
+    if args.action == "list":
+        for letter in dead_letters.peek(amqp_uri):
+            print(json.dumps(letter, ensure_ascii=False))
+    else:
+        print(f"replayed {dead_letters.replay(amqp_uri)} dead letters to their original queues")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="leadflow", description=__doc__.splitlines()[0])
+    parser.add_argument("--token", default="", help="bearer token (default: $LEADFLOW_TOKEN or dev credentials)")
+    parser.add_argument("--as", dest="as_principal", default="admin",
+                        help="which development principal to act as (from .leadflow/credentials.json)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("health", help="gRPC health of every service").set_defaults(run=cmd_health)
+
+    lead = commands.add_parser("lead", help="submit or show leads").add_subparsers(dest="action", required=True)
+    submit = lead.add_parser("submit", help="submit one lead through capture")
+    for name in ("email", "phone", "first-name", "last-name", "company", "title", "country", "industry",
+                 "medium", "campaign", "idempotency-key"):
+        submit.add_argument(f"--{name}", default="")
+    submit.add_argument("--source", required=True)
+    submit.add_argument("--company-size", type=int, default=0)
+    submit.add_argument("--consent", action="store_true", help="the lead agreed to marketing contact")
+    submit.set_defaults(run=cmd_lead_submit)
+    show = lead.add_parser("show", help="a lead with its score and assignment")
+    show.add_argument("lead_id")
+    show.set_defaults(run=cmd_lead_show)
+
+    funnel = commands.add_parser("funnel", help="the lead funnel")
+    funnel.add_argument("--source", default="")
+    funnel.set_defaults(run=cmd_funnel)
+
+    rep = commands.add_parser("rep", help="manage reps").add_subparsers(dest="action", required=True)
+    put = rep.add_parser("put", help="create or replace a rep")
+    put.add_argument("rep_id")
+    put.add_argument("--name", required=True)
+    put.add_argument("--team", required=True)
+    put.add_argument("--email", default="")
+    put.add_argument("--paused", action="store_true")
+    put.set_defaults(run=cmd_rep_put)
+    reps = rep.add_parser("list", help="list reps")
+    reps.add_argument("--team", default="")
+    reps.set_defaults(run=cmd_rep_list)
+
+    activity = commands.add_parser("activity", help="log activities").add_subparsers(dest="action", required=True)
+    log = activity.add_parser("log", help="log a call, email, meeting or note on a lead")
+    log.add_argument("lead_id")
+    log.add_argument("--type", choices=("call", "email", "meeting", "note"), required=True)
+    log.add_argument("--subject", default="")
+    log.add_argument("--body", default="")
+    log.add_argument("--outcome", default="")
+    log.set_defaults(run=cmd_activity_log)
+
+    token = commands.add_parser("token", help="make API tokens").add_subparsers(dest="action", required=True)
+    new = token.add_parser("new", help="a new token and its LEADFLOW_AUTH_TOKENS entry")
+    new.add_argument("--principal", required=True)
+    new.add_argument("--role", choices=[r.value for r in Role], required=True)
+    new.add_argument("--team", default="")
+    new.set_defaults(run=cmd_token_new)
+
+    letters = commands.add_parser("dead-letters", help="events that kept failing")
+    letters.add_argument("action", choices=("list", "replay"))
+    letters.set_defaults(run=cmd_dead_letters)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    client = LeadflowClient(_token(args))
+    try:
+        return args.run(client, args)
+    except grpc.RpcError as exc:
+        print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 2
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
