@@ -54,6 +54,20 @@ def _management(method: str, path: str, body: dict | None = None) -> None:
     urllib.request.urlopen(request, timeout=10).close()
 
 
+def _create_vhost(vhost: str) -> str:
+    _management("PUT", f"/api/vhosts/{vhost}")
+    _management("PUT", f"/api/permissions/{vhost}/guest", {"configure": ".*", "write": ".*", "read": ".*"})
+    return f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}"
+
+
+@pytest.fixture
+def empty_broker():
+    """An AMQP URI of a vhost of its own, where no queue from earlier tests is bound."""
+    vhost = f"leadflow-test-{uuid.uuid4().hex[:8]}"
+    yield _create_vhost(vhost)
+    _management("DELETE", f"/api/vhosts/{vhost}")
+
+
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory):
     for port, what in ((5672, "RabbitMQ"), (15672, "the RabbitMQ management plugin"), (6379, "Redis")):
@@ -62,12 +76,11 @@ def infra(tmp_path_factory):
                         f"(it starts it) or `python -m services.devstack prepare-tests`", pytrace=False)
     run_id = uuid.uuid4().hex[:8]
     vhost = f"leadflow-test-{run_id}"
-    _management("PUT", f"/api/vhosts/{vhost}")
-    _management("PUT", f"/api/permissions/{vhost}/guest", {"configure": ".*", "write": ".*", "read": ".*"})
+    amqp_uri = _create_vhost(vhost)
     data_dir = tmp_path_factory.mktemp("secantusdb")
     mongo = EmbeddedMongo(data_dir / "data", free_port(), data_dir / "secantusdb.log").start()
     redis_prefix = f"leadflow-test-{run_id}"
-    yield Infra(amqp_uri=f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}", mongo_uri=mongo.uri,
+    yield Infra(amqp_uri=amqp_uri, mongo_uri=mongo.uri,
                 redis_uri="redis://127.0.0.1:6379/0", db_prefix=f"lftest{run_id}", redis_prefix=redis_prefix)
     mongo.stop()
     _management("DELETE", f"/api/vhosts/{vhost}")

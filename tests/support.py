@@ -55,6 +55,14 @@ class EventTap:
                 time.sleep(0.02)
         return list(self.received)
 
+    def wait_for(self, predicate, timeout: float = 10.0) -> list:
+        """Events received so far that match, waiting until at least one does."""
+        deadline = time.monotonic() + timeout
+        while not any(predicate(e) for e in self.received) and time.monotonic() < deadline:
+            if not self._take():
+                time.sleep(0.02)
+        return [e for e in self.received if predicate(e)]
+
     def settle(self, quiet: float = 0.5) -> list:
         """Everything emitted until nothing new arrives for ``quiet`` seconds."""
         idle_since = time.monotonic()

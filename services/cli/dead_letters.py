@@ -27,6 +27,10 @@ def _drain(amqp_uri: str, handle) -> int:
     return count
 
 
+def _text(body) -> str:
+    return body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+
+
 def peek(amqp_uri: str) -> list[dict]:
     letters = []
 
@@ -35,7 +39,7 @@ def peek(amqp_uri: str) -> list[dict]:
         letters.append({
             "handler": headers.get(HANDLER_HEADER), "error": headers.get(ERROR_HEADER),
             "attempts": headers.get(ATTEMPTS_HEADER), "queue": headers.get(ORIGINAL_QUEUE_HEADER),
-            "body": message.body.decode("utf-8", "replace")[:500]})
+            "body": _text(message.body)[:2000]})
         return True
     _drain(amqp_uri, keep)
     return letters

@@ -1,0 +1,53 @@
+"""Reporting projects every pipeline event into the funnel, in whatever order events arrive."""
+import uuid
+
+import pytest
+from leadflow.reporting.v1 import reporting_pb2, reporting_pb2_grpc
+
+from services.reporting.models import LeadProgressDocument
+from services.reporting.service import ReportingService
+from tests.support import new_event, wait_until
+
+STAGES = ["captured", "scored", "qualified", "assigned", "contacted"]
+
+
+def journey(lead_id: str, source: str, stages: int) -> list:
+    at = "2026-11-29T10:00:00.000Z"
+    events = [
+        ("capture", new_event("lead_captured", {"lead_id": lead_id}, lead={"lead_id": lead_id, "source": source})),
+        ("scoring", new_event("lead_scored", {"lead_id": lead_id}, score={"total": 70}, source=source)),
+        ("scoring", new_event("lead_qualified", {"lead_id": lead_id}, lead={"lead_id": lead_id, "source": source})),
+        ("routing", new_event("lead_assigned", {"lead_id": lead_id, "rep_id": "rep.one"}, assigned_at=at,
+                              source=source)),
+        ("opportunity", new_event("lead_contacted", {"lead_id": lead_id, "rep_id": "rep.one"}, contacted_at=at)),
+    ]
+    return events[:stages]
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["in order", "out of order"])
+def test_funnel_counts_each_stage_once(run_service, tokens, publish, reverse):
+    service = run_service(ReportingService)
+    source = f"src-{uuid.uuid4().hex[:6]}"
+    reached = [5, 5, 4, 3, 1]  # stages reached by each of five leads
+    events = [e for stages in reached for e in journey(str(uuid.uuid4()), source, stages)]
+    for source_service, event in (reversed(events) if reverse else events):
+        publish(source_service, event)
+    publish(*events[0])  # a redelivery counts nothing twice
+
+    reporting = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["manager"])
+
+    def funnel():
+        return [(reporting_pb2.FunnelStage.Name(s.stage), s.leads, round(s.conversion_from_previous, 2))
+                for s in reporting.GetFunnel(reporting_pb2.GetFunnelRequest(source=source)).steps]
+    expected = [("FUNNEL_STAGE_CAPTURED", 5, 1.0), ("FUNNEL_STAGE_SCORED", 4, 0.8),
+                ("FUNNEL_STAGE_QUALIFIED", 4, 1.0), ("FUNNEL_STAGE_ASSIGNED", 3, 0.75),
+                ("FUNNEL_STAGE_CONTACTED", 2, 0.67)]
+    assert wait_until(lambda: funnel() == expected), funnel()
+    assert LeadProgressDocument.objects(source=source).count() == 5
+
+
+def test_reps_cannot_read_the_funnel(run_service, tokens):
+    from grpc import StatusCode
+    service = run_service(ReportingService)
+    rep = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["rep"])
+    assert rep.error("GetFunnel", reporting_pb2.GetFunnelRequest()).code == StatusCode.PERMISSION_DENIED

@@ -1,0 +1,105 @@
+"""services.reporting.domain: funnel maths, attribution, and which event marks which stage."""
+from datetime import datetime, timezone
+
+import pytest
+
+from services.capture import events as capture_events
+from services.capture.domain import Lead
+from services.common.events import make_event, parse_iso
+from services.opportunity import events as opportunity_events
+from services.opportunity.domain import Activity, ActivityType, LeadOwnership
+from services.reporting.domain import FUNNEL_ORDER, STAGE_BY_EVENT, FunnelStep, Stage, funnel, source_of
+from services.routing import events as routing_events
+from services.routing.domain import Assignment, Task, TaskStatus
+from services.scoring import events as scoring_events
+from services.scoring.domain import default_model, score_lead
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def test_funnel_reports_every_stage_in_order_with_conversion_from_the_previous_one():
+    steps = funnel({Stage.CAPTURED: 200, Stage.SCORED: 200, Stage.QUALIFIED: 50, Stage.ASSIGNED: 40,
+                    Stage.CONTACTED: 10})
+
+    assert steps == [
+        FunnelStep(Stage.CAPTURED, 200, 1.0),
+        FunnelStep(Stage.SCORED, 200, 1.0),
+        FunnelStep(Stage.QUALIFIED, 50, 0.25),
+        FunnelStep(Stage.ASSIGNED, 40, 0.8),
+        FunnelStep(Stage.CONTACTED, 10, 0.25),
+    ]
+
+
+def test_stage_after_an_empty_stage_converts_at_zero_instead_of_failing():
+    steps = funnel({Stage.CAPTURED: 10, Stage.SCORED: 10, Stage.QUALIFIED: 0, Stage.ASSIGNED: 0})
+
+    assert [s.conversion_from_previous for s in steps] == [1.0, 1.0, 0.0, 0.0, 0.0]
+    assert [s.leads for s in steps] == [10, 10, 0, 0, 0]
+
+
+def test_empty_funnel_lists_every_stage_with_zero_leads():
+    steps = funnel({})
+
+    assert [s.stage for s in steps] == list(FUNNEL_ORDER)
+    assert [s.leads for s in steps] == [0] * 5
+    assert steps[0].conversion_from_previous == 1.0
+
+
+def test_counts_keyed_by_stage_name_work_too():
+    assert [s.leads for s in funnel({"captured": 4, "scored": 2})] == [4, 2, 0, 0, 0]
+
+
+def test_conversion_is_a_fraction_not_a_percentage():
+    assert funnel({Stage.CAPTURED: 3, Stage.SCORED: 1})[1].conversion_from_previous == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("event, source", [
+    ({"lead": {"source": "web_form"}, "source": "ignored"}, "web_form"),
+    ({"source": "referral"}, "referral"),
+    ({"lead": {}}, ""),
+    ({"lead": None, "source": "import"}, "import"),
+    ({"lead": "L-1", "source": "import"}, "import"),
+    ({}, ""),
+])
+def test_source_of_reads_the_lead_snapshot_or_the_flat_field(event, source):
+    assert source_of(event) == source
+
+
+# --- the events each service really emits carry what reporting reads ------------------------------------
+
+def _emitted_events() -> dict:
+    lead = Lead(lead_id="L-1", captured_at=NOW, email="ann@acme.com", company_domain="acme.com",
+                title="CEO", company_size=500, industry="software", source="demo_request")
+    score = score_lead(lead.snapshot(), default_model(), NOW)
+    task = Task("T-1", "L-1", "rep.one", "first_response", NOW, TaskStatus.OPEN, NOW)
+    assignment = Assignment("L-1", "rep.one", "team-a", "round_robin", "default@1", "turn 1", assigned_at=NOW,
+                            task=task)
+    activity = Activity("A-1", "L-1", ActivityType.CALL, "", "", "", "rep.one", NOW, NOW)
+    produced = {
+        "capture": capture_events.lead_captured(lead),
+        "scoring": scoring_events.lead_scored(score, {"source": "demo_request"}),
+        "scoring-q": scoring_events.lead_qualified(score, {**lead.snapshot(), "source": "demo_request"}),
+        "routing": routing_events.lead_assigned(assignment, {"source": "demo_request"}),
+        "opportunity": opportunity_events.lead_contacted(activity, LeadOwnership("L-1", "rep.one", "team-a")),
+    }
+    return {(service.split("-")[0], event_type): make_event(event_type, subjects, snapshot)
+            for service, (event_type, subjects, snapshot) in produced.items()}
+
+
+def test_every_stage_event_carries_its_moment_and_lead_id():
+    emitted = _emitted_events()
+
+    assert set(emitted) == set(STAGE_BY_EVENT)
+    for key, (stage, moment_key) in STAGE_BY_EVENT.items():
+        event = emitted[key]
+        moment = parse_iso(event[moment_key])
+        assert moment.tzinfo is not None, key
+        if moment_key != "occurred_at":  # the envelope's own time is "now"; the others are the domain's
+            assert moment == NOW, key
+        assert event["lead_id"] == "L-1", key
+
+
+@pytest.mark.parametrize("key", [("capture", "lead_captured"), ("scoring", "lead_scored"),
+                                 ("scoring", "lead_qualified"), ("routing", "lead_assigned")])
+def test_events_that_know_the_source_let_reporting_attribute_the_lead(key):
+    assert source_of(_emitted_events()[key]) == "demo_request"
