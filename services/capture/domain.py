@@ -108,7 +108,7 @@ def normalise_lead(raw: LeadInput, lead_id: str, captured_at: datetime, prefix: 
             else:
                 check.check(False, f("phone"), "is not a valid phone number")
         except phonenumbers.NumberParseException:
-            check.check(False, f("phone"), "is not a phone number; use +<country code> or set lead.country")
+            check.check(False, f("phone"), f"is not a phone number; use +<country code> or set {f('country')}")
 
     for name, limit in (("first_name", MAX_NAME), ("last_name", MAX_NAME), ("company", MAX_TEXT),
                         ("title", MAX_TEXT), ("industry", MAX_NAME), ("medium", MAX_TEXT),

@@ -4,6 +4,7 @@ Tokens are configured as SHA-256 hashes (``LEADFLOW_AUTH_TOKENS``), so the confi
 holds a usable secret; the presented token is hashed and looked up, and never logged.
 """
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from enum import Enum
@@ -19,6 +20,7 @@ class Role(str, Enum):
 
 
 ALL_ROLES = frozenset(Role)
+_SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,10 @@ def parse_token_table(spec: str) -> dict:
             raise InvalidArgument([FieldViolation(
                 f"LEADFLOW_AUTH_TOKENS[{position}]", "must be principal:role:team:sha256hex")])
         principal_id, role, team, digest = parts
+        if not _SHA256_HEX.match(digest):
+            raise InvalidArgument([FieldViolation(
+                f"LEADFLOW_AUTH_TOKENS[{position}].sha256", "must be the 64-hex-digit SHA-256 of the token, "
+                "not the token itself (leadflow token new prints it)")])
         try:
             table[digest.lower()] = Principal(principal_id, Role(role), team)
         except ValueError:

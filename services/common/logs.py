@@ -9,15 +9,17 @@ from services.common.events import iso, utcnow
 
 trace_context: contextvars.ContextVar[dict] = contextvars.ContextVar("leadflow_trace", default={})
 
-_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+)")
-# A phone is "+" and 7+ digits, or 10+ digits in a row (with separators): dates and sizes are not.
-_PHONE = re.compile(r"\+\d(?:[\s().-]?\d){5,14}(\d{2})|\b\d(?:[\s().-]?\d){7,14}(\d{2})\b")
+# Any local part (capture accepts internationalised addresses), then a domain.
+_EMAIL = re.compile(r"([^\s@<>()\[\]\"',;:]?)[^\s@<>()\[\]\"',;:]*@([\w.-]+)")
+# A phone is "+" and 7+ digits, or 10+ digits, with up to two separators between digits ("(415) 555-0100").
+# Not part of a longer token (the all-digit last group of a UUID is an id), and not a date.
+_PHONE = re.compile(r"(?<![\w-])(?:\+\d(?:[\s().-]{0,2}\d){5,14}|(?!\d{4}-\d\d-\d\d)\(?\d(?:[\s().-]{0,2}\d){9,14})(?![\w-])")
 
 
 def mask_personal_data(text: str) -> str:
     """Keep enough of an email or phone to recognise it, never enough to use it."""
     masked = _EMAIL.sub(r"\1***@\2", text)
-    return _PHONE.sub(lambda m: "***" + (m.group(1) or m.group(2)), masked)
+    return _PHONE.sub(lambda m: "***" + m.group(0)[-2:], masked)
 
 
 def bind(**fields) -> contextvars.Token:

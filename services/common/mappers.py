@@ -35,8 +35,9 @@ def page_window(page, field: str = "page") -> tuple[int, int]:
         try:
             offset = int(base64.urlsafe_b64decode(page.page_token.encode()).decode())
         except ValueError:
-            raise InvalidArgument([FieldViolation(f"{field}.page_token", "is not a token this service issued")]) \
-                from None
+            offset = -1
+        if offset < 0:
+            raise InvalidArgument([FieldViolation(f"{field}.page_token", "is not a token this service issued")])
     return offset, min(size, MAX_PAGE_SIZE)
 
 
