@@ -22,9 +22,7 @@ class LeadRepository:
 
         def work(uow):
             if scoped_key:
-                earlier = uow.find_one(IdempotencyKey, {"_id": scoped_key})
-                if earlier:
-                    return lead_from_document(uow.find_one(LeadDocument, {"_id": earlier.lead_id})), False
+                # Written first: a key used before fails here, before anything else is written.
                 uow.insert(IdempotencyKey(id=scoped_key, lead_id=lead.lead_id, created_at=utcnow()))
             uow.insert(lead_to_document(lead, captured_by))
             uow.publish(*events.lead_captured(lead))
@@ -33,8 +31,10 @@ class LeadRepository:
         try:
             return self.store.run_in_transaction(work)
         except DuplicateKeyError:
-            # The same key was submitted concurrently and the other call committed first.
-            return self.store.run_in_transaction(work)
+            earlier = IdempotencyKey.objects(id=scoped_key).first() if scoped_key else None
+            if earlier is None:
+                raise
+            return self.get(earlier.lead_id), False
 
     def get(self, lead_id: str):
         document = LeadDocument.objects(id=lead_id).first()

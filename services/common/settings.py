@@ -38,9 +38,9 @@ DEFAULTS = {
     "LOG_LEVEL": "INFO",
     # A failing event is retried this many times before it is dead-lettered.
     "EVENT_MAX_ATTEMPTS": "5",
-    # The outbox relay publishes at once when nudged; this is its safety-net poll for entries a
-    # crashed process left behind.
-    "OUTBOX_POLL_SECONDS": "0.5",
+    # The outbox relay publishes a committed event at once; this is how often it sweeps for entries
+    # a crashed process left behind.
+    "OUTBOX_POLL_SECONDS": "1.0",
     "MAX_WORKERS": "32",
     # Scoring: a lead at or above this total is marketing-qualified.
     "SCORING_MQL_THRESHOLD": "60",

@@ -5,8 +5,10 @@ State and the events it causes are written in one transaction, so a crash betwee
 the publish cannot drop an event: the relay publishes whatever is left. The relay may publish an
 entry twice (a crash after publishing, before deleting); consumers are idempotent on event_id.
 """
+import collections
 import logging
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -94,7 +96,7 @@ class Store(DependencyProvider):
             uuidRepresentation="standard", serverSelectionTimeoutMS=5000)
         self.client = get_connection(self.alias)
         self.db = get_db(self.alias)
-        self.db[OUTBOX].create_index([("lease_until", 1), ("created_at", 1)])
+        self.db[OUTBOX].create_index([("created_at", 1), ("lease_until", 1)])
         for document_cls in self.documents:
             document_cls.ensure_indexes()
         self.relay = OutboxRelay(self.container.service_name, self.db, config["AMQP_URI"],
@@ -130,7 +132,7 @@ class Store(DependencyProvider):
         with self.client.start_session() as session:
             result = session.with_transaction(callback)
         if attempts and attempts[-1].published:
-            self.relay.nudge()
+            self.relay.hand_off(attempts[-1].published)
         return result
 
     def run_once(self, event: dict, handler: str, work):
@@ -139,11 +141,12 @@ class Store(DependencyProvider):
         key = f"{handler}:{event['event_id']}"
 
         def guarded(uow):
-            processed = uow.db[PROCESSED_EVENTS]
-            if processed.find_one({"_id": key}, session=uow.session):
+            # One round trip: the upsert both checks for and writes the marker.
+            marker = uow.db[PROCESSED_EVENTS].update_one(
+                {"_id": key}, {"$setOnInsert": {"event_type": event.get("event_type"), "at": utcnow()}},
+                upsert=True, session=uow.session)
+            if marker.upserted_id is None:
                 return DUPLICATE
-            processed.insert_one({"_id": key, "event_type": event.get("event_type"), "at": utcnow()},
-                                 session=uow.session)
             return work(uow)
 
         try:
@@ -156,13 +159,22 @@ class Store(DependencyProvider):
 
 
 class OutboxRelay:
-    """Publishes outbox entries to the service's event exchange, persistent and confirmed.
+    """Publishes committed outbox entries to the service's event exchange, persistent and confirmed.
 
-    Woken at once after each commit that added events; also polls, so that entries left by a
-    crashed process (theirs or another replica's, once its lease expires) are published too.
+    Two paths, so that the common case costs one database write per batch, not a claim per event:
+
+    * hand-off: the process that committed passes its events over in memory; they are published
+      at once and then deleted from the outbox in one batch;
+    * sweep: every poll interval, entries older than ``ORPHAN_AFTER`` — left by a process that
+      died between commit and publish, or not routable yet — are claimed under a lease (so replicas
+      do not publish them together) and published.
+
+    Either path may publish an entry a second time (a crash after publishing, before deleting, or
+    a hand-off slower than ORPHAN_AFTER); consumers are idempotent on event_id.
     """
 
     BATCH = 500
+    ORPHAN_AFTER = timedelta(seconds=5)
     LEASE = timedelta(seconds=30)
     UNROUTABLE_BACKOFF = timedelta(seconds=2)
 
@@ -173,10 +185,13 @@ class OutboxRelay:
         self.publisher = Publisher(amqp_uri, declare=[self.exchange], mandatory=True)
         self.poll_seconds = poll_seconds
         self.owner = uuid.uuid4().hex
+        self._handed_off = collections.deque()
         self._wake = threading.Event()
         self._running = True
+        self._last_sweep = 0.0
 
-    def nudge(self) -> None:
+    def hand_off(self, events: list) -> None:
+        self._handed_off.extend(events)
         self._wake.set()
 
     def stop(self) -> None:
@@ -184,43 +199,50 @@ class OutboxRelay:
         self._wake.set()
 
     def run(self) -> None:
-        while self._running:
+        while self._running or self._handed_off:
             self._wake.wait(self.poll_seconds)
             self._wake.clear()
             try:
-                while self._running and self.publish_batch() == self.BATCH:
-                    pass
-                metrics.OUTBOX_BACKLOG.labels(self.service_name).set(self.outbox.estimated_document_count())
+                while self._handed_off:
+                    batch = [self._handed_off.popleft() for _ in range(min(self.BATCH, len(self._handed_off)))]
+                    self.publish(batch)
+                if self._running and time.monotonic() - self._last_sweep >= self.poll_seconds:
+                    self._last_sweep = time.monotonic()
+                    while self._running and self.sweep() == self.BATCH:
+                        pass
+                    metrics.OUTBOX_BACKLOG.labels(self.service_name).set(self.outbox.estimated_document_count())
             except Exception:
-                log.exception("outbox relay failed; retrying")
+                log.exception("outbox relay failed; the sweep will retry what is left")
                 eventlet.sleep(1)
 
-    def claim(self) -> list:
+    def sweep(self) -> int:
         now = utcnow()
-        ids = [e["_id"] for e in self.outbox.find({"lease_until": {"$lt": now}}, {"_id": 1})
-               .sort("created_at", pymongo.ASCENDING).limit(self.BATCH)]
+        ids = [e["_id"] for e in self.outbox.find(
+            {"created_at": {"$lt": now - self.ORPHAN_AFTER}, "lease_until": {"$lt": now}}, {"_id": 1})
+            .sort("created_at", pymongo.ASCENDING).limit(self.BATCH)]
         if not ids:
-            return []
+            return 0
         lease_until = now + self.LEASE
         self.outbox.update_many({"_id": {"$in": ids}, "lease_until": {"$lt": now}},
                                 {"$set": {"lease_until": lease_until, "lease_owner": self.owner}})
-        return list(self.outbox.find({"_id": {"$in": ids}, "lease_owner": self.owner, "lease_until": lease_until})
-                    .sort("created_at", pymongo.ASCENDING))
+        claimed = [entry["payload"] for entry in self.outbox.find(
+            {"_id": {"$in": ids}, "lease_owner": self.owner, "lease_until": lease_until}
+        ).sort("created_at", pymongo.ASCENDING)]
+        self.publish(claimed)
+        return len(ids)
 
-    def publish_batch(self) -> int:
-        entries = self.claim()
+    def publish(self, events: list) -> None:
         published, unroutable = [], []
-        for entry in entries:
-            payload = entry["payload"]
+        for event in events:
             try:
                 self.publisher.publish(
-                    payload, exchange=self.exchange, routing_key=entry["event_type"],
-                    extra_headers=encode_to_headers({"trace_id": payload.get("trace_id", "")}))
+                    event, exchange=self.exchange, routing_key=event["event_type"],
+                    extra_headers=encode_to_headers({"trace_id": event.get("trace_id", "")}))
             except UndeliverableMessage:
-                unroutable.append(entry["_id"])
+                unroutable.append(event["event_id"])
                 continue
-            published.append(entry["_id"])
-            metrics.OUTBOX_PUBLISHED.labels(self.service_name, entry["event_type"]).inc()
+            published.append(event["event_id"])
+            metrics.OUTBOX_PUBLISHED.labels(self.service_name, event["event_type"]).inc()
         if published:
             self.outbox.delete_many({"_id": {"$in": published}})
         if unroutable:
@@ -228,4 +250,3 @@ class OutboxRelay:
             log.warning("%d events have no consumer queue yet; keeping them", len(unroutable))
             self.outbox.update_many({"_id": {"$in": unroutable}},
                                     {"$set": {"lease_until": utcnow() + self.UNROUTABLE_BACKOFF}})
-        return len(entries)

@@ -4,6 +4,7 @@
 """
 import fcntl
 import os
+import signal
 import sys
 import time
 
@@ -34,8 +35,16 @@ def _acquire_run_lock():
     return lock
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (an operator, a CI timeout) stops everything as cleanly as Ctrl-C does."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run() -> None:
     lock = _acquire_run_lock()  # noqa: F841 — held for the life of the process
+    _stop_on_sigterm()
     env = {}
     amqp_uri = os.environ.get("AMQP_URI", DEFAULTS["AMQP_URI"])
     redis_uri = os.environ.get("REDIS_URI", DEFAULTS["REDIS_URI"])

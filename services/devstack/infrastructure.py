@@ -2,6 +2,7 @@
 management plugin), Redis, and an embedded SecantusDB when ``MONGODB_URI`` is not set."""
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +16,16 @@ STATE_DIR = REPO / ".leadflow"
 
 class InfrastructureError(RuntimeError):
     pass
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for child processes: the kernel sends SIGTERM when the parent dies, so a
+    crashed or killed ``make run`` (or test session) leaves no orphaned services behind."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: the supervisor's own cleanup still applies
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -117,7 +128,8 @@ class EmbeddedMongo:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [str(executable), "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", self.data_dir,
-             "--log-level", "WARNING"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+             "--log-level", "WARNING"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent)
         try:
             wait_for_port("127.0.0.1", self.port, 60, "SecantusDB")
         except InfrastructureError:

@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 from services.common.settings import SERVICE_NAMES, port_for
-from services.devstack.infrastructure import REPO, InfrastructureError, free_port
+from services.devstack.infrastructure import REPO, InfrastructureError, die_with_parent, free_port
 
 
 class ServiceProcess:
@@ -36,7 +36,7 @@ class ServiceProcess:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "services.common.runner", self.service],
                                         env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=die_with_parent)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -17,7 +17,7 @@ def _projecting(source_service: str, event_type: str):
 
     @event_handler(source_service, event_type)
     def handle(self, event):
-        return self.progress.apply_once(event, f"handle_{event_type}", stage, moment_key)
+        self.progress.apply(event, stage, moment_key)
     handle.__name__ = f"handle_{event_type}"
     return handle
 

@@ -53,14 +53,17 @@ class RoutingRepository:
         assigned = []
         for pending in PendingLeadDocument.objects.order_by("qualified_at").limit(limit):
             assignment = self.store.run_in_transaction(
-                lambda uow, lead=pending.lead: self._assign(uow, lead, tickets, sla_minutes))
+                lambda uow, lead=pending.lead: self._assign(uow, lead, tickets, sla_minutes, was_pending=True))
             if assignment:
                 assigned.append(assignment)
         return assigned
 
-    def _assign(self, uow, lead: dict, tickets: RoundRobinTickets, sla_minutes: int):
+    def _assign(self, uow, lead: dict, tickets: RoundRobinTickets, sla_minutes: int, was_pending: bool = False):
         lead_id = lead["lead_id"]
+        pending = uow.db[PendingLeadDocument._get_collection_name()]
         if uow.find_one(AssignmentDocument, {"_id": lead_id}):
+            if was_pending:
+                pending.delete_one({"_id": lead_id}, session=uow.session)
             return None  # assigned already (by another replica, or from the pending queue)
         candidates = self.active_reps()
         now = utcnow()
@@ -81,7 +84,8 @@ class RoutingRepository:
             lead_captured_at=parse_iso(captured_at) if captured_at else None, assigned_at=now, task=task)
         uow.insert(assignment_to_document(assignment))
         uow.insert(task_to_document(task))
-        uow.db[PendingLeadDocument._get_collection_name()].delete_one({"_id": lead_id}, session=uow.session)
+        if was_pending:
+            pending.delete_one({"_id": lead_id}, session=uow.session)
         uow.publish(*events.lead_assigned(assignment, lead))
         uow.publish(*events.task_created(task))
         return assignment

@@ -1,0 +1,294 @@
+"""``make bench``: Leadflow's benchmark (not a test). One run measures, on this machine:
+
+  (i)   raw RabbitMQ: persistent publishes with confirms, and consumes, msgs/s
+  (ii)  raw store: SecantusDB insert_one/s (and insert_many docs/s for reference)
+  (iii) end-to-end pipeline throughput: leads/s captured -> scored -> assigned, over gRPC
+  (iv)  capture -> assignment latency p50/p95/p99 at a fixed offered load of half of (iii)
+  (v)   gRPC SubmitLead latency p50/p99 sequential and throughput at 16 concurrent callers,
+        against a plain grpcio server's health check measured in the same run
+  (vi)  resident memory of each service
+
+Every figure that depends on the machine is also given as a ratio to a baseline measured in the
+same run, because these machines are noisy. Prints a table and writes bench/results/latest.json.
+Sizes can be scaled with BENCH_SCALE (default 1.0).
+"""
+import concurrent.futures
+import json
+import os
+import platform as host
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import grpc
+import pymongo
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from kombu import Connection, Exchange, Producer, Queue
+from leadflow.capture.v1 import capture_pb2
+from leadflow.common.v1 import common_pb2
+from leadflow.routing.v1 import routing_pb2
+
+from services.cli.client import LeadflowClient
+from services.common.auth import Principal, Role, new_token, token_entry
+from services.common.events import parse_iso
+from services.devstack.sandbox import Sandbox
+from services.devstack.supervisor import Platform
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
+
+
+def scaled(n: int) -> int:
+    return max(10, int(n * SCALE))
+
+
+def percentile(values, p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+# (i) ------------------------------------------------------------------------------------------------
+def bench_broker(amqp_uri: str, count: int) -> dict:
+    queue_name = f"bench-{uuid.uuid4().hex[:6]}"
+    body = json.dumps({"event_id": str(uuid.uuid4()), "lead": {"email": "x" * 40, "source": "web"}})
+    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        queue = Queue(queue_name, exchange=Exchange("", type="direct"), routing_key=queue_name, durable=True)
+        producer = Producer(connection.channel())
+        started = time.perf_counter()
+        for _ in range(count):
+            producer.publish(body, routing_key=queue_name, delivery_mode=2, declare=[queue],
+                             content_type="application/json")
+        published = count / (time.perf_counter() - started)
+    with Connection(amqp_uri) as connection:
+        received = 0
+        started = time.perf_counter()
+
+        def on_message(body, message):
+            nonlocal received
+            received += 1
+            message.ack()
+        with connection.Consumer(Queue(queue_name, durable=True), callbacks=[on_message], prefetch_count=200):
+            while received < count:
+                connection.drain_events(timeout=10)
+        consumed = count / (time.perf_counter() - started)
+        Queue(queue_name)(connection.channel()).delete()
+    return {"publish_confirmed_per_s": published, "consume_per_s": consumed}
+
+
+# (ii) -----------------------------------------------------------------------------------------------
+def bench_store(mongo_uri: str, count: int) -> dict:
+    collection = pymongo.MongoClient(mongo_uri)["leadflow_bench"]["leads"]
+    collection.drop()
+    started = time.perf_counter()
+    for i in range(count):
+        collection.insert_one({"_id": str(uuid.uuid4()), "email": f"lead{i}@example.com", "source": "web"})
+    single = count / (time.perf_counter() - started)
+    batch = [{"_id": str(uuid.uuid4()), "email": f"lead{i}@example.com"} for i in range(count * 5)]
+    started = time.perf_counter()
+    collection.insert_many(batch)
+    many = len(batch) / (time.perf_counter() - started)
+    collection.drop()
+    return {"insert_one_per_s": single, "insert_many_docs_per_s": many}
+
+
+# Driving the platform ---------------------------------------------------------------------------------
+def lead_request(batch: str, index: int) -> capture_pb2.SubmitLeadRequest:
+    return capture_pb2.SubmitLeadRequest(
+        lead=capture_pb2.LeadInput(email=f"buyer{index}@{batch}.example.com", title="CTO", company_size=800,
+                                   industry="software", attribution=common_pb2.Attribution(source="referral")),
+        idempotency_key=f"{batch}-{index}")
+
+
+class AssignmentWatcher:
+    """Counts lead_assigned events of one batch as routing publishes them."""
+
+    def __init__(self, amqp_uri: str):
+        from tests.support import EventTap
+        self.tap = EventTap(amqp_uri, "routing", ("lead_assigned",))
+
+    def wait(self, lead_ids: set, timeout: float) -> list:
+        deadline = time.monotonic() + timeout
+        seen = {}
+        while time.monotonic() < deadline and len(seen) < len(lead_ids):
+            for event in self.tap.collect(len(self.tap.received) + 1, timeout=0.2):
+                if event["lead_id"] in lead_ids:
+                    seen[event["lead_id"]] = event
+        return list(seen.values())
+
+
+# (iii) ----------------------------------------------------------------------------------------------
+def bench_pipeline(client, watcher, count: int, concurrency: int = 32) -> dict:
+    batch = f"tp{uuid.uuid4().hex[:6]}"
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        lead_ids = {r.lead.lead_id for r in pool.map(client.capture.SubmitLead,
+                                                        (lead_request(batch, i) for i in range(count)))}
+    submitted = time.perf_counter() - started
+    assigned = watcher.wait(lead_ids, timeout=600)
+    elapsed = time.perf_counter() - started
+    return {"leads": count, "assigned": len(assigned), "seconds": elapsed,
+            "leads_assigned_per_s": len(assigned) / elapsed, "submit_per_s": count / submitted}
+
+
+# (iv) -----------------------------------------------------------------------------------------------
+def bench_latency_at_load(client, watcher, rate: float, seconds: float) -> dict:
+    batch = f"lat{uuid.uuid4().hex[:6]}"
+    count = max(20, int(rate * seconds))
+    interval = 1.0 / rate
+    lead_ids = set()
+    lock = threading.Lock()
+    start = time.perf_counter()
+
+    def send(index: int):
+        response = client.capture.SubmitLead(lead_request(batch, index))
+        with lock:
+            lead_ids.add(response.lead.lead_id)
+    # Open loop: requests leave on schedule whether or not earlier ones have finished.
+    with concurrent.futures.ThreadPoolExecutor(64) as pool:
+        for index in range(count):
+            delay = start + index * interval - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(send, index)
+    events = watcher.wait(set(lead_ids), timeout=300)
+    latencies = [(parse_iso(e["assigned_at"]) - parse_iso(e["lead_captured_at"])).total_seconds() * 1000
+                 for e in events]
+    return {"offered_leads_per_s": rate, "leads": count, "assigned": len(events),
+            "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
+            "p99_ms": percentile(latencies, 99)}
+
+
+# (v) ------------------------------------------------------------------------------------------------
+def unary_profile(call, make_request, sequential: int, concurrent_calls: int, concurrency: int = 16) -> dict:
+    for i in range(20):
+        call(make_request(i))  # warm up connections
+    latencies = []
+    for i in range(sequential):
+        started = time.perf_counter()
+        call(make_request(i))
+        latencies.append((time.perf_counter() - started) * 1000)
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(call, (make_request(sequential + i) for i in range(concurrent_calls))))
+    return {"p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
+            f"per_s_at_{concurrency}": concurrent_calls / (time.perf_counter() - started)}
+
+
+def plain_grpcio_baseline(sequential: int, concurrent_calls: int) -> dict:
+    """The same machine's floor: grpcio's own server answering the standard health check."""
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(16))
+    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = health_pb2_grpc.HealthStub(channel)
+    try:
+        return unary_profile(lambda r: stub.Check(r, timeout=10), lambda i: health_pb2.HealthCheckRequest(),
+                             sequential, concurrent_calls)
+    finally:
+        channel.close()
+        server.stop(0)
+
+
+# (vi) -----------------------------------------------------------------------------------------------
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    admin_token, integration_token = new_token(), new_token()
+    table = ",".join((token_entry(Principal("bench-admin", Role.ADMIN, "hq"), admin_token),
+                      token_entry(Principal("bench-integration", Role.INTEGRATION, "hq"), integration_token)))
+    results = {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": host.platform(),
+                           "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30)},
+               "scale": SCALE}
+    with Sandbox("bench") as infra:
+        print("(i) broker ...", flush=True)
+        results["broker"] = bench_broker(infra.amqp_uri, scaled(5000))
+        print("(ii) store ...", flush=True)
+        results["store"] = bench_store(infra.mongo_uri, scaled(2000))
+
+        logs = Path(tempfile.mkdtemp(prefix="leadflow-bench-logs-"))
+        stack = Platform({**infra.env(), "LEADFLOW_AUTH_TOKENS": table, "LOG_LEVEL": "WARNING"}, logs,
+                         any_free_port=True).start()
+        try:
+            stack.wait_ready()
+            client = LeadflowClient(integration_token, stack.addresses())
+            admin = client.with_token(admin_token)
+            for rep in ("amy", "bo", "chen", "dana"):
+                admin.routing.PutRep(routing_pb2.PutRepRequest(rep=routing_pb2.Rep(
+                    rep_id=f"bench.{rep}", name=rep.title(), team="bench")))
+            watcher = AssignmentWatcher(infra.amqp_uri)
+
+            print("(v) gRPC unary latency ...", flush=True)
+            batch = f"u{uuid.uuid4().hex[:6]}"
+            results["grpc_submit_lead"] = unary_profile(
+                client.capture.SubmitLead, lambda i: lead_request(batch, i), scaled(500), scaled(1000))
+            results["grpc_health_check_nameko"] = unary_profile(
+                lambda r: client.health("capture").Check(r, timeout=10), lambda i: health_pb2.HealthCheckRequest(),
+                scaled(500), scaled(2000))
+            results["grpc_health_check_plain_grpcio"] = plain_grpcio_baseline(scaled(500), scaled(2000))
+            watcher.wait(set(), 0)
+
+            print("(iii) pipeline throughput ...", flush=True)
+            results["pipeline"] = bench_pipeline(client, watcher, scaled(1500))
+            rate = results["pipeline"]["leads_assigned_per_s"] / 2
+            print(f"(iv) latency at {rate:.0f} leads/s ...", flush=True)
+            results["latency_at_half_load"] = bench_latency_at_load(client, watcher, rate, 20 * SCALE)
+            results["rss_mib"] = {p.label: round(rss_mib(p.process.pid), 1) for p in stack.processes}
+            client.close()
+            admin.close()
+        finally:
+            stack.stop()
+
+    b, s, p = results["broker"], results["store"], results["pipeline"]
+    nameko_check, grpcio_check = results["grpc_health_check_nameko"], results["grpc_health_check_plain_grpcio"]
+    results["ratios"] = {
+        "pipeline_to_broker_publish": p["leads_assigned_per_s"] / b["publish_confirmed_per_s"],
+        "pipeline_to_store_insert_one": p["leads_assigned_per_s"] / s["insert_one_per_s"],
+        "nameko_to_grpcio_unary_p50": nameko_check["p50_ms"] / grpcio_check["p50_ms"],
+        "submit_lead_to_grpcio_unary_p50": results["grpc_submit_lead"]["p50_ms"] / grpcio_check["p50_ms"],
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    print_table(results)
+
+
+def print_table(r: dict) -> None:
+    b, s, p, lat = r["broker"], r["store"], r["pipeline"], r["latency_at_half_load"]
+    sub, nk, gr = r["grpc_submit_lead"], r["grpc_health_check_nameko"], r["grpc_health_check_plain_grpcio"]
+    rows = [
+        ("(i)   RabbitMQ persistent publish, confirmed", f"{b['publish_confirmed_per_s']:,.0f} msg/s"),
+        ("(i)   RabbitMQ consume + ack", f"{b['consume_per_s']:,.0f} msg/s"),
+        ("(ii)  SecantusDB insert_one", f"{s['insert_one_per_s']:,.0f} docs/s"),
+        ("(ii)  SecantusDB insert_many", f"{s['insert_many_docs_per_s']:,.0f} docs/s"),
+        ("(iii) pipeline, leads fully assigned", f"{p['leads_assigned_per_s']:,.1f} leads/s "
+                                                f"({p['assigned']}/{p['leads']} in {p['seconds']:.1f} s)"),
+        ("(iv)  capture->assignment at half load", f"p50 {lat['p50_ms']:.0f} / p95 {lat['p95_ms']:.0f} / "
+                                                  f"p99 {lat['p99_ms']:.0f} ms at {lat['offered_leads_per_s']:.0f}/s"),
+        ("(v)   SubmitLead sequential", f"p50 {sub['p50_ms']:.2f} / p99 {sub['p99_ms']:.2f} ms"),
+        ("(v)   SubmitLead at 16 callers", f"{sub['per_s_at_16']:,.0f} calls/s"),
+        ("(v)   health check, nameko-grpc", f"p50 {nk['p50_ms']:.2f} / p99 {nk['p99_ms']:.2f} ms, "
+                                           f"{nk['per_s_at_16']:,.0f}/s at 16"),
+        ("(v)   health check, plain grpcio", f"p50 {gr['p50_ms']:.2f} / p99 {gr['p99_ms']:.2f} ms, "
+                                            f"{gr['per_s_at_16']:,.0f}/s at 16"),
+        ("(vi)  RSS per service", ", ".join(f"{k.split('#')[0]} {v:.0f}" for k, v in r["rss_mib"].items()) + " MiB"),
+    ] + [(f"ratio {name}", f"{value:.3f}") for name, value in r["ratios"].items()]
+    width = max(len(label) for label, _ in rows)
+    print()
+    for label, value in rows:
+        print(f"{label:{width}}  {value}")
+    print(f"\nwritten to {RESULTS / 'latest.json'}")
+
+
+if __name__ == "__main__":
+    main()
