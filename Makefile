@@ -38,7 +38,7 @@ run: protos ## bring up RabbitMQ, Redis, SecantusDB and the five services, run t
 test: protos ## every test: unit, integration and e2e, against the real broker, Redis and Mongo wire protocol
 	$(PY) -m services.devstack prepare-tests
 	$(VENV)/bin/nameko test tests/unit tests/integration $(PYTEST_FLAGS)
-	$(PY) -m pytest tests/e2e $(PYTEST_FLAGS) --timeout 300
+	$(PY) -m pytest tests/e2e $(PYTEST_FLAGS) --timeout 300 -p no:nameko
 
 test-unit: protos ## pure domain tests, nothing started
 	$(VENV)/bin/nameko test tests/unit $(PYTEST_FLAGS)
@@ -49,7 +49,7 @@ test-integration: protos ## one service container at a time against real infrast
 
 test-e2e: protos ## the five services as processes, driven through the public gRPC API
 	$(PY) -m services.devstack prepare-tests
-	$(PY) -m pytest tests/e2e $(PYTEST_FLAGS) --timeout 300
+	$(PY) -m pytest tests/e2e $(PYTEST_FLAGS) --timeout 300 -p no:nameko
 
 bench: protos ## the benchmark: prints a table and writes bench/results/latest.json
 	$(PY) -m services.devstack prepare-tests

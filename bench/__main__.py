@@ -195,6 +195,25 @@ def plain_grpcio_baseline(sequential: int, concurrent_calls: int) -> dict:
         server.stop(0)
 
 
+def settle(stack, quiet_seconds: float = 2.0, limit: float = 300.0) -> None:
+    """Wait until the services are idle again (leads from the previous step all processed)."""
+    def busy() -> float:
+        return sum(cpu_seconds(p.process.pid) for p in stack.processes)
+    deadline = time.monotonic() + limit
+    last = busy()
+    while time.monotonic() < deadline:
+        time.sleep(quiet_seconds)
+        now = busy()
+        if now - last < 0.1 * quiet_seconds:
+            return
+        last = now
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # (vi) -----------------------------------------------------------------------------------------------
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -230,17 +249,19 @@ def main() -> None:
             watcher = AssignmentWatcher(infra.amqp_uri)
 
             print("(v) gRPC unary latency ...", flush=True)
-            batch = f"u{uuid.uuid4().hex[:6]}"
-            results["grpc_submit_lead"] = unary_profile(
-                client.capture.SubmitLead, lambda i: lead_request(batch, i), scaled(500), scaled(1000))
+            # Baselines first, on an idle platform: the same RPC through nameko-grpc and plain grpcio.
             results["grpc_health_check_nameko"] = unary_profile(
                 lambda r: client.health("capture").Check(r, timeout=10), lambda i: health_pb2.HealthCheckRequest(),
                 scaled(500), scaled(2000))
             results["grpc_health_check_plain_grpcio"] = plain_grpcio_baseline(scaled(500), scaled(2000))
-            watcher.wait(set(), 0)
+            batch = f"u{uuid.uuid4().hex[:6]}"
+            results["grpc_submit_lead"] = unary_profile(
+                client.capture.SubmitLead, lambda i: lead_request(batch, i), scaled(500), scaled(1000))
+            settle(stack)
 
             print("(iii) pipeline throughput ...", flush=True)
             results["pipeline"] = bench_pipeline(client, watcher, scaled(1500))
+            settle(stack)
             rate = results["pipeline"]["leads_assigned_per_s"] / 2
             print(f"(iv) latency at {rate:.0f} leads/s ...", flush=True)
             results["latency_at_half_load"] = bench_latency_at_load(client, watcher, rate, 20 * SCALE)

@@ -4,9 +4,8 @@ from pymongo.errors import DuplicateKeyError
 from services.capture import events
 from services.capture.mappers import lead_from_document, lead_to_document
 from services.capture.models import IdempotencyKey, LeadDocument
-from services.common.errors import NotFound
 from services.common.events import utcnow
-from services.common.store import Store
+from services.common.store import Store, get_or_not_found
 
 
 class LeadRepository:
@@ -37,9 +36,7 @@ class LeadRepository:
             return self.get(earlier.lead_id), False
 
     def get(self, lead_id: str):
-        document = LeadDocument.objects(id=lead_id).first()
-        if document is None:
-            raise NotFound("lead", lead_id)
+        document = get_or_not_found(LeadDocument, lead_id, "lead")
         return lead_from_document(document)
 
 

@@ -22,9 +22,23 @@ health_rpc = LeadflowGrpc.implementing(health_pb2_grpc.HealthStub)
 
 
 class Readiness(DependencyProvider):
-    """Ready means the broker and every store this service uses answer."""
+    """Ready means the broker and every store this service uses answer.
+
+    The answer is reused for a second: probes and the public gRPC health check may be called often,
+    and each check opens a broker connection."""
+
+    CACHE_SECONDS = 1.0
+
+    def setup(self):
+        self._checked_at, self._problems = float("-inf"), {}
 
     def check(self) -> dict:
+        if time.monotonic() - self._checked_at >= self.CACHE_SECONDS:
+            self._problems = self._probe()
+            self._checked_at = time.monotonic()
+        return self._problems
+
+    def _probe(self) -> dict:
         problems = {}
         for dependency in self.container.dependencies:
             probe = getattr(dependency, "check_ready", None)

@@ -24,6 +24,7 @@ from nameko.standalone.events import get_event_exchange
 from pymongo.errors import DuplicateKeyError
 
 from services.common import metrics
+from services.common.errors import NotFound
 from services.common.events import make_event, utcnow
 from services.common.logs import trace_context
 from services.common.settings import database_name
@@ -33,6 +34,14 @@ log = logging.getLogger(__name__)
 OUTBOX = "outbox"
 PROCESSED_EVENTS = "processed_events"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def get_or_not_found(document_cls, identifier: str, kind: str):
+    """The document with this id, or NotFound naming what was looked for."""
+    document = document_cls.objects(id=identifier).first()
+    if document is None:
+        raise NotFound(kind, identifier)
+    return document
 
 
 class Duplicate:

@@ -1,7 +1,6 @@
 """Opportunity's repository."""
-from services.common.errors import NotFound
 from services.common.events import parse_iso
-from services.common.store import Store
+from services.common.store import Store, get_or_not_found
 from services.opportunity import events
 from services.opportunity.domain import is_contact
 from services.opportunity.mappers import activity_from_document, activity_to_document, ownership_from_document
@@ -21,9 +20,7 @@ class ActivityRepository:
         return self.store.run_once(event, handler, work)
 
     def ownership(self, lead_id: str):
-        document = LeadOwnershipDocument.objects(id=lead_id).first()
-        if document is None:
-            raise NotFound("lead (assigned to sales)", lead_id)
+        document = get_or_not_found(LeadOwnershipDocument, lead_id, "lead (assigned to sales)")
         return ownership_from_document(document)
 
     def log(self, activity, ownership) -> bool:

@@ -13,14 +13,21 @@ class Stage(str, Enum):
 
 FUNNEL_ORDER = (Stage.CAPTURED, Stage.SCORED, Stage.QUALIFIED, Stage.ASSIGNED, Stage.CONTACTED)
 
-# (source service, event type) -> stage reached, and the payload key that says when.
-STAGE_BY_EVENT = {
-    ("capture", "lead_captured"): (Stage.CAPTURED, "occurred_at"),
-    ("scoring", "lead_scored"): (Stage.SCORED, "occurred_at"),
-    ("scoring", "lead_qualified"): (Stage.QUALIFIED, "occurred_at"),
-    ("routing", "lead_assigned"): (Stage.ASSIGNED, "assigned_at"),
-    ("opportunity", "lead_contacted"): (Stage.CONTACTED, "contacted_at"),
+# Reporting projects every event the pipeline emits, and so gives each one a consumer queue (the
+# outbox keeps an event until some queue is bound for it). Each event sets the moments it alone
+# determines: (source service, event type) -> {progress field: payload key holding the moment}.
+PROJECTED_MOMENTS = {
+    ("capture", "lead_captured"): {"captured_at": "occurred_at"},
+    ("scoring", "lead_scored"): {"scored_at": "occurred_at"},
+    ("scoring", "lead_qualified"): {"qualified_at": "occurred_at"},
+    ("routing", "lead_assigned"): {"assigned_at": "assigned_at"},
+    ("routing", "task_created"): {"first_response_due_at": "due_at"},
+    ("opportunity", "lead_contacted"): {"contacted_at": "contacted_at"},
 }
+
+
+def stage_field(stage: Stage) -> str:
+    return f"{stage.value}_at"
 
 
 @dataclass(frozen=True)

@@ -16,3 +16,4 @@ class LeadProgressDocument(Document):
     qualified_at = DateTimeField()
     assigned_at = DateTimeField()
     contacted_at = DateTimeField()
+    first_response_due_at = DateTimeField()

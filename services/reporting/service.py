@@ -13,12 +13,11 @@ _STAGE_TO_PROTO = {stage: getattr(reporting_pb2, f"FUNNEL_STAGE_{stage.name}") f
 
 
 def _projecting(source_service: str, event_type: str):
-    stage, moment_key = domain.STAGE_BY_EVENT[(source_service, event_type)]
+    moments = domain.PROJECTED_MOMENTS[(source_service, event_type)]
 
     @event_handler(source_service, event_type)
     def handle(self, event):
-        self.progress.apply(event, stage, moment_key)
-    handle.__name__ = f"handle_{event_type}"
+        self.progress.apply(event, moments)
     return handle
 
 
@@ -31,6 +30,7 @@ class ReportingService(LeadflowService):
     handle_lead_qualified = _projecting("scoring", "lead_qualified")
     handle_lead_assigned = _projecting("routing", "lead_assigned")
     handle_lead_contacted = _projecting("opportunity", "lead_contacted")
+    handle_task_created = _projecting("routing", "task_created")
 
     @reporting_rpc(roles={Role.ADMIN, Role.MANAGER, Role.INTEGRATION})
     def GetFunnel(self, request, context):

@@ -1,10 +1,9 @@
 """Routing's repository (Mongo) and its shared round-robin counter (Redis)."""
 import uuid
 
-from services.common.errors import NotFound
 from services.common.events import parse_iso, utcnow
 from services.common.redis_store import RedisProvider
-from services.common.store import Store
+from services.common.store import Store, get_or_not_found
 from services.routing import domain, events
 from services.routing.mappers import (assignment_from_document, assignment_to_document, rep_from_document,
                                       rep_to_document, task_from_document, task_to_document)
@@ -32,9 +31,7 @@ class RoutingRepository:
         rep_to_document(rep, utcnow()).save()
 
     def get_rep(self, rep_id: str):
-        document = RepDocument.objects(id=rep_id).first()
-        if document is None:
-            raise NotFound("rep", rep_id)
+        document = get_or_not_found(RepDocument, rep_id, "rep")
         return rep_from_document(document)
 
     def list_reps(self, team: str, offset: int, limit: int):
@@ -91,9 +88,7 @@ class RoutingRepository:
         return assignment
 
     def get_assignment(self, lead_id: str):
-        document = AssignmentDocument.objects(id=lead_id).first()
-        if document is None:
-            raise NotFound("assignment for lead", lead_id)
+        document = get_or_not_found(AssignmentDocument, lead_id, "assignment for lead")
         task = TaskDocument.objects(id=document.task_id).first()
         return assignment_from_document(document, task_from_document(task) if task else None)
 

@@ -1,6 +1,5 @@
 """Scoring's repository."""
-from services.common.errors import NotFound
-from services.common.store import Store
+from services.common.store import Store, get_or_not_found
 from services.scoring import events
 from services.scoring.domain import newly_qualified
 from services.scoring.mappers import score_from_document, score_to_document
@@ -27,9 +26,7 @@ class ScoreRepository:
         return qualified
 
     def get(self, lead_id: str):
-        document = LeadScoreDocument.objects(id=lead_id).first()
-        if document is None:
-            raise NotFound("lead score", lead_id)
+        document = get_or_not_found(LeadScoreDocument, lead_id, "lead score")
         return score_from_document(document)
 
 

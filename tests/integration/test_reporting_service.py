@@ -51,3 +51,15 @@ def test_reps_cannot_read_the_funnel(run_service, tokens):
     service = run_service(ReportingService)
     rep = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["rep"])
     assert rep.error("GetFunnel", reporting_pb2.GetFunnelRequest()).code == StatusCode.PERMISSION_DENIED
+
+
+def test_the_first_response_deadline_of_a_task_is_projected(run_service, publish):
+    run_service(ReportingService)
+    lead_id = str(uuid.uuid4())
+    publish("routing", new_event("task_created", {"task_id": "t-9", "lead_id": lead_id, "rep_id": "rep.one"},
+                                 kind="first_response", due_at="2026-11-29T12:00:00.000Z",
+                                 created_at="2026-11-29T10:00:00.000Z"))
+
+    progress = wait_until(lambda: LeadProgressDocument.objects(id=lead_id).first())
+    assert progress.first_response_due_at.isoformat().startswith("2026-11-29T12:00:00")
+    assert progress.rep_id == "rep.one" and progress.assigned_at is None

@@ -8,7 +8,7 @@ from services.capture.domain import Lead
 from services.common.events import make_event, parse_iso
 from services.opportunity import events as opportunity_events
 from services.opportunity.domain import Activity, ActivityType, LeadOwnership
-from services.reporting.domain import FUNNEL_ORDER, STAGE_BY_EVENT, FunnelStep, Stage, funnel, source_of
+from services.reporting.domain import FUNNEL_ORDER, PROJECTED_MOMENTS, FunnelStep, Stage, funnel, source_of
 from services.routing import events as routing_events
 from services.routing.domain import Assignment, Task, TaskStatus
 from services.scoring import events as scoring_events
@@ -80,23 +80,30 @@ def _emitted_events() -> dict:
         "scoring": scoring_events.lead_scored(score, {"source": "demo_request"}),
         "scoring-q": scoring_events.lead_qualified(score, {**lead.snapshot(), "source": "demo_request"}),
         "routing": routing_events.lead_assigned(assignment, {"source": "demo_request"}),
+        "routing-t": routing_events.task_created(task),
         "opportunity": opportunity_events.lead_contacted(activity, LeadOwnership("L-1", "rep.one", "team-a")),
     }
     return {(service.split("-")[0], event_type): make_event(event_type, subjects, snapshot)
             for service, (event_type, subjects, snapshot) in produced.items()}
 
 
-def test_every_stage_event_carries_its_moment_and_lead_id():
+def test_every_projected_event_carries_its_moments_and_lead_id():
     emitted = _emitted_events()
 
-    assert set(emitted) == set(STAGE_BY_EVENT)
-    for key, (stage, moment_key) in STAGE_BY_EVENT.items():
+    assert set(emitted) == set(PROJECTED_MOMENTS)
+    for key, moments in PROJECTED_MOMENTS.items():
         event = emitted[key]
-        moment = parse_iso(event[moment_key])
-        assert moment.tzinfo is not None, key
-        if moment_key != "occurred_at":  # the envelope's own time is "now"; the others are the domain's
-            assert moment == NOW, key
+        for moment_key in moments.values():
+            moment = parse_iso(event[moment_key])
+            assert moment.tzinfo is not None, key
+            if moment_key != "occurred_at":  # the envelope's own time is "now"; the others are the domain's
+                assert moment == NOW, key
         assert event["lead_id"] == "L-1", key
+
+
+def test_every_funnel_stage_is_projected_from_some_event():
+    projected_fields = {field for moments in PROJECTED_MOMENTS.values() for field in moments}
+    assert {f"{stage.value}_at" for stage in FUNNEL_ORDER} <= projected_fields
 
 
 @pytest.mark.parametrize("key", [("capture", "lead_captured"), ("scoring", "lead_scored"),
