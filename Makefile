@@ -35,7 +35,7 @@ $(PROTO_STAMP): $(STAMP) $(PROTOS)
 run: protos ## bring up RabbitMQ, Redis, SecantusDB and the five services, run the demo, stay up (DEMO=0 skips it)
 	$(PY) -m services.devstack run
 
-test: protos ## every test: unit, integration and e2e, against the real broker, Redis and Mongo wire protocol
+test: protos lint ## lint, then every test: unit, integration and e2e, against the real broker, Redis and Mongo protocol
 	$(PY) -m services.devstack prepare-tests
 	$(VENV)/bin/nameko test tests/unit tests/integration $(PYTEST_FLAGS)
 	$(PY) -m pytest tests/e2e $(PYTEST_FLAGS) --timeout 300 -p no:nameko
@@ -50,6 +50,10 @@ test-integration: protos ## one service container at a time against real infrast
 test-e2e: protos ## the five services as processes, driven through the public gRPC API
 	$(PY) -m services.devstack prepare-tests
 	$(PY) -m pytest tests/e2e $(PYTEST_FLAGS) --timeout 300 -p no:nameko
+
+lint: $(STAMP) ## buf lint (STANDARD and comments) on the contracts, ruff on the Python
+	$(VENV)/bin/buf lint
+	$(VENV)/bin/ruff check services tests bench
 
 bench: protos ## the benchmark: prints a table and writes bench/results/latest.json
 	$(PY) -m services.devstack prepare-tests

@@ -16,7 +16,6 @@ import concurrent.futures
 import json
 import os
 import platform as host
-import statistics
 import sys
 import tempfile
 import threading

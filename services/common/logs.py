@@ -7,13 +7,15 @@ import sys
 
 from services.common.events import iso, utcnow
 
-trace_context: contextvars.ContextVar[dict] = contextvars.ContextVar("leadflow_trace", default={})
+# Never mutated in place: bind() and Telemetry set a new dict for the green thread.
+trace_context: contextvars.ContextVar[dict] = contextvars.ContextVar("leadflow_trace", default={})  # noqa: B039
 
 # Any local part (capture accepts internationalised addresses), then a domain.
 _EMAIL = re.compile(r"([^\s@<>()\[\]\"',;:]?)[^\s@<>()\[\]\"',;:]*@([\w.-]+)")
 # A phone is "+" and 7+ digits, or 10+ digits, with up to two separators between digits ("(415) 555-0100").
 # Not part of a longer token (the all-digit last group of a UUID is an id), and not a date.
-_PHONE = re.compile(r"(?<![\w-])(?:\+\d(?:[\s().-]{0,2}\d){5,14}|(?!\d{4}-\d\d-\d\d)\(?\d(?:[\s().-]{0,2}\d){9,14})(?![\w-])")
+_PHONE = re.compile(r"(?<![\w-])(?:\+\d(?:[\s().-]{0,2}\d){5,14}"
+                    r"|(?!\d{4}-\d\d-\d\d)\(?\d(?:[\s().-]{0,2}\d){9,14})(?![\w-])")
 
 
 def mask_personal_data(text: str) -> str:

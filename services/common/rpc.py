@@ -118,7 +118,7 @@ class LeadflowGrpc(Grpc):
                 self, (request, context), {}, context_data=context_data,
                 handle_result=partial(self.handle_result, response_stream, started))
         except ContainerBeingKilled:
-            raise GrpcError(code=StatusCode.UNAVAILABLE, message="server shutting down")
+            raise GrpcError(code=StatusCode.UNAVAILABLE, message="server shutting down") from None
 
     def handle_result(self, response_stream, started, worker_ctx, result, exc_info):
         if exc_info is not None:

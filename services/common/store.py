@@ -101,8 +101,8 @@ class Store(DependencyProvider):
     def setup(self):
         self.alias = self.container.service_name
         mongoengine.connect(
-            db=database_name(config["MONGODB_DB_PREFIX"], self.alias), host=config["MONGODB_URI"], alias=self.alias, tz_aware=True,
-            uuidRepresentation="standard", serverSelectionTimeoutMS=5000)
+            db=database_name(config["MONGODB_DB_PREFIX"], self.alias), host=config["MONGODB_URI"], alias=self.alias,
+            tz_aware=True, uuidRepresentation="standard", serverSelectionTimeoutMS=5000)
         self.client = get_connection(self.alias)
         self.db = get_db(self.alias)
         self.db[OUTBOX].create_index([("created_at", 1), ("lease_until", 1)])

@@ -5,7 +5,8 @@ from services.common.mappers import to_timestamp
 from services.routing.domain import Assignment, Rep, RepStatus, Task, TaskStatus
 from services.routing.models import AssignmentDocument, RepDocument, TaskDocument
 
-_REP_STATUS_TO_PROTO = {RepStatus.ACTIVE: routing_pb2.REP_STATUS_ACTIVE, RepStatus.PAUSED: routing_pb2.REP_STATUS_PAUSED}
+_REP_STATUS_TO_PROTO = {RepStatus.ACTIVE: routing_pb2.REP_STATUS_ACTIVE,
+                        RepStatus.PAUSED: routing_pb2.REP_STATUS_PAUSED}
 _TASK_STATUS_TO_PROTO = {TaskStatus.OPEN: routing_pb2.TASK_STATUS_OPEN,
                          TaskStatus.COMPLETED: routing_pb2.TASK_STATUS_COMPLETED}
 TASK_STATUS_FROM_PROTO = {v: k for k, v in _TASK_STATUS_TO_PROTO.items()}

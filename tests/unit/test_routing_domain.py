@@ -1,4 +1,5 @@
 """services.routing.domain: who may take leads, round-robin choice, and the first-response deadline."""
+import itertools
 import random
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -87,7 +88,7 @@ def test_round_robin_takes_turns_without_repeating_a_rep_within_a_round():
 
     for start in range(0, len(picks), 4):
         assert sorted(picks[start:start + 4]) == ["alice", "bob", "carol", "dave"]
-    assert all(a != b for a, b in zip(picks, picks[1:]))
+    assert all(a != b for a, b in itertools.pairwise(picks))
 
 
 def test_round_robin_does_not_depend_on_the_order_candidates_arrive_in():

@@ -1,4 +1,5 @@
 """services.scoring.domain: the default fit rules, the 0..100 total, and when a lead becomes an MQL."""
+import itertools
 from datetime import datetime, timezone
 
 import pytest
@@ -143,6 +144,6 @@ def test_a_lead_that_drops_and_requalifies_is_announced_again():
     dropped = score(title="CEO", company_size=500)
     history = [None, qualified, qualified, dropped, qualified, qualified]
 
-    announcements = [newly_qualified(prev, cur) for prev, cur in zip(history, history[1:])]
+    announcements = [newly_qualified(prev, cur) for prev, cur in itertools.pairwise(history)]
 
     assert announcements == [True, False, False, True, False]
