@@ -2,8 +2,9 @@
 event consumption, and the relay that publishes what the outbox holds (DESIGN.md §4).
 
 State and the events it causes are written in one transaction, so a crash between the write and
-the publish cannot drop an event: the relay publishes whatever is left. The relay may publish an
-entry twice (a crash after publishing, before deleting); consumers are idempotent on event_id.
+the publish cannot drop an event: the committing process publishes its events at once, and a sweep
+publishes whatever a crashed process left. An event may be published twice (a crash after
+publishing, before deleting); consumers are idempotent on event_id.
 """
 import collections
 import logging
@@ -116,7 +117,9 @@ class Store(DependencyProvider):
 
     def stop(self):
         self.relay.stop()
-        self.relay_thread.wait()
+        relay_thread = getattr(self, "relay_thread", None)
+        if relay_thread is not None:
+            relay_thread.wait()  # events already handed over are published before we disconnect
         mongoengine.disconnect(self.alias)
 
     def kill(self):
