@@ -89,3 +89,20 @@ def test_a_poison_event_is_dead_lettered_and_does_not_block_the_queue(run_servic
     assert letter["handler"] == "scoring.handle_lead_captured"
     assert "KeyError" in letter["error"] and letter["attempts"] == 2
     assert LeadScoreDocument.objects(id=poison["lead_id"]).count() == 0
+
+
+def test_replayed_dead_letters_go_back_through_their_original_queue(run_service, publish, infra):
+    from services.cli import dead_letters
+
+    run_service(ScoringService, EVENT_MAX_ATTEMPTS=2)
+    poison = publish("capture", new_event("lead_captured", {"lead_id": str(uuid.uuid4())}, unexpected=True))
+
+    def letters_for_poison():
+        return [letter for letter in dead_letters.peek(infra.amqp_uri) if poison["event_id"] in letter["body"]]
+    assert wait_until(letters_for_poison)
+    replayed = dead_letters.replay(infra.amqp_uri)
+
+    assert replayed >= 1
+    # The handler sees it again (two more attempts) and, still failing, dead-letters it once more.
+    [again] = wait_until(letters_for_poison)
+    assert again["queue"] == "evt-capture-lead_captured--scoring.handle_lead_captured" and again["attempts"] == 2

@@ -1,0 +1,46 @@
+"""The operator's `leadflow` command line against the running platform."""
+import json
+import os
+import subprocess
+import sys
+
+from tests.support import wait_until
+
+
+def leadflow(platform, *args: str, who: str = "admin") -> subprocess.CompletedProcess:
+    env = {**os.environ, "LEADFLOW_TOKEN": platform.tokens[who]}
+    for service, address in platform.platform.addresses().items():
+        env[f"LEADFLOW_{service.upper()}_ADDRESS"] = address
+    return subprocess.run([sys.executable, "-m", "services.cli.main", *args], env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_health_lists_every_service_as_serving(platform):
+    result = leadflow(platform, "health")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["capture", "scoring", "routing", "opportunity", "reporting"]
+    assert all(line.split()[-1] == "SERVING" for line in lines)
+
+
+def test_submit_then_show_a_lead_with_its_score_and_assignment(platform, reps):
+    submitted = leadflow(platform, "lead", "submit", "--email", "ceo@cli-robotics.example.com", "--title", "CEO",
+                         "--company-size", "900", "--source", "referral", who="integration")
+    assert submitted.returncode == 0, submitted.stderr
+    lead_id = json.loads(submitted.stdout)["lead"]["lead_id"]
+
+    def shown():
+        view = json.loads(leadflow(platform, "lead", "show", lead_id).stdout)
+        return view if view["assignment"] else None
+    view = wait_until(shown, timeout=20)
+    assert view["lead"]["email"] == "ceo@cli-robotics.example.com"
+    assert view["score"]["qualified"] is True
+    assert view["assignment"]["rep_id"] in reps
+
+
+def test_refusals_are_reported_with_their_status_and_a_failing_exit_code(platform):
+    bad = leadflow(platform, "lead", "submit", "--email", "not-an-email", "--source", "web", who="integration")
+    assert bad.returncode == 2
+    assert "INVALID_ARGUMENT" in bad.stderr and "lead.email" in bad.stderr
+    forbidden = leadflow(platform, "funnel", who="rep")
+    assert forbidden.returncode == 2 and "PERMISSION_DENIED" in forbidden.stderr
