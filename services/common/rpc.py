@@ -106,6 +106,11 @@ class LeadflowGrpc(Grpc):
         if self._cardinality in (Cardinality.UNARY_STREAM, Cardinality.UNARY_UNARY):
             try:
                 request = next(request)
+            except GrpcError as error:
+                # The transport refused the message (e.g. RESOURCE_EXHAUSTED over the size limit).
+                self._finish(started, error.code)
+                response_stream.close(error)
+                return
             except Exception:
                 error = GrpcError.from_exception(sys.exc_info(), code=StatusCode.INVALID_ARGUMENT,
                                                  message="request could not be deserialized")

@@ -42,6 +42,8 @@ DEFAULTS = {
     # a crashed process left behind.
     "OUTBOX_POLL_SECONDS": "1.0",
     "MAX_WORKERS": "32",
+    # Largest gRPC request message a service accepts (grpcio's default); bigger is RESOURCE_EXHAUSTED.
+    "GRPC_MAX_RECEIVE_MESSAGE_BYTES": str(4 * 1024 * 1024),
     # Scoring: a lead at or above this total is marketing-qualified.
     "SCORING_MQL_THRESHOLD": "60",
     # Routing: the first response to an assigned lead is due this many minutes after assignment.
@@ -79,6 +81,7 @@ def service_config(service: str) -> dict:
         "EVENT_MAX_ATTEMPTS": int(_env("EVENT_MAX_ATTEMPTS")),
         "OUTBOX_POLL_SECONDS": float(_env("OUTBOX_POLL_SECONDS")),
         "max_workers": int(_env("MAX_WORKERS")),
+        "GRPC_MAX_RECEIVE_MESSAGE_BYTES": int(_env("GRPC_MAX_RECEIVE_MESSAGE_BYTES")),
         "SCORING_MQL_THRESHOLD": int(_env("SCORING_MQL_THRESHOLD")),
         "SLA_FIRST_RESPONSE_MINUTES": int(_env("SLA_FIRST_RESPONSE_MINUTES")),
         # nameko's own serializer config keys use the defaults (JSON).

@@ -13,13 +13,15 @@ import struct
 import sys
 import textwrap
 import types
+import urllib.parse
 
 import eventlet
 import pytest
 from grpc import StatusCode
 from h2.config import H2Configuration
 from h2.connection import H2Connection
-from h2.events import DataReceived, RequestReceived, StreamEnded, TrailersReceived
+from h2.errors import ErrorCodes
+from h2.events import DataReceived, RequestReceived, StreamEnded, StreamReset, TrailersReceived
 from nameko_grpc import channel as grpc_channel
 from nameko_grpc import connection as grpc_connection
 from nameko_grpc.errors import GrpcError
@@ -405,6 +407,275 @@ def test_round_trip_through_nameko_with_install(
             ref() for ref in grpc_server.channel.conn_pool.connections.queue
         ]
         assert any(isinstance(c, WakingServerConnectionManager) for c in server_connections)
+    finally:
+        client.stop()
+    container.stop()
+
+
+# --- request size limit --------------------------------------------------------------------
+
+RESOURCE_EXHAUSTED = b"%d" % StatusCode.RESOURCE_EXHAUSTED.value[0]
+
+
+class Raw:
+    """A message type for ReceiveStream.consume that keeps the bytes as they are."""
+
+    def ParseFromString(self, data):
+        self.data = data
+
+
+def message_header(announced_length):
+    return struct.pack("?", False) + struct.pack(">I", announced_length)
+
+
+def consumed(stream):
+    """Messages the stream delivers, then the error it was closed with (or None)."""
+    messages = []
+    try:
+        for message in stream.consume(Raw):
+            messages.append(message.data)
+    except GrpcError as error:
+        return messages, error
+    return messages, None
+
+
+def bounded(limit):
+    return grpc_transport._BoundedReceiveStream(1, limit)
+
+
+def test_a_message_of_exactly_the_limit_is_delivered():
+    stream = bounded(64)
+    data = grpc_frame(b"m" * 64)
+    for i in range(0, len(data), 7):  # header and body split across writes
+        stream.write(data[i:i + 7])
+    stream.close()
+
+    assert stream.refused is None
+    assert consumed(stream) == ([b"m" * 64], None)
+
+
+def test_a_message_is_refused_as_soon_as_its_header_announces_more():
+    stream = bounded(64)
+    stream.write(message_header(65)[:3])
+    assert stream.refused is None  # the length is not known yet
+
+    stream.write(message_header(65)[3:])  # header complete, no body byte sent
+
+    assert stream.closed
+    assert stream.refused.code == StatusCode.RESOURCE_EXHAUSTED
+    assert stream.refused.message == "Received message larger than max (65 vs. 64)"
+    assert len(stream.buffer) == 0
+    stream.write(b"x" * 4096)  # the rest of the body is dropped, not buffered
+    assert len(stream.buffer) == 0
+    messages, error = consumed(stream)
+    assert messages == [] and error is stream.refused
+    assert type(error) is GrpcError  # exact type: GrpcError.from_exception passes it through
+
+
+def test_messages_before_the_oversized_one_are_delivered_first():
+    # a streaming request: two good messages and the header of a bad one in one write
+    stream = bounded(64)
+    stream.write(grpc_frame(b"one") + grpc_frame(b"two") + message_header(1 << 30) + b"partial")
+
+    assert stream.refused.message == f"Received message larger than max ({1 << 30} vs. 64)"
+    assert len(stream.buffer) == 0
+    assert consumed(stream) == ([b"one", b"two"], stream.refused)
+
+
+def test_every_message_header_is_checked_not_only_the_first():
+    stream = bounded(64)
+    stream.write(grpc_frame(b"ok") + message_header(100)[:2])
+    assert stream.refused is None
+    stream.write(message_header(100)[2:])
+
+    assert stream.refused.message == "Received message larger than max (100 vs. 64)"
+    assert consumed(stream) == ([b"ok"], stream.refused)
+
+
+def test_the_limit_defaults_to_grpcios_4_mib_and_is_read_from_config(pristine_pools):
+    from nameko import config
+
+    def limit_of_a_new_connection():
+        near, far = socket.socketpair()
+        try:
+            conn = WakingServerConnectionManager(near, lambda req, resp: None)
+            conn._wakeup.close()
+            return conn.max_receive_message_bytes
+        finally:
+            near.close()
+            far.close()
+
+    assert limit_of_a_new_connection() == 4 * 1024 * 1024
+    with config.patch({"GRPC_MAX_RECEIVE_MESSAGE_BYTES": 1234}):
+        assert limit_of_a_new_connection() == 1234
+    for bad in ("4MB", -1, 1.5, True):
+        with config.patch({"GRPC_MAX_RECEIVE_MESSAGE_BYTES": bad}):
+            with pytest.raises(ValueError, match="GRPC_MAX_RECEIVE_MESSAGE_BYTES"):
+                limit_of_a_new_connection()
+            with pytest.raises(ValueError, match="GRPC_MAX_RECEIVE_MESSAGE_BYTES"):
+                install()  # a service with a bad value fails at startup
+    assert grpc_channel.ServerConnectionManager is ORIGINAL_SERVER
+
+
+def stream_reset(stream_id):
+    return lambda events: any(
+        isinstance(e, StreamReset) and e.stream_id == stream_id for e in events
+    )
+
+
+def trailers_of(events, stream_id):
+    (trailers,) = [e for e in events if isinstance(e, TrailersReceived) and e.stream_id == stream_id]
+    return dict(trailers.headers)
+
+
+def send_flow_controlled(peer, stream_id, data):
+    """Send `data` and end the stream, as fast as the server's flow-control credit allows."""
+    events = []
+    while data:
+        window = min(peer.conn.local_flow_control_window(stream_id), peer.conn.max_outbound_frame_size)
+        if window == 0:
+            received = peer.sock.recv(65535)  # a lost credit ends here, as socket.timeout
+            assert received, "connection closed while waiting for flow-control credit"
+            events.extend(peer.conn.receive_data(received))
+            peer.flush()
+            continue
+        peer.conn.send_data(stream_id, data[:window])
+        data = data[window:]
+        peer.flush()
+    peer.conn.end_stream(stream_id)
+    peer.flush()
+    return events
+
+
+def test_oversized_request_is_refused_before_its_body_arrives(tcp_pair, select_spy, no_polling):
+    near, far = tcp_pair
+    peer = Peer(far, client_side=True)
+    conn, loop, requests = run_server(near)  # default limit: 4 MiB
+
+    stream_id = peer.conn.get_next_available_stream_id()
+    peer.conn.send_headers(stream_id, REQUEST_HEADERS)
+    peer.conn.send_data(stream_id, message_header(4 * 1024 * 1024 + 1))  # the header, no body
+    peer.flush()
+
+    events = peer.events_until(stream_reset(stream_id))
+    trailers = trailers_of(events, stream_id)
+    assert trailers[b"grpc-status"] == RESOURCE_EXHAUSTED
+    assert urllib.parse.unquote(trailers[b"grpc-message"].decode()) == \
+        "Received message larger than max (4194305 vs. 4194304)"
+    (reset,) = [e for e in events if isinstance(e, StreamReset)]
+    assert reset.error_code == ErrorCodes.NO_ERROR  # "stop sending", after the full answer
+    assert [] not in select_spy.results  # sent without waiting for the select timeout
+
+    # the entrypoint got the bounded stream: reading the request fails the same way
+    request_stream, response_stream = requests.get(timeout=PEER_TIMEOUT)
+    assert isinstance(request_stream, grpc_transport._BoundedReceiveStream)
+    assert consumed(request_stream) == ([], request_stream.refused)
+    assert response_stream.closed
+    # nothing of the stream is left on the connection
+    assert stream_id not in conn.receive_streams and stream_id not in conn.send_streams
+    assert not conn._refused_streams
+
+    far.close()
+    loop.wait()
+
+
+def test_a_refusal_leaves_the_connection_and_its_other_streams_working(tcp_pair, no_polling):
+    from nameko import config
+
+    near, far = tcp_pair
+    peer = Peer(far, client_side=True)
+    with config.patch({"GRPC_MAX_RECEIVE_MESSAGE_BYTES": 100_000}):
+        conn, loop, requests = run_server(near)
+
+    # the refused stream: its header and as much body as the connection's
+    # flow-control window (64 KiB) allows, all in flight at once
+    refused_id = peer.conn.get_next_available_stream_id()
+    peer.conn.send_headers(refused_id, REQUEST_HEADERS)
+    body = message_header(200_000) + b"x" * (peer.conn.local_flow_control_window(refused_id) - 5)
+    for i in range(0, len(body), peer.conn.max_outbound_frame_size):
+        peer.conn.send_data(refused_id, body[i:i + peer.conn.max_outbound_frame_size])
+    peer.flush()
+    events = peer.events_until(stream_reset(refused_id))
+    assert trailers_of(events, refused_id)[b"grpc-status"] == RESOURCE_EXHAUSTED
+    refused_request, _ = requests.get(timeout=PEER_TIMEOUT)
+    assert len(refused_request.buffer) == 0
+
+    # a request just under the limit, larger than what is left of the window
+    # unless the server gave back the credit of the discarded data
+    ok_id = peer.conn.get_next_available_stream_id()
+    peer.conn.send_headers(ok_id, REQUEST_HEADERS)
+    payload = bytes(range(256)) * 390  # 99,840 bytes
+    events = send_flow_controlled(peer, ok_id, grpc_frame(payload))
+    request_stream, response_stream = requests.get(timeout=PEER_TIMEOUT)
+    assert request_stream.stream_id == ok_id
+    assert consumed(request_stream) == ([payload], None)
+
+    response_stream.populate([Message(b"pong")])
+    events += peer.events_until(stream_ended(ok_id))
+    assert data_of(events, ok_id) == grpc_frame(b"pong")
+    assert trailers_of(events, ok_id)[b"grpc-status"] == b"0"
+    assert not conn._refused_streams and refused_id not in conn.receive_streams
+    # every byte received has been credited back to the client or is waiting in h2's
+    # batching of WINDOW_UPDATEs: none went missing with the discarded data
+    window = conn.conn._inbound_flow_control_window_manager
+    assert window.current_window_size + window._bytes_processed == window.max_window_size
+
+    far.close()
+    loop.wait()
+
+
+def test_refused_through_nameko_and_the_leadflow_entrypoint_without_a_worker(
+    pristine_pools, probe_protos, container_factory
+):
+    """The status survives LeadflowGrpc.handle_request's deserialisation handling, no
+    worker runs, the call is counted under RESOURCE_EXHAUSTED, and the same client
+    (nameko-grpc's, as in service-to-service calls) goes on working."""
+    from nameko_grpc.client import Client
+    from prometheus_client import REGISTRY
+
+    from services.common.rpc import LeadflowGrpc
+
+    pb2, pb2_grpc = probe_protos
+    install()
+    grpc = LeadflowGrpc.implementing(pb2_grpc.ProbeStub)
+    calls = []
+
+    class LimitProbe:
+        name = "grpc_transport_limit_probe"
+
+        @grpc(public=True)
+        def Unary(self, request, context):
+            calls.append(len(request.msg))
+            return pb2.Pong(msg=str(len(request.msg)))
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    container = container_factory(LimitProbe, {
+        "GRPC_BIND_HOST": "127.0.0.1", "GRPC_BIND_PORT": port, "GRPC_MAX_RECEIVE_MESSAGE_BYTES": 1000,
+    })
+    container.start()
+
+    def counted(code):
+        return REGISTRY.get_sample_value("leadflow_grpc_requests_total", {
+            "service": LimitProbe.name, "method": "Unary", "code": code}) or 0
+
+    client = Client(f"//127.0.0.1:{port}", pb2_grpc.ProbeStub)
+    proxy = client.start()
+    try:
+        too_big = pb2.Ping(msg="x" * 50_000)
+        with pytest.raises(GrpcError) as refused:
+            proxy.Unary(too_big, timeout=PEER_TIMEOUT)
+        assert refused.value.code == StatusCode.RESOURCE_EXHAUSTED
+        assert refused.value.message == f"Received message larger than max ({too_big.ByteSize()} vs. 1000)"
+        # the entrypoint's thread may still be finishing; it records the status as it exits
+        with eventlet.Timeout(PEER_TIMEOUT):
+            while not counted("RESOURCE_EXHAUSTED"):
+                eventlet.sleep(0.001)
+        assert counted("RESOURCE_EXHAUSTED") == 1 and counted("INVALID_ARGUMENT") == 0
+
+        assert proxy.Unary(pb2.Ping(msg="y" * 990), timeout=PEER_TIMEOUT).msg == "990"
+        assert calls == [990]  # the refused call never reached a worker
     finally:
         client.stop()
     container.stop()
