@@ -78,14 +78,26 @@ class LeadflowGrpc(Grpc):
 
     def setup(self):
         super().setup()
+        self._stopping = False
         # nameko-grpc inspects the stub module on every property access; once is enough.
         inspector = Inspector(self.stub)
         self._input_type = inspector.input_type_for_method(self.method_name)
         self._cardinality = inspector.cardinality_for_method(self.method_name)
         self.token_table = parse_token_table(config.get("LEADFLOW_AUTH_TOKENS", ""))
 
+    def stop(self):
+        # nameko-grpc unregisters the method here while the server still accepts calls, so a call
+        # arriving during a graceful shutdown got UNIMPLEMENTED ("Method not found!"), which clients
+        # do not retry. Staying registered and answering UNAVAILABLE sends them to another replica.
+        self._stopping = True
+
     def handle_request(self, request_stream, response_stream):
         started = time.perf_counter()
+        if self._stopping:
+            error = GrpcError(code=StatusCode.UNAVAILABLE, message="server shutting down; retry on another replica")
+            self._finish(started, error.code)
+            response_stream.close(error)
+            return
         metadata = request_stream.headers.for_application
         trace_id = _metadata_value(metadata, TRACE_ID_HEADER) or ""
         if not _TRACE_ID.match(trace_id):

@@ -120,3 +120,19 @@ def test_health_ready_and_metrics_endpoints(run_service, tokens):
         text = response.read().decode()
     assert 'leadflow_grpc_requests_total{code="OK",method="SubmitLead",service="capture"}' in text
     assert 'leadflow_capture_leads_captured_total{source="demo_request"}' in text
+
+
+def test_calls_during_a_graceful_stop_are_unavailable_so_clients_retry_elsewhere(run_service, tokens):
+    from services.common.rpc import LeadflowGrpc
+    service = run_service(CaptureService)
+    capture = service.grpc(capture_pb2_grpc.CaptureServiceStub, tokens["integration"])
+    before = LeadDocument.objects.count()
+
+    # The first step of a container's stop: its entrypoints stop while the server still accepts.
+    for entrypoint in service.container.entrypoints:
+        if isinstance(entrypoint, LeadflowGrpc):
+            entrypoint.stop()
+
+    error = capture.error("SubmitLead", lead_request())
+    assert error.code == StatusCode.UNAVAILABLE
+    assert LeadDocument.objects.count() == before
