@@ -12,10 +12,12 @@ SITE := $(shell [ -x $(PY) ] && $(PY) -c 'import sysconfig; print(sysconfig.get_
 PYTEST_FLAGS := --strict-markers --timeout 60 -p no:cacheprovider
 
 .DEFAULT_GOAL := help
-.PHONY: help venv protos run test test-unit test-integration test-e2e lint bench clean
+.PHONY: help venv protos run test test-unit test-integration test-e2e lint bench images deploy-check clean
+IMAGE ?= ghcr.io/leadflow/leadflow
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 help: ## list the verbs
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 venv: $(STAMP) ## create .venv and install Leadflow with its pinned dependencies
 
@@ -35,7 +37,7 @@ $(PROTO_STAMP): $(STAMP) $(PROTOS)
 run: protos ## bring up RabbitMQ, Redis, SecantusDB and the five services, run the demo, stay up (DEMO=0 skips it)
 	$(PY) -m services.devstack run
 
-test: protos lint ## lint, then every test: unit, integration and e2e, against the real broker, Redis and Mongo protocol
+test: protos lint deploy-check ## lint, manifests, then unit, integration and e2e tests against the real broker, Redis and Mongo protocol
 	$(PY) -m services.devstack prepare-tests
 	$(VENV)/bin/nameko test tests/unit tests/integration $(PYTEST_FLAGS)
 	$(PY) -m pytest tests/e2e $(PYTEST_FLAGS) --timeout 300 -p no:nameko
@@ -54,6 +56,12 @@ test-e2e: protos ## the five services as processes, driven through the public gR
 lint: $(STAMP) ## buf lint (STANDARD and comments) on the contracts, ruff on the Python
 	$(VENV)/bin/buf lint
 	$(VENV)/bin/ruff check services tests bench
+
+deploy-check: protos ## render and validate the Kubernetes manifests offline; promtool checks and unit-tests the alerts
+	$(PY) -m pytest tests/deploy $(PYTEST_FLAGS) -p no:nameko
+
+images: ## build the one service image (its argument picks the service); needs a Docker engine
+	docker build -f deploy/Dockerfile -t $(IMAGE):$(VERSION) .
 
 bench: protos ## the benchmark: prints a table and writes bench/results/latest.json
 	$(PY) -m services.devstack prepare-tests
