@@ -6,7 +6,8 @@ from enum import Enum
 
 from email_validator import EmailNotValidError, validate_email
 
-from services.common.errors import Validator
+from services.common.auth import Principal, Role
+from services.common.errors import PermissionDenied, Validator
 
 REP_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 POLICY_VERSION = "default@1"
@@ -84,3 +85,23 @@ def choose_round_robin(candidates: list[Rep], ticket: int) -> tuple[Rep, str]:
 
 def first_response_due(assigned_at: datetime, sla_minutes: int) -> datetime:
     return assigned_at + timedelta(minutes=sla_minutes)
+
+
+def ensure_may_change_rep(principal: Principal, rep: Rep) -> None:
+    """Admins change any rep; managers the reps of their own team."""
+    if principal.role == Role.MANAGER and rep.team != principal.team:
+        raise PermissionDenied(f"managers change reps of their own team ({principal.team}) only")
+
+
+def ensure_may_see_assignment(principal: Principal, assignment: Assignment) -> None:
+    if principal.role == Role.REP and assignment.rep_id != principal.id:
+        raise PermissionDenied("reps see the assignments of their own leads only")
+
+
+def task_owner_filter(principal: Principal, requested_rep_id: str) -> str:
+    """Whose tasks a listing may show: a rep sees only their own, whatever they ask for."""
+    if principal.role != Role.REP:
+        return requested_rep_id
+    if requested_rep_id and requested_rep_id != principal.id:
+        raise PermissionDenied("reps see their own tasks only")
+    return principal.id

@@ -5,7 +5,6 @@ from nameko import config
 
 from services.common import metrics
 from services.common.auth import Role
-from services.common.errors import PermissionDenied
 from services.common.mappers import next_page_token, page_window
 from services.common.messaging import event_handler
 from services.common.rpc import LeadflowGrpc
@@ -39,8 +38,7 @@ class RoutingService(LeadflowService):
     @routing_rpc(roles=ADMINS)
     def PutRep(self, request, context):
         rep = domain.validate_rep(mappers.rep_from_proto(request.rep))
-        if self.caller.role == Role.MANAGER and rep.team != self.caller.team:
-            raise PermissionDenied(f"managers change reps of their own team ({self.caller.team}) only")
+        domain.ensure_may_change_rep(self.caller, rep)
         self.routing.put_rep(rep)
         if rep.status == domain.RepStatus.ACTIVE:
             for assignment in self.routing.assign_pending(self.tickets, config["SLA_FIRST_RESPONSE_MINUTES"]):
@@ -62,17 +60,12 @@ class RoutingService(LeadflowService):
     @routing_rpc
     def GetAssignment(self, request, context):
         assignment = self.routing.get_assignment(request.lead_id)
-        if self.caller.role == Role.REP and assignment.rep_id != self.caller.id:
-            raise PermissionDenied("reps see the assignments of their own leads only")
+        domain.ensure_may_see_assignment(self.caller, assignment)
         return routing_pb2.GetAssignmentResponse(assignment=mappers.assignment_to_proto(assignment))
 
     @routing_rpc
     def ListTasks(self, request, context):
-        rep_id = request.rep_id
-        if self.caller.role == Role.REP:
-            if rep_id and rep_id != self.caller.id:
-                raise PermissionDenied("reps see their own tasks only")
-            rep_id = self.caller.id
+        rep_id = domain.task_owner_filter(self.caller, request.rep_id)
         offset, limit = page_window(request.page)
         tasks = self.routing.list_tasks(rep_id, mappers.TASK_STATUS_FROM_PROTO.get(request.status), offset, limit)
         return routing_pb2.ListTasksResponse(

@@ -133,3 +133,34 @@ def test_first_response_due_keeps_the_instant_for_any_time_zone():
     assigned = datetime(2024, 5, 1, 9, 0, tzinfo=timezone(timedelta(hours=8)))
 
     assert first_response_due(assigned, 30) == datetime(2024, 5, 1, 1, 30, tzinfo=timezone.utc)
+
+
+# --- who may see and change what ------------------------------------------------------------------------
+
+def _principal(role: str, principal_id: str = "li.na", team: str = "team-a"):
+    from services.common.auth import Principal, Role
+    return Principal(principal_id, Role(role), team)
+
+
+def test_managers_change_only_their_own_teams_reps_and_admins_any():
+    from services.common.errors import PermissionDenied
+    from services.routing.domain import ensure_may_change_rep
+    rep = Rep(rep_id="wu.lei", name="Wu Lei", team="team-b")
+    ensure_may_change_rep(_principal("admin"), rep)
+    ensure_may_change_rep(_principal("manager", team="team-b"), rep)
+    with pytest.raises(PermissionDenied):
+        ensure_may_change_rep(_principal("manager", team="team-a"), rep)
+
+
+def test_a_rep_sees_only_their_own_assignments_and_tasks():
+    from services.common.errors import PermissionDenied
+    from services.routing.domain import Assignment, ensure_may_see_assignment, task_owner_filter
+    assignment = Assignment("L-1", "li.na", "team-a", "round_robin", "default@1", "turn 1")
+    ensure_may_see_assignment(_principal("rep"), assignment)
+    with pytest.raises(PermissionDenied):
+        ensure_may_see_assignment(_principal("rep", principal_id="zhang.wei"), assignment)
+    assert task_owner_filter(_principal("rep"), "") == "li.na"
+    assert task_owner_filter(_principal("manager"), "") == ""
+    assert task_owner_filter(_principal("manager"), "zhang.wei") == "zhang.wei"
+    with pytest.raises(PermissionDenied):
+        task_owner_filter(_principal("rep"), "zhang.wei")
