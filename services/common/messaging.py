@@ -16,11 +16,14 @@ from nameko.events import EventHandler
 from services.common import metrics
 from services.common.dead_letter import (ATTEMPTS_HEADER, DEAD_LETTER_QUEUE, ERROR_HEADER, HANDLER_HEADER,
                                          ORIGINAL_QUEUE_HEADER, dead_letter_queue)
+from services.common.outages import OUTAGE_ERRORS
 from services.common.store import DUPLICATE
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 5.0
+MAX_OUTAGE_BACKOFF_SECONDS = 30.0
+OUTAGE_RETRIES_HEADER = "x-leadflow-outage-retries"
 
 
 class ReliableEventHandler(EventHandler):
@@ -40,9 +43,18 @@ class ReliableEventHandler(EventHandler):
         self.consumer.ack_message(message)
 
     def _retry_or_dead_letter(self, message, exc_info) -> str:
+        error = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
+        if isinstance(exc_info[1], OUTAGE_ERRORS):
+            # The event is fine; a store is not reachable. Waiting for it, however long, is right:
+            # dead-lettering would turn every event of a short outage into manual replay work.
+            retries = int(message.headers.get(OUTAGE_RETRIES_HEADER, 0)) + 1
+            log.warning("%s: a store is unreachable (retry %d, not counted as a failed attempt): %s",
+                        self.handler_name, retries, error)
+            eventlet.sleep(min(0.5 * 2 ** min(retries, 6), MAX_OUTAGE_BACKOFF_SECONDS))
+            self._republish(message, self.queue.name, {**message.headers, OUTAGE_RETRIES_HEADER: retries})
+            return "retried"
         attempts = int(message.headers.get(ATTEMPTS_HEADER, 0)) + 1
         headers = {**message.headers, ATTEMPTS_HEADER: attempts}
-        error = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
         if attempts < self.max_attempts:
             log.warning("%s failed (attempt %d of %d), retrying: %s",
                         self.handler_name, attempts, self.max_attempts, error)

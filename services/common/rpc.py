@@ -21,6 +21,7 @@ from nameko_grpc.inspection import Inspector
 
 from services.common import errors, metrics
 from services.common.auth import ALL_ROLES, Principal, authenticate, authorize, parse_token_table
+from services.common.outages import OUTAGE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ _STATUS_BY_ERROR = (
 def to_grpc_error(exc: BaseException, trace_id: str = "") -> GrpcError:
     if isinstance(exc, GrpcError):
         return exc
+    if isinstance(exc, OUTAGE_ERRORS):
+        return GrpcError(code=StatusCode.UNAVAILABLE,
+                         message=f"a store is unreachable for a moment; retry (trace id {trace_id})")
     for error_type, code in _STATUS_BY_ERROR:
         if isinstance(exc, error_type):
             status = status_pb2.Status(code=code.value[0], message=str(exc))
@@ -140,7 +144,7 @@ class LeadflowGrpc(Grpc):
     def handle_result(self, response_stream, started, worker_ctx, result, exc_info):
         if exc_info is not None:
             error = to_grpc_error(exc_info[1], worker_ctx.context_data.get("trace_id", ""))
-            if error.code == StatusCode.INTERNAL:
+            if error.code in (StatusCode.INTERNAL, StatusCode.UNAVAILABLE):
                 log.error("%s failed", self.method_name, exc_info=exc_info)
             self._finish(started, error.code)
             response_stream.close(error)

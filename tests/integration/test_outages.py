@@ -1,0 +1,43 @@
+"""A store outage delays work; it never turns into lost or dead-lettered events, and callers are
+told to retry."""
+import uuid
+
+import pytest
+from grpc import StatusCode
+from leadflow.reporting.v1 import reporting_pb2, reporting_pb2_grpc
+from prometheus_client import REGISTRY
+
+from services.cli import dead_letters
+from services.devstack.infrastructure import EmbeddedMongo, free_port
+from services.reporting.models import LeadProgressDocument
+from services.reporting.service import ReportingService
+from tests.support import new_event, wait_until
+
+
+def retries() -> float:
+    return REGISTRY.get_sample_value("leadflow_events_handled_total", {
+        "service": "reporting", "handler": "handle_lead_captured", "outcome": "retried"}) or 0.0
+
+
+@pytest.mark.timeout(180)  # each try waits out pymongo's 5 s server selection
+def test_events_wait_out_a_store_outage_instead_of_being_dead_lettered(run_service, tokens, publish, infra,
+                                                                       tmp_path):
+    mongo = EmbeddedMongo(tmp_path / "data", free_port(), tmp_path / "secantusdb.log").start()
+    service = run_service(ReportingService, MONGODB_URI=mongo.uri, EVENT_MAX_ATTEMPTS=2)
+    lead_id = str(uuid.uuid4())
+    retries_before = retries()
+
+    mongo.stop()
+    event = publish("capture", new_event("lead_captured", {"lead_id": lead_id},
+                                         lead={"lead_id": lead_id, "source": "outage-test"}))
+    # More failed tries than EVENT_MAX_ATTEMPTS allows a bad event...
+    assert wait_until(lambda: retries() >= retries_before + 3, timeout=60)
+    reporting = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["admin"])
+    assert reporting.error("GetFunnel", reporting_pb2.GetFunnelRequest()).code == StatusCode.UNAVAILABLE
+    # ...yet nothing was dead-lettered, and once the store is back the event is handled.
+    assert not [letter for letter in dead_letters.peek(infra.amqp_uri) if event["event_id"] in letter["body"]]
+    mongo.start()
+
+    assert wait_until(lambda: LeadProgressDocument.objects(id=lead_id, source="outage-test").count() == 1,
+                      timeout=60)
+    mongo.stop()
