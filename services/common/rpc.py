@@ -98,9 +98,8 @@ class LeadflowGrpc(Grpc):
     def handle_request(self, request_stream, response_stream):
         started = time.perf_counter()
         if self._stopping:
-            error = GrpcError(code=StatusCode.UNAVAILABLE, message="server shutting down; retry on another replica")
-            self._finish(started, error.code)
-            response_stream.close(error)
+            self._refuse(response_stream, started, GrpcError(
+                code=StatusCode.UNAVAILABLE, message="server shutting down; retry on another replica"))
             return
         metadata = request_stream.headers.for_application
         trace_id = _metadata_value(metadata, TRACE_ID_HEADER) or ""
@@ -114,8 +113,7 @@ class LeadflowGrpc(Grpc):
                 authorize(principal, self.roles, self.method_name)
                 context_data[PRINCIPAL_KEY] = principal.as_dict()
         except errors.LeadflowError as exc:
-            self._finish(started, to_grpc_error(exc).code)
-            response_stream.close(to_grpc_error(exc))
+            self._refuse(response_stream, started, to_grpc_error(exc))
             return
 
         request = request_stream.consume(self._input_type)
@@ -124,14 +122,11 @@ class LeadflowGrpc(Grpc):
                 request = next(request)
             except GrpcError as error:
                 # The transport refused the message (e.g. RESOURCE_EXHAUSTED over the size limit).
-                self._finish(started, error.code)
-                response_stream.close(error)
+                self._refuse(response_stream, started, error)
                 return
             except Exception:
-                error = GrpcError.from_exception(sys.exc_info(), code=StatusCode.INVALID_ARGUMENT,
-                                                 message="request could not be deserialized")
-                self._finish(started, error.code)
-                response_stream.close(error)
+                self._refuse(response_stream, started, GrpcError.from_exception(
+                    sys.exc_info(), code=StatusCode.INVALID_ARGUMENT, message="request could not be deserialized"))
                 return
         context = GrpcContext(request_stream, response_stream)
         try:
@@ -158,6 +153,11 @@ class LeadflowGrpc(Grpc):
             log.exception("%s: streaming the response failed", self.method_name)
             response_stream.close(to_grpc_error(exc, worker_ctx.context_data.get("trace_id", "")))
         return result, exc_info
+
+    def _refuse(self, response_stream, started: float, error: GrpcError) -> None:
+        """Answer without running the method: counted and timed like any call."""
+        self._finish(started, error.code)
+        response_stream.close(error)
 
     def _finish(self, started: float, code: StatusCode) -> None:
         service = self.container.service_name

@@ -1,7 +1,6 @@
 """What every Leadflow service has: /healthz, /readyz and /metrics on its HTTP port, the standard
 gRPC health check, call and event telemetry, structured-log context, and the caller's principal."""
 import json
-import logging
 import time
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -15,8 +14,6 @@ from werkzeug.wrappers import Response
 from services.common import logs, metrics
 from services.common.rpc import CallerPrincipal, LeadflowGrpc
 from services.common.messaging import ReliableEventHandler
-
-log = logging.getLogger(__name__)
 
 health_rpc = LeadflowGrpc.implementing(health_pb2_grpc.HealthStub)
 
