@@ -139,6 +139,38 @@ def normalise_lead(raw: LeadInput, lead_id: str, captured_at: datetime, prefix: 
     )
 
 
+# Fields a later capture may fill in when the existing lead does not know them yet.
+_FILLABLE = ("phone_e164", "email", "first_name", "last_name", "company", "company_domain", "title", "country",
+             "industry", "company_size")
+
+
+def contact_keys(lead: Lead) -> list[str]:
+    """The exact identities a lead is recognised by: its normalised email and its E.164 phone."""
+    keys = []
+    if lead.email:
+        keys.append(f"email:{lead.email}")
+    if lead.phone_e164:
+        keys.append(f"phone:{lead.phone_e164}")
+    return keys
+
+
+def touch_of(lead: Lead, captured_by: str) -> dict:
+    """One capture of a lead by a channel: kept on the lead whether it created or merged it."""
+    return {"source": lead.source, "medium": lead.medium, "campaign": lead.campaign,
+            "captured_at": lead.captured_at, "captured_by": captured_by}
+
+
+def merge_into(existing: Lead, incoming: Lead) -> Lead:
+    """The same person captured again: keep what the lead already says (its first-touch attribution
+    included), fill in what it did not know, add new custom fields, and keep consent once given."""
+    merged = Lead(**{**existing.__dict__, "custom_fields": {**incoming.custom_fields, **existing.custom_fields}})
+    for name in _FILLABLE:
+        if not getattr(merged, name) and getattr(incoming, name):
+            setattr(merged, name, getattr(incoming, name))
+    merged.marketing_consent = existing.marketing_consent or incoming.marketing_consent
+    return merged
+
+
 def validate_idempotency_key(key: str, field_name: str = "idempotency_key") -> str:
     check = Validator()
     check.max_length(key, MAX_IDEMPOTENCY_KEY, field_name)

@@ -1,5 +1,5 @@
 """Capture's documents: the lead record and the idempotency keys that make submissions retry-safe."""
-from mongoengine import BooleanField, DateTimeField, DictField, Document, IntField, StringField
+from mongoengine import BooleanField, DateTimeField, DictField, Document, IntField, ListField, StringField
 
 ALIAS = "capture"
 
@@ -27,6 +27,8 @@ class LeadDocument(Document):
     custom_fields = DictField()
     marketing_consent = BooleanField(default=False)
     captured_by = StringField(default="")
+    # Every capture of this lead, first one included: channel, campaign, when, by whom.
+    touches = ListField(DictField())
 
 
 class IdempotencyKey(Document):
@@ -36,3 +38,12 @@ class IdempotencyKey(Document):
     id = StringField(primary_key=True)
     lead_id = StringField(required=True)
     created_at = DateTimeField(required=True)
+
+
+class ContactKey(Document):
+    """``_id`` is "email:<address>" or "phone:<E.164>": the unique index that makes two captures of the
+    same person, even at the same moment, end up as one lead."""
+
+    meta = {"db_alias": ALIAS, "collection": "contact_keys"}
+    id = StringField(primary_key=True)
+    lead_id = StringField(required=True)

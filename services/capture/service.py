@@ -23,10 +23,13 @@ class CaptureService(LeadflowService):
     def SubmitLead(self, request, context):
         key = domain.validate_idempotency_key(request.idempotency_key)
         lead = domain.normalise_lead(mappers.lead_input_from_proto(request.lead), str(uuid.uuid4()), utcnow())
-        stored, created = self.leads.submit(lead, key, captured_by=self.caller.id)
-        if created:
-            metrics.LEADS_CAPTURED.labels(metrics.source_label(stored.source)).inc()
-        return capture_pb2.SubmitLeadResponse(lead=mappers.lead_to_proto(stored), created=created)
+        submission = self.leads.submit(lead, key, captured_by=self.caller.id)
+        if submission.created:
+            metrics.LEADS_CAPTURED.labels(metrics.source_label(lead.source)).inc()
+        elif submission.merged:
+            metrics.LEADS_MERGED.inc()
+        return capture_pb2.SubmitLeadResponse(lead=mappers.lead_to_proto(submission.lead),
+                                              created=submission.created, merged=submission.merged)
 
     # Capture does not know who owns a lead, so reps read leads through the services that do.
     @capture_rpc(roles=SUBMITTERS)

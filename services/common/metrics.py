@@ -24,6 +24,8 @@ OUTBOX_PUBLISHED = Counter(
 # Business metrics.
 LEADS_CAPTURED = Counter(
     "leadflow_capture_leads_captured_total", "Leads captured, by source", ["source"])
+LEADS_MERGED = Counter(
+    "leadflow_capture_leads_merged_total", "Captures recognised as a known lead (same email or phone) and merged")
 LEADS_SCORED = Counter("leadflow_scoring_leads_scored_total", "Leads scored")
 LEADS_QUALIFIED = Counter("leadflow_scoring_mqls_total", "Leads that became marketing-qualified")
 ASSIGNMENT_LATENCY = Histogram(

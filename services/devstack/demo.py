@@ -37,10 +37,20 @@ def ensure_reps(client) -> None:
             rep_id=rep_id, name=name, team="sales-cn", email=f"{rep_id}@leadflow.example")))
 
 
+def _as_new_person(fields: dict, run_id: str) -> dict:
+    """Each demo run's leads are new people: capture would merge a known email or phone into the
+    lead of an earlier run."""
+    local, domain = fields["email"].split("@")
+    fields["email"] = f"{local}+{run_id}@{domain}"
+    if fields.get("phone"):
+        fields["phone"] = fields["phone"][:-4] + str(int(run_id, 16) % 10_000).zfill(4)
+    return fields
+
+
 def submit(client, run_id: str) -> list:
     leads = []
     for index, fields in enumerate(DEMO_LEADS):
-        fields = dict(fields)
+        fields = _as_new_person(dict(fields), run_id)
         attribution = common_pb2.Attribution(source=fields.pop("source"), medium=fields.pop("medium", ""),
                                              campaign=fields.pop("campaign", ""))
         response = client.capture.SubmitLead(capture_pb2.SubmitLeadRequest(
@@ -77,14 +87,14 @@ def follow(client, leads, timeout: float = 30.0) -> list:
 
 
 def print_report(rows, funnel) -> None:
-    print(f"\n{'lead':34} {'source':13} {'score':>5}  {'MQL':3}  {'assigned to':12} {'capture->assign':>15}")
+    print(f"\n{'lead':44} {'source':13} {'score':>5}  {'MQL':3}  {'assigned to':12} {'capture->assign':>15}")
     for row in rows:
         lead, score, assignment = row["lead"], row["score"], row["assignment"]
         latency = ""
         if assignment is not None:
             seconds = (assignment.assigned_at.ToDatetime() - assignment.lead_captured_at.ToDatetime()).total_seconds()
             latency = f"{seconds * 1000:.0f} ms"
-        print(f"{lead.email:34} {lead.attribution.source:13} {score.total if score else '-':>5}  "
+        print(f"{lead.email:44} {lead.attribution.source:13} {score.total if score else '-':>5}  "
               f"{'yes' if score and score.qualified else 'no':3}  "
               f"{assignment.rep_id if assignment else '-':12} {latency:>15}")
     print("\nfunnel:")

@@ -18,6 +18,7 @@ FUNNEL_ORDER = (Stage.CAPTURED, Stage.SCORED, Stage.QUALIFIED, Stage.ASSIGNED, S
 # determines: (source service, event type) -> {progress field: payload key holding the moment}.
 PROJECTED_MOMENTS = {
     ("capture", "lead_captured"): {"captured_at": "occurred_at"},
+    ("capture", "lead_merged"): {"last_touch_at": "occurred_at"},
     ("scoring", "lead_scored"): {"scored_at": "occurred_at"},
     ("scoring", "lead_qualified"): {"qualified_at": "occurred_at"},
     ("routing", "lead_assigned"): {"assigned_at": "assigned_at"},

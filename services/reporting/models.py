@@ -17,3 +17,4 @@ class LeadProgressDocument(Document):
     assigned_at = DateTimeField()
     contacted_at = DateTimeField()
     first_response_due_at = DateTimeField()
+    last_touch_at = DateTimeField()

@@ -26,6 +26,7 @@ class ReportingService(LeadflowService):
     progress = ReportingStore()
 
     handle_lead_captured = _projecting("capture", "lead_captured")
+    handle_lead_merged = _projecting("capture", "lead_merged")
     handle_lead_scored = _projecting("scoring", "lead_scored")
     handle_lead_qualified = _projecting("scoring", "lead_qualified")
     handle_lead_assigned = _projecting("routing", "lead_assigned")

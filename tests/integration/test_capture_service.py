@@ -1,5 +1,7 @@
 """Capture over its real gRPC entrypoint, storing in the Mongo wire protocol, emitting on RabbitMQ."""
 import json
+import random
+import uuid
 import urllib.request
 
 from grpc import StatusCode
@@ -13,7 +15,9 @@ from tests.support import violations_of
 
 
 def lead_request(idempotency_key: str = "", **overrides) -> capture_pb2.SubmitLeadRequest:
-    fields = dict(email="Li.Na@Haier-Robotics.CN", phone="138 0013 8000", country="cn", first_name=" Na ",
+    """A lead of its own: capture merges submissions of the same email or phone into one lead."""
+    unique = random.randrange(10_000_000, 99_999_999)
+    fields = dict(email=f"Li.Na.{unique}@Haier-Robotics.CN", phone=f"138 {unique}", country="cn", first_name=" Na ",
                   last_name="Li", company="Haier  Robotics", title="CTO", industry="Manufacturing",
                   company_size=1200, attribution=common_pb2.Attribution(source="Demo_Request", campaign="Spring"))
     fields.update(overrides)
@@ -25,19 +29,19 @@ def test_submitted_lead_is_normalised_stored_and_announced(run_service, tokens, 
     captured = tap("capture", "lead_captured")
     capture = service.grpc(capture_pb2_grpc.CaptureServiceStub, tokens["integration"])
 
-    response = capture.SubmitLead(lead_request())
+    response = capture.SubmitLead(lead_request(email="Li.Na.Normalised@Haier-Robotics.CN", phone="138 0013 8000"))
 
     lead = response.lead
     assert response.created
     assert (lead.email, lead.phone_e164, lead.country, lead.company, lead.company_domain, lead.first_name) == \
-        ("li.na@haier-robotics.cn", "+8613800138000", "CN", "Haier Robotics", "haier-robotics.cn", "Na")
+        ("li.na.normalised@haier-robotics.cn", "+8613800138000", "CN", "Haier Robotics", "haier-robotics.cn", "Na")
     assert lead.attribution.source == "demo_request"
     assert capture.GetLead(capture_pb2.GetLeadRequest(lead_id=lead.lead_id)).lead == lead
 
     [event] = captured.collect(1)
     assert event["event_type"] == "lead_captured" and event["lead_id"] == lead.lead_id
     assert event["schema_version"] == 1 and event["event_id"] and event["occurred_at"].endswith("Z")
-    assert event["lead"]["email"] == "li.na@haier-robotics.cn" and event["lead"]["company_size"] == 1200
+    assert event["lead"]["email"] == "li.na.normalised@haier-robotics.cn" and event["lead"]["company_size"] == 1200
 
 
 def test_retry_with_same_idempotency_key_creates_nothing_new(run_service, tokens, tap):
@@ -136,3 +140,46 @@ def test_calls_during_a_graceful_stop_are_unavailable_so_clients_retry_elsewhere
     error = capture.error("SubmitLead", lead_request())
     assert error.code == StatusCode.UNAVAILABLE
     assert LeadDocument.objects.count() == before
+
+
+def test_the_same_person_captured_again_is_merged_into_one_lead(run_service, tokens, tap):
+    from services.capture.models import ContactKey
+    service = run_service(CaptureService)
+    emitted = tap("capture")
+    capture = service.grpc(capture_pb2_grpc.CaptureServiceStub, tokens["integration"])
+    email = f"wang.{uuid.uuid4().hex[:6]}@haier-robotics.cn"
+
+    first = capture.SubmitLead(lead_request(email=email, phone="", title="", company_size=0,
+                                            attribution=common_pb2.Attribution(source="webinar")))
+    again = capture.SubmitLead(lead_request(email=email.upper(), phone="+86 138 0013 8999", title="CTO",
+                                            attribution=common_pb2.Attribution(source="google")))
+    by_phone = capture.SubmitLead(lead_request(email="", phone="13800138999", country="CN",
+                                               attribution=common_pb2.Attribution(source="event")))
+
+    assert first.created and not first.merged
+    assert (again.created, again.merged, by_phone.merged) == (False, True, True)
+    assert again.lead.lead_id == by_phone.lead.lead_id == first.lead.lead_id
+    assert (again.lead.title, again.lead.phone_e164) == ("CTO", "+8613800138999")
+    assert again.lead.attribution.source == "webinar"  # first touch
+    document = LeadDocument.objects(id=first.lead.lead_id).first()
+    assert [t["source"] for t in document.touches] == ["webinar", "google", "event"]
+    assert ContactKey.objects(lead_id=first.lead.lead_id).count() == 2
+    events = emitted.collect(3)
+    assert [e["event_type"] for e in events] == ["lead_captured", "lead_merged", "lead_merged"]
+    assert events[2]["touch"]["source"] == "event" and events[2]["lead"]["title"] == "CTO"
+
+
+def test_simultaneous_captures_of_one_email_make_one_lead(run_service, tokens):
+    import eventlet
+    service = run_service(CaptureService)
+    capture = service.grpc(capture_pb2_grpc.CaptureServiceStub, tokens["integration"])
+    email = f"rush.{uuid.uuid4().hex[:6]}@acme.example.com"
+
+    pool = eventlet.GreenPool(8)
+    responses = list(pool.imap(lambda i: capture.SubmitLead(lead_request(
+        email=email, phone="", attribution=common_pb2.Attribution(source=f"channel{i}"))), range(8)))
+
+    assert len({r.lead.lead_id for r in responses}) == 1
+    assert sum(r.created for r in responses) == 1 and sum(r.merged for r in responses) == 7
+    assert LeadDocument.objects(email=email).count() == 1
+    assert len(LeadDocument.objects(email=email).first().touches) == 8

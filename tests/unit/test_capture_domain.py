@@ -244,3 +244,36 @@ def test_overlong_idempotency_key_is_named():
 
     assert [(v.field, v.description) for v in raised.value.violations] == \
         [("requests[2].idempotency_key", "must be at most 128 characters (got 129)")]
+
+
+# --- de-duplication ---------------------------------------------------------------------------------------
+
+def _lead(**fields):
+    from services.capture.domain import Lead
+    base = dict(lead_id="L-1", captured_at=datetime(2026, 11, 1, tzinfo=timezone.utc), source="webinar")
+    return Lead(**{**base, **fields})
+
+
+def test_a_lead_is_recognised_by_its_email_and_phone():
+    from services.capture.domain import contact_keys
+    assert contact_keys(_lead(email="li.na@acme.cn", phone_e164="+8613800138000")) == [
+        "email:li.na@acme.cn", "phone:+8613800138000"]
+    assert contact_keys(_lead(phone_e164="+8613800138000")) == ["phone:+8613800138000"]
+
+
+def test_merging_keeps_what_the_lead_knew_and_fills_in_what_it_did_not():
+    from services.capture.domain import merge_into
+    existing = _lead(email="li.na@acme.cn", title="CTO", company="", custom_fields={"budget": "50k"},
+                     marketing_consent=True)
+    incoming = _lead(lead_id="L-2", email="li.na@acme.cn", title="Head of IT", company="ACME Robotics",
+                     phone_e164="+8613800138000", source="google", custom_fields={"budget": "10k", "team": "5"},
+                     marketing_consent=False, captured_at=datetime(2026, 11, 20, tzinfo=timezone.utc))
+
+    merged = merge_into(existing, incoming)
+
+    assert merged.lead_id == "L-1" and merged.captured_at == existing.captured_at
+    assert (merged.title, merged.company, merged.phone_e164) == ("CTO", "ACME Robotics", "+8613800138000")
+    assert merged.source == "webinar"  # first-touch attribution stays; the new touch is recorded apart
+    assert merged.custom_fields == {"budget": "50k", "team": "5"}
+    assert merged.marketing_consent is True
+    assert existing.company == ""  # the existing record itself is not changed in place

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 import pytest
 
 from services.capture import events as capture_events
-from services.capture.domain import Lead
+from services.capture.domain import Lead, touch_of
 from services.common.events import make_event, parse_iso
 from services.opportunity import events as opportunity_events
 from services.opportunity.domain import Activity, ActivityType, LeadOwnership
@@ -77,6 +77,7 @@ def _emitted_events() -> dict:
     activity = Activity("A-1", "L-1", ActivityType.CALL, "", "", "", "rep.one", NOW, NOW)
     produced = {
         "capture": capture_events.lead_captured(lead),
+        "capture-m": capture_events.lead_merged(lead, touch_of(lead, "crm-sync")),
         "scoring": scoring_events.lead_scored(score, {"source": "demo_request"}),
         "scoring-q": scoring_events.lead_qualified(score, {**lead.snapshot(), "source": "demo_request"}),
         "routing": routing_events.lead_assigned(assignment, {"source": "demo_request"}),
