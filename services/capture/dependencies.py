@@ -39,12 +39,15 @@ class LeadRepository:
                 earlier = uow.find_one(IdempotencyKey, {"_id": scoped_key})
                 if earlier:
                     return Submission(self._lead(uow, earlier.lead_id), created=False, merged=False)
-            existing_id = self._known_lead_id(uow, domain.contact_keys(lead))
+            claims = {key: uow.find_one(ContactKey, {"_id": key}) for key in domain.contact_keys(lead)}
+            # Email first: it identifies a person more surely than a shared phone line.
+            existing_id = next((claim.lead_id for claim in claims.values() if claim), None)
+            unclaimed = [key for key, claim in claims.items() if claim is None]
             if existing_id is None:
                 document = lead_to_document(lead, captured_by)
                 document.touches = [touch]
                 uow.insert(document)
-                self._claim_keys(uow, domain.contact_keys(lead), lead.lead_id)
+                self._claim(uow, unclaimed, lead.lead_id)
                 uow.publish(*events.lead_captured(lead))
                 result = Submission(lead, created=True, merged=False)
             else:
@@ -53,7 +56,8 @@ class LeadRepository:
                 document = lead_to_document(merged, existing.captured_by)
                 document.touches = [*existing.touches, touch]
                 uow.replace(document)
-                self._claim_keys(uow, domain.contact_keys(merged), existing_id)
+                # A newly learnt phone becomes the lead's; one another lead already has stays with it.
+                self._claim(uow, unclaimed, existing_id)
                 uow.publish(*events.lead_merged(merged, touch))
                 result = Submission(merged, created=False, merged=True)
             if scoped_key:
@@ -68,19 +72,9 @@ class LeadRepository:
                     raise
 
     @staticmethod
-    def _known_lead_id(uow, keys: list[str]) -> str | None:
-        for key in keys:  # email first: it identifies a person more surely than a shared phone line
-            known = uow.find_one(ContactKey, {"_id": key})
-            if known:
-                return known.lead_id
-        return None
-
-    @staticmethod
-    def _claim_keys(uow, keys: list[str], lead_id: str) -> None:
-        """Record the lead's identities; one already claimed by another lead stays with that lead."""
+    def _claim(uow, keys: list[str], lead_id: str) -> None:
         for key in keys:
-            if not uow.find_one(ContactKey, {"_id": key}):
-                uow.insert(ContactKey(id=key, lead_id=lead_id))
+            uow.insert(ContactKey(id=key, lead_id=lead_id))
 
     @staticmethod
     def _lead(uow, lead_id: str):
