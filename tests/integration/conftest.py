@@ -22,9 +22,16 @@ grpc_transport.install()
 class RunningService:
     def __init__(self, container, grpc_port: int, http_port: int):
         self.container, self.grpc_port, self.http_port = container, grpc_port, http_port
+        self.callers = []
 
     def grpc(self, stub, token: str | None = None) -> "Caller":
-        return Caller(Client(f"//127.0.0.1:{self.grpc_port}", stub), token)
+        self.callers.append(Caller(Client(f"//127.0.0.1:{self.grpc_port}", stub), token))
+        return self.callers[-1]
+
+    def stop(self) -> None:
+        for caller in self.callers:
+            caller.close()
+        self.container.stop()
 
 
 class Caller:
@@ -52,7 +59,7 @@ class Caller:
 @pytest.fixture
 def run_service(infra, tokens):
     """Start a service container configured for this test session."""
-    started, patchers, callers = [], [], []
+    started, patchers = [], []
 
     def start(service_cls, **overrides) -> RunningService:
         grpc_port, http_port = free_port(), free_port()
@@ -67,20 +74,12 @@ def run_service(infra, tokens):
         container = ServiceContainer(service_cls)
         container.start()
         service = RunningService(container, grpc_port, http_port)
-        original = service.grpc
-
-        def tracked(stub, token=None):
-            callers.append(original(stub, token))
-            return callers[-1]
-        service.grpc = tracked
-        started.append(container)
+        started.append(service)
         return service
 
     yield start
-    for caller in callers:
-        caller.close()
-    for container in reversed(started):
-        container.stop()
+    for service in reversed(started):
+        service.stop()
     for patcher in reversed(patchers):
         patcher.stop()
 
