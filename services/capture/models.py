@@ -1,5 +1,6 @@
-"""Capture's documents: the lead record and the idempotency keys that make submissions retry-safe."""
-from mongoengine import BooleanField, DateTimeField, DictField, Document, IntField, ListField, StringField
+"""Capture's documents: the lead record, the keys that recognise a lead again, forms, import
+mappings, behaviour activity, and what a merge needs to be undone."""
+from mongoengine import (BooleanField, DateTimeField, DictField, Document, IntField, ListField, StringField)
 
 ALIAS = "capture"
 
@@ -7,7 +8,13 @@ ALIAS = "capture"
 class LeadDocument(Document):
     meta = {
         "db_alias": ALIAS, "collection": "leads",
-        "indexes": ["email", "phone_e164", "company_domain", ("source", "-captured_at"), "-captured_at"],
+        "indexes": [
+            "email", "phone_e164", "company_domain", ("source", "-captured_at"), "-captured_at",
+            # Search: each filter is an exact lookup on an indexed array (the store has no text index).
+            ("search_terms", "-captured_at"), ("tags", "-captured_at"), ("owner_id", "-captured_at"),
+            # Fuzzy de-duplication looks up candidates by company domain and company name.
+            "match_keys",
+        ],
     }
     id = StringField(primary_key=True)
     captured_at = DateTimeField(required=True)
@@ -19,20 +26,38 @@ class LeadDocument(Document):
     company_domain = StringField(default="")
     title = StringField(default="")
     country = StringField(default="")
+    region = StringField(default="")
+    city = StringField(default="")
+    address = StringField(default="")
+    website = StringField(default="")
     industry = StringField(default="")
     company_size = IntField(default=0)
     source = StringField(required=True)
     medium = StringField(default="")
     campaign = StringField(default="")
     custom_fields = DictField()
+    tags = ListField(StringField())
     marketing_consent = BooleanField(default=False)
+    consent_text = StringField(default="")
+    consent_given_at = DateTimeField()
+    consent_recorded_by = StringField(default="")
+    external_id = StringField(default="")
+    visitor_id = StringField(default="")
+    needs_review = BooleanField(default=False)
+    possible_duplicate_of = ListField(StringField())
+    other_contacts = ListField(StringField())
+    owner_id = StringField(default="")
+    merged_into = StringField(default="")
     captured_by = StringField(default="")
     # Every capture of this lead, first one included: channel, campaign, when, by whom.
     touches = ListField(DictField())
+    search_terms = ListField(StringField())
+    match_keys = ListField(StringField())
 
 
 class IdempotencyKey(Document):
-    """``_id`` is "<principal>:<key>": two integrations can never collide on each other's keys."""
+    """``_id`` is "<principal>:<key>" (or "webhook:<source>:<delivery>"): two callers can never
+    collide on each other's keys."""
 
     meta = {"db_alias": ALIAS, "collection": "idempotency_keys"}
     id = StringField(primary_key=True)
@@ -41,9 +66,71 @@ class IdempotencyKey(Document):
 
 
 class ContactKey(Document):
-    """``_id`` is "email:<address>" or "phone:<E.164>": the unique index that makes two captures of the
-    same person, even at the same moment, end up as one lead."""
+    """``_id`` is "email:<address>", "phone:<E.164>" or "external:<id>": the unique index that makes
+    two captures of the same person, even at the same moment, end up as one lead."""
 
     meta = {"db_alias": ALIAS, "collection": "contact_keys"}
     id = StringField(primary_key=True)
     lead_id = StringField(required=True)
+
+
+class MergeRecord(Document):
+    """What MergeLeads changed, so UnmergeLeads can take exactly that back. ``_id`` is the duplicate."""
+
+    meta = {"db_alias": ALIAS, "collection": "merges"}
+    id = StringField(primary_key=True)
+    primary_id = StringField(required=True)
+    duplicate = DictField(required=True)  # the duplicate's document as it was
+    filled_fields = DictField()  # field -> value the merge filled in on the primary
+    added_tags = ListField(StringField())
+    added_contacts = ListField(StringField())
+    added_custom_fields = ListField(StringField())
+    moved_keys = ListField(StringField())
+    moved_touches = IntField(default=0)
+    merged_at = DateTimeField(required=True)
+    merged_by = StringField(default="")
+
+
+class FormDocument(Document):
+    meta = {"db_alias": ALIAS, "collection": "forms", "indexes": [{"fields": ["public_key"], "unique": True}]}
+    id = StringField(primary_key=True)  # form_id
+    public_key = StringField(required=True)
+    version = IntField(required=True)
+    definition = DictField(required=True)
+    updated_at = DateTimeField(required=True)
+    updated_by = StringField(default="")
+
+
+class ImportMapping(Document):
+    """The column mapping last saved for a source, used when an import of that source gives none."""
+
+    meta = {"db_alias": ALIAS, "collection": "import_mappings"}
+    id = StringField(primary_key=True)  # source
+    mapping = DictField(required=True)
+    updated_at = DateTimeField(required=True)
+
+
+class ActivityDocument(Document):
+    """Something a lead (or a still-anonymous visitor) did. ``_id`` is the activity id, so a retried
+    recording is one document."""
+
+    meta = {"db_alias": ALIAS, "collection": "activities",
+            "indexes": [("lead_id", "-occurred_at"), ("visitor_id", "lead_id")]}
+    id = StringField(primary_key=True)
+    type = StringField(required=True)
+    lead_id = StringField(default="")
+    visitor_id = StringField(default="")
+    url = StringField(default="")
+    properties = DictField()
+    occurred_at = DateTimeField(required=True)
+    recorded_at = DateTimeField(required=True)
+    recorded_by = StringField(default="")
+
+
+class VisitorLink(Document):
+    """An anonymous visitor id that identified itself as a lead. ``_id`` is the visitor id."""
+
+    meta = {"db_alias": ALIAS, "collection": "visitors"}
+    id = StringField(primary_key=True)
+    lead_id = StringField(required=True)
+    linked_at = DateTimeField(required=True)

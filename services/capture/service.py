@@ -1,37 +1,357 @@
-"""Capture service: the gRPC door every lead comes through."""
+"""Capture service: the one door every lead comes through — gRPC for frontends and ERP systems, and
+public HTTP for web forms, QR codes, webhooks and the tracking beacon."""
+import hashlib
+import hmac
+import json
 import uuid
+from io import BytesIO
+from urllib.parse import urlsplit
 
 from leadflow.capture.v1 import capture_pb2, capture_pb2_grpc
+from leadflow.common.v1 import common_pb2
+from nameko import config
+from werkzeug.wrappers import Request, Response
 
-from services.capture import domain, mappers
+from services.capture import activity as activities
+from services.capture import cards, domain, file_import, forms, mappers, matching
 from services.capture.dependencies import CaptureStore
 from services.common import metrics
 from services.common.auth import Role
+from services.common.errors import FieldViolation, InvalidArgument, NotFound, Unauthenticated
 from services.common.events import utcnow
+from services.common.http import UnsupportedMediaType, client_address, json_response, public_http, read_body
+from services.common.mappers import from_timestamp, next_page_token, page_window
+from services.common.messaging import event_handler
+from services.common.rate_limit import RateLimits
 from services.common.rpc import LeadflowGrpc
 from services.common.service_base import LeadflowService
 
 capture_rpc = LeadflowGrpc.implementing(capture_pb2_grpc.CaptureServiceStub)
 SUBMITTERS = {Role.ADMIN, Role.MANAGER, Role.INTEGRATION}
+EDITORS = {Role.ADMIN, Role.MANAGER}
+MAX_BATCH = 500
+# A 1x1 transparent GIF: what a tracking pixel answers.
+PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
+
+
+def _count(submission) -> None:
+    if submission.created:
+        metrics.LEADS_CAPTURED.labels(metrics.source_label(submission.lead.source)).inc()
+    elif submission.merged and not submission.unchanged:
+        metrics.LEADS_MERGED.inc()
+
+
+def webhook_secrets() -> dict[str, bytes]:
+    pairs = (item.split("=", 1) for item in config.get("WEBHOOK_SECRETS", "").split(",") if "=" in item)
+    return {source.strip().lower(): secret.strip().encode() for source, secret in pairs}
 
 
 class CaptureService(LeadflowService):
     name = "capture"
-    leads = CaptureStore()
+    store = CaptureStore()
+    rate_limits = RateLimits()
+
+    # ---- gRPC: leads ---------------------------------------------------------------------------
 
     @capture_rpc(roles=SUBMITTERS)
     def SubmitLead(self, request, context):
-        key = domain.validate_idempotency_key(request.idempotency_key)
-        lead = domain.normalise_lead(mappers.lead_input_from_proto(request.lead), str(uuid.uuid4()), utcnow())
-        submission = self.leads.submit(lead, key, captured_by=self.caller.id)
-        if submission.created:
-            metrics.LEADS_CAPTURED.labels(metrics.source_label(lead.source)).inc()
-        elif submission.merged:
-            metrics.LEADS_MERGED.inc()
+        submission = self._submit(request, self.caller.id)
         return capture_pb2.SubmitLeadResponse(lead=mappers.lead_to_proto(submission.lead),
                                               created=submission.created, merged=submission.merged)
 
-    # Capture does not know who owns a lead, so reps read leads through the services that do.
     @capture_rpc(roles=SUBMITTERS)
+    def SubmitLeads(self, request, context):
+        if len(request.items) > MAX_BATCH:
+            raise InvalidArgument([FieldViolation("items", f"at most {MAX_BATCH} items per call")])
+        response = capture_pb2.SubmitLeadsResponse()
+        for index, item in enumerate(request.items):
+            try:
+                submission = self._submit(item, self.caller.id, prefix=f"items[{index}].")
+            except InvalidArgument as exc:
+                response.rejected += 1
+                response.results.add(index=index, violations=[
+                    common_pb2.FieldViolation(field=v.field, description=v.description) for v in exc.violations])
+                continue
+            response.created += submission.created
+            response.merged += submission.merged
+            response.results.add(index=index, lead=mappers.lead_to_proto(submission.lead),
+                                 created=submission.created, merged=submission.merged)
+        return response
+
+    def _submit(self, request, captured_by: str, prefix: str = ""):
+        key = domain.validate_idempotency_key(request.idempotency_key, f"{prefix}idempotency_key")
+        lead = domain.normalise_lead(mappers.lead_input_from_proto(request.lead), str(uuid.uuid4()), utcnow(),
+                                     prefix=f"{prefix}lead")
+        submission = self.store.leads.submit(lead, key, captured_by=captured_by)
+        _count(submission)
+        return submission
+
+    @capture_rpc
     def GetLead(self, request, context):
-        return capture_pb2.GetLeadResponse(lead=mappers.lead_to_proto(self.leads.get(request.lead_id)))
+        lead = self.store.leads.get(request.lead_id)
+        # A rep reads only the leads routed to them; to anyone else the lead does not exist.
+        if self.caller.role == Role.REP and lead.owner_id != self.caller.id:
+            raise NotFound("lead", request.lead_id)
+        return capture_pb2.GetLeadResponse(lead=mappers.lead_to_proto(lead))
+
+    @capture_rpc
+    def SearchLeads(self, request, context):
+        offset, limit = page_window(request.page)
+        check_range = (request.HasField("captured_from") and request.HasField("captured_to")
+                       and request.captured_to.ToDatetime() <= request.captured_from.ToDatetime())
+        if check_range:
+            raise InvalidArgument([FieldViolation("captured_to", "must be after captured_from")])
+        owner = self.caller.id if self.caller.role == Role.REP else (request.owner_id or None)
+        leads = self.store.leads.search(
+            text_words=matching.query_words(request.text), source=request.source, tag=request.tag,
+            captured_from=from_timestamp(request.captured_from), captured_to=from_timestamp(request.captured_to),
+            owner_id=owner, possible_duplicates_only=request.possible_duplicates_only,
+            needs_review_only=request.needs_review_only, offset=offset, limit=limit)
+        return capture_pb2.SearchLeadsResponse(
+            leads=[mappers.lead_to_proto(lead) for lead in leads],
+            page=common_pb2.PageResponse(next_page_token=next_page_token(offset, limit, len(leads))))
+
+    @capture_rpc(roles=EDITORS)
+    def MergeLeads(self, request, context):
+        check_ids = InvalidArgument([FieldViolation(name, "is required") for name in
+                                     ("primary_lead_id", "duplicate_lead_id") if not getattr(request, name)])
+        if check_ids.violations:
+            raise check_ids
+        merged = self.store.leads.merge(request.primary_lead_id, request.duplicate_lead_id, self.caller.id)
+        metrics.LEADS_MERGED.inc()
+        return capture_pb2.MergeLeadsResponse(lead=mappers.lead_to_proto(merged))
+
+    @capture_rpc(roles=EDITORS)
+    def UnmergeLeads(self, request, context):
+        if not request.lead_id:
+            raise InvalidArgument([FieldViolation("lead_id", "is required")])
+        restored, primary = self.store.leads.unmerge(request.lead_id, self.caller.id)
+        return capture_pb2.UnmergeLeadsResponse(lead=mappers.lead_to_proto(restored),
+                                                primary=mappers.lead_to_proto(primary))
+
+    @capture_rpc(roles=SUBMITTERS)
+    def RecordActivity(self, request, context):
+        type_name = capture_pb2.ActivityType.Name(request.type).removeprefix("ACTIVITY_TYPE_").lower()
+        email = request.email.strip().lower()
+        activity = activities.new_activity(
+            activity_type=type_name, lead_id=request.lead_id, email=email, visitor_id=request.visitor_id,
+            url=request.url, occurred_at=from_timestamp(request.occurred_at), properties=dict(request.properties),
+            activity_id=request.activity_id, now=utcnow(), recorded_by=self.caller.id)
+        stored, recorded = self.store.leads.record_activity(activity, email=email)
+        if recorded:
+            metrics.ACTIVITIES_RECORDED.labels(stored.type).inc()
+        return capture_pb2.RecordActivityResponse(activity_id=stored.id, lead_id=stored.lead_id, recorded=recorded)
+
+    # ---- gRPC: forms, import, business cards ----------------------------------------------------
+
+    @capture_rpc(roles=EDITORS)
+    def PutForm(self, request, context):
+        form = forms.validate_form(mappers.form_from_proto(request.form))
+        document = self.store.forms.put(form.form_id, mappers.form_to_definition(form), forms.new_public_key(),
+                                        self.caller.id)
+        return capture_pb2.PutFormResponse(form=self._form_proto(document))
+
+    @capture_rpc(roles=SUBMITTERS)
+    def GetForm(self, request, context):
+        return capture_pb2.GetFormResponse(form=self._form_proto(self.store.forms.get(request.form_id)))
+
+    @capture_rpc(roles=SUBMITTERS)
+    def ListForms(self, request, context):
+        offset, limit = page_window(request.page)
+        documents = self.store.forms.list(offset, limit)
+        return capture_pb2.ListFormsResponse(
+            forms=[self._form_proto(document) for document in documents],
+            page=common_pb2.PageResponse(next_page_token=next_page_token(offset, limit, len(documents))))
+
+    def _form_proto(self, document):
+        form = mappers.form_from_document(document)
+        base = config["CAPTURE_PUBLIC_URL"].rstrip("/")
+        return mappers.form_to_proto(form, url=forms.form_url(base, form.public_key),
+                                     qr_url=f"{base}/f/{form.public_key}/qr.png")
+
+    @capture_rpc(roles=SUBMITTERS)
+    def ImportLeadFile(self, request, context):
+        job = file_import.LeadFileImport(self.store.leads, self.store.forms, captured_by=self.caller.id,
+                                         max_bytes=config["IMPORT_MAX_BYTES"])
+        report = job.run(request)
+        for outcome_source, count in report.created_by_source.items():
+            metrics.LEADS_CAPTURED.labels(metrics.source_label(outcome_source)).inc(count)
+        return mappers.import_report_to_proto(report)
+
+    @capture_rpc(roles=SUBMITTERS)
+    def ScanBusinessCard(self, request, context):
+        cards.validate_card_image(request.image, "image")
+        region = (request.default_region or "CN").upper()
+        scan = cards.scan_card(request.image, default_region=region)
+        metrics.CARDS_SCANNED.labels("review" if scan.needs_review else "confident").inc()
+        response = capture_pb2.ScanBusinessCardResponse(
+            fields=mappers.card_fields_to_proto(scan), needs_review=scan.needs_review, text=scan.text)
+        raw = scan.to_lead_input(source=request.attribution.source or "business_card", default_region=region,
+                                 tags=tuple(request.tags))
+        raw.medium, raw.campaign = request.attribution.medium, request.attribution.campaign
+        if request.read_only or not (raw.email or raw.phone):
+            return response
+        lead = domain.normalise_lead(raw, str(uuid.uuid4()), utcnow(), default_region=region)
+        submission = self.store.leads.submit(lead, "", captured_by=self.caller.id)
+        _count(submission)
+        response.lead.CopyFrom(mappers.lead_to_proto(submission.lead))
+        response.created, response.merged = submission.created, submission.merged
+        return response
+
+    # ---- events ----------------------------------------------------------------------------------
+
+    @event_handler("routing", "lead_assigned")
+    def handle_lead_assigned(self, event):
+        """Capture keeps the owner on the lead so reps can find and read their own leads here."""
+        return self.store.leads.set_owner(event, "handle_lead_assigned", event["lead_id"], event["rep_id"])
+
+    # ---- public HTTP: forms ----------------------------------------------------------------------
+
+    def _public_form(self, key: str):
+        form = mappers.form_from_document(self.store.forms.by_public_key(key))
+        if not form.active:
+            raise NotFound("form", key)
+        return form
+
+    @staticmethod
+    def _own_origin() -> str:
+        """The form page posts back to its own origin, which is therefore always allowed."""
+        parts = urlsplit(config["CAPTURE_PUBLIC_URL"])
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @public_http("GET", "/f/<string:key>")
+    def form_page(self, request, key):
+        form = self._public_form(key)
+        base = config["CAPTURE_PUBLIC_URL"].rstrip("/")
+        html = forms.render_form_html(form, f"{base}/f/{key}", dict(request.args), own_origin=self._own_origin())
+        return Response(html, mimetype="text/html", headers={
+            "Content-Security-Policy": f"frame-ancestors {forms.frame_ancestors(form, self._own_origin())}",
+            "Cache-Control": "no-store"})
+
+    @public_http("GET", "/f/<string:key>/qr.png")
+    def form_qr(self, request, key):
+        form = self._public_form(key)
+        base = config["CAPTURE_PUBLIC_URL"].rstrip("/")
+        url = forms.form_url(base, form.public_key, source=request.args.get("source"),
+                             medium=request.args.get("medium"), campaign=request.args.get("campaign"))
+        return Response(forms.form_qr_png(url), mimetype="image/png", headers={"Cache-Control": "public, max-age=300"})
+
+    @public_http("POST", "/f/<string:key>")
+    def form_submit(self, request, key):
+        address = client_address(request, config["TRUSTED_PROXY_HOPS"])
+        self.rate_limits.hit("form", address, config["FORM_RATE_LIMIT_PER_MINUTE"])
+        body = read_body(request, config["PUBLIC_MAX_BODY_BYTES"])
+        form = self._public_form(key)
+        if not forms.origin_allowed(form, request.headers.get("Origin"), request.headers.get("Referer"),
+                                    own_origin=self._own_origin()):
+            metrics.PUBLIC_REJECTED.labels("form", "origin").inc()
+            return json_response({"error": "permission_denied", "message": "this site may not post this form"}, 403)
+        values = self._form_values(request, body)
+        wants_json = "application/json" in request.headers.get("Accept", "") or request.mimetype == "application/json"
+        if forms.is_bot_submission(values):
+            # Look like success so the bot learns nothing; store nothing.
+            metrics.PUBLIC_REJECTED.labels("form", "honeypot").inc()
+            return self._form_done(form, wants_json, None)
+        raw = forms.parse_submission(form, values, dict(request.args))
+        lead = domain.normalise_lead(raw, str(uuid.uuid4()), utcnow(), prefix="fields",
+                                     default_region=form.default_region)
+        submission = self.store.leads.submit(lead, "", captured_by=f"form:{form.form_id}")
+        _count(submission)
+        return self._form_done(form, wants_json, submission)
+
+    @staticmethod
+    def _form_values(request, body: bytes) -> dict:
+        if request.mimetype == "application/json":
+            try:
+                values = json.loads(body or b"{}")
+            except ValueError:
+                raise InvalidArgument([FieldViolation("body", "is not valid JSON")]) from None
+            if not isinstance(values, dict):
+                raise InvalidArgument([FieldViolation("body", "must be a JSON object")])
+            return values
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            # The body was read (and bounded) already; werkzeug parses a request over those bytes.
+            bounded = Request({**request.environ, "wsgi.input": BytesIO(body), "CONTENT_LENGTH": str(len(body))})
+            return bounded.form.to_dict(flat=False)
+        raise UnsupportedMediaType("send application/x-www-form-urlencoded, multipart/form-data or application/json")
+
+    @staticmethod
+    def _form_done(form, wants_json: bool, submission):
+        lead_id = submission.lead.lead_id if submission else str(uuid.uuid4())
+        if wants_json:
+            return json_response({"status": "received", "lead_id": lead_id,
+                                  "message": form.thank_you_message or ""}, 201)
+        if form.redirect_url:
+            return Response("", status=303, headers={"Location": form.redirect_url})
+        return Response(forms.render_thank_you_html(form), status=201, mimetype="text/html")
+
+    # ---- public HTTP: webhooks and the beacon ----------------------------------------------------
+
+    @public_http("POST", "/webhooks/<string:source>")
+    def webhook(self, request, source):
+        """An ad platform or landing-page tool posts a lead as JSON, signed with the source's secret:
+        ``X-Leadflow-Signature: sha256=<hex HMAC of the body>``; ``X-Leadflow-Delivery`` names the
+        delivery, so a redelivery is acknowledged without creating anything."""
+        source = source.lower()
+        address = client_address(request, config["TRUSTED_PROXY_HOPS"])
+        self.rate_limits.hit("webhook", address, config["WEBHOOK_RATE_LIMIT_PER_MINUTE"])
+        secret = webhook_secrets().get(source)
+        if secret is None:
+            raise NotFound("webhook source", source)
+        body = read_body(request, config["PUBLIC_MAX_BODY_BYTES"])
+        signature = request.headers.get("X-Leadflow-Signature", "")
+        expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(signature.encode(), expected.encode()):
+            metrics.PUBLIC_REJECTED.labels("webhook", "signature").inc()
+            raise Unauthenticated("missing or wrong X-Leadflow-Signature (sha256 HMAC of the body)")
+        delivery = request.headers.get("X-Leadflow-Delivery", "").strip()
+        if not delivery:
+            raise InvalidArgument([FieldViolation("X-Leadflow-Delivery", "header is required")])
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise InvalidArgument([FieldViolation("body", "is not valid JSON")]) from None
+        raw = mappers.lead_input_from_json(payload, default_source=source)
+        lead = domain.normalise_lead(raw, str(uuid.uuid4()), utcnow())
+        submission = self.store.leads.submit(lead, domain.validate_idempotency_key(delivery, "X-Leadflow-Delivery"),
+                                             captured_by=f"webhook:{source}")
+        _count(submission)
+        replayed = not submission.created and not submission.merged
+        return json_response({"lead_id": submission.lead.lead_id, "created": submission.created,
+                              "merged": submission.merged, "replayed": replayed},
+                             201 if submission.created else 200)
+
+    @public_http("GET,POST", "/t")
+    def beacon(self, request):
+        """Tracking pixel (GET, answers a 1x1 GIF) and beacon (POST JSON, navigator.sendBeacon). The
+        public beacon knows visitors only: their activity becomes a lead's once the visitor fills in a
+        form. Naming a lead or an email here would let anyone inflate any lead's engagement."""
+        address = client_address(request, config["TRUSTED_PROXY_HOPS"])
+        self.rate_limits.hit("beacon", address, config["BEACON_RATE_LIMIT_PER_MINUTE"])
+        if request.method == "POST":
+            body = read_body(request, config["PUBLIC_MAX_BODY_BYTES"])
+            try:
+                values = json.loads(body or b"{}")
+            except ValueError:
+                raise InvalidArgument([FieldViolation("body", "is not valid JSON")]) from None
+            if not isinstance(values, dict):
+                raise InvalidArgument([FieldViolation("body", "must be a JSON object")])
+        else:
+            values = request.args.to_dict()
+        properties = values.get("properties") or {}
+        if not isinstance(properties, dict):
+            raise InvalidArgument([FieldViolation("properties", "must be an object")])
+        activity = activities.new_activity(
+            activity_type=str(values.get("type", "page_view")), visitor_id=str(values.get("visitor_id", "")),
+            url=str(values.get("url", "") or request.headers.get("Referer", "")), occurred_at=None,
+            properties=properties, activity_id=str(values.get("activity_id", "")), now=utcnow(),
+            recorded_by="beacon")
+        if not activity.visitor_id:
+            raise InvalidArgument([FieldViolation("visitor_id", "is required")])
+        stored, recorded = self.store.leads.record_activity(activity)
+        if recorded:
+            metrics.ACTIVITIES_RECORDED.labels(stored.type).inc()
+        if request.method == "GET":
+            return Response(PIXEL, mimetype="image/gif", headers={"Cache-Control": "no-store"})
+        return json_response({"activity_id": stored.id, "recorded": recorded}, 202)
+

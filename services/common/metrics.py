@@ -26,6 +26,16 @@ LEADS_CAPTURED = Counter(
     "leadflow_capture_leads_captured_total", "Leads captured, by source", ["source"])
 LEADS_MERGED = Counter(
     "leadflow_capture_leads_merged_total", "Captures recognised as a known lead (same email or phone) and merged")
+ACTIVITIES_RECORDED = Counter(
+    "leadflow_capture_activities_recorded_total", "Lead and visitor behaviour recorded, by activity type", ["type"])
+CARDS_SCANNED = Counter(
+    "leadflow_capture_business_cards_scanned_total", "Business cards read by OCR, by outcome (confident, review)",
+    ["outcome"])
+IMPORT_ROWS = Counter(
+    "leadflow_capture_import_rows_total", "Rows of imported lead files, by outcome", ["outcome"])
+PUBLIC_REJECTED = Counter(
+    "leadflow_capture_public_rejected_total",
+    "Public form, webhook and beacon requests refused, by endpoint and reason", ["endpoint", "reason"])
 LEADS_SCORED = Counter("leadflow_scoring_leads_scored_total", "Leads scored")
 LEADS_QUALIFIED = Counter("leadflow_scoring_mqls_total", "Leads that became marketing-qualified")
 ASSIGNMENT_LATENCY = Histogram(

@@ -46,6 +46,22 @@ DEFAULTS = {
     "GRPC_MAX_RECEIVE_MESSAGE_BYTES": str(4 * 1024 * 1024),
     # Scoring: a lead at or above this total is marketing-qualified.
     "SCORING_MQL_THRESHOLD": "60",
+    # Capture's public HTTP (forms, webhooks, beacon). The address the world reaches it at, for form
+    # links and QR codes; empty means http://127.0.0.1:<capture HTTP port>.
+    "CAPTURE_PUBLIC_URL": "",
+    # "source=secret" pairs separated by commas: the HMAC-SHA256 key of each webhook source.
+    "WEBHOOK_SECRETS": "",
+    # Proxies (ingress) in front of the public endpoints; the client address is taken that many
+    # entries from the end of X-Forwarded-For. 0 trusts no header.
+    "TRUSTED_PROXY_HOPS": "0",
+    # Requests per minute per client address.
+    "FORM_RATE_LIMIT_PER_MINUTE": "20",
+    "BEACON_RATE_LIMIT_PER_MINUTE": "300",
+    "WEBHOOK_RATE_LIMIT_PER_MINUTE": "600",
+    # Largest public form / webhook / beacon body.
+    "PUBLIC_MAX_BODY_BYTES": str(64 * 1024),
+    # Largest file ImportLeadFile accepts.
+    "IMPORT_MAX_BYTES": str(256 * 1024 * 1024),
     # Routing: the first response to an assigned lead is due this many minutes after assignment.
     "SLA_FIRST_RESPONSE_MINUTES": "120",
 }
@@ -84,5 +100,13 @@ def service_config(service: str) -> dict:
         "GRPC_MAX_RECEIVE_MESSAGE_BYTES": int(_env("GRPC_MAX_RECEIVE_MESSAGE_BYTES")),
         "SCORING_MQL_THRESHOLD": int(_env("SCORING_MQL_THRESHOLD")),
         "SLA_FIRST_RESPONSE_MINUTES": int(_env("SLA_FIRST_RESPONSE_MINUTES")),
+        "CAPTURE_PUBLIC_URL": _env("CAPTURE_PUBLIC_URL") or f"http://127.0.0.1:{port_for('capture', 'http')}",
+        "WEBHOOK_SECRETS": _env("WEBHOOK_SECRETS"),
+        "TRUSTED_PROXY_HOPS": int(_env("TRUSTED_PROXY_HOPS")),
+        "FORM_RATE_LIMIT_PER_MINUTE": int(_env("FORM_RATE_LIMIT_PER_MINUTE")),
+        "BEACON_RATE_LIMIT_PER_MINUTE": int(_env("BEACON_RATE_LIMIT_PER_MINUTE")),
+        "WEBHOOK_RATE_LIMIT_PER_MINUTE": int(_env("WEBHOOK_RATE_LIMIT_PER_MINUTE")),
+        "PUBLIC_MAX_BODY_BYTES": int(_env("PUBLIC_MAX_BODY_BYTES")),
+        "IMPORT_MAX_BYTES": int(_env("IMPORT_MAX_BYTES")),
         # nameko's own serializer config keys use the defaults (JSON).
     }

@@ -91,6 +91,40 @@ class UnitOfWork:
         self.published.append(event)
         return event
 
+    def publish_many(self, events: list[tuple[str, dict, dict]]) -> list[dict]:
+        """Several events in one outbox write: a bulk operation (an import batch) costs one round trip."""
+        trace_id = trace_context.get().get("trace_id", "")
+        made = [make_event(event_type, subject_ids, snapshot, trace_id=trace_id)
+                for event_type, subject_ids, snapshot in events]
+        if made:
+            now = utcnow()
+            self.db[OUTBOX].insert_many([
+                {"_id": event["event_id"], "event_type": event["event_type"], "payload": event,
+                 "created_at": now, "lease_until": EPOCH} for event in made], session=self.session)
+            self.published.extend(made)
+        return made
+
+    def find(self, document_cls, query: dict, limit: int = 0) -> list:
+        cursor = self._collection(document_cls).find(query, session=self.session, limit=limit)
+        return [document_cls._from_son(raw) for raw in cursor]
+
+    def insert_many(self, documents: list) -> None:
+        if not documents:
+            return
+        for document in documents:
+            document.validate()
+        self._collection(type(documents[0])).insert_many(
+            [document.to_mongo().to_dict() for document in documents], session=self.session)
+
+    def replace_many(self, documents: list) -> None:
+        if not documents:
+            return
+        for document in documents:
+            document.validate()
+        self._collection(type(documents[0])).bulk_write(
+            [pymongo.ReplaceOne({"_id": son["_id"]}, son, upsert=True)
+             for son in (document.to_mongo().to_dict() for document in documents)], session=self.session)
+
 
 class Store(DependencyProvider):
     """The service's database. Subclasses list their mongoengine ``documents`` (all declared with

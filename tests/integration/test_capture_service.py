@@ -96,7 +96,7 @@ def test_missing_contact_data_is_named(run_service, tokens):
     error = capture.error("SubmitLead", lead_request(email="", phone=""))
 
     assert error.code == StatusCode.INVALID_ARGUMENT
-    assert violations_of(error.status) == {"lead.email": "an email or a phone is required"}
+    assert violations_of(error.status) == {"lead.email": "an email, a phone or an external id is required"}
 
 
 def test_calls_without_a_valid_token_or_role_are_refused(run_service, tokens):
@@ -164,7 +164,9 @@ def test_the_same_person_captured_again_is_merged_into_one_lead(run_service, tok
     document = LeadDocument.objects(id=first.lead.lead_id).first()
     assert [t["source"] for t in document.touches] == ["webinar", "google", "event"]
     assert ContactKey.objects(lead_id=first.lead.lead_id).count() == 2
-    events = emitted.collect(3)
+    # Other tests' unroutable events may arrive too, once this tap gives them a queue.
+    emitted.wait_for(lambda e: e["lead_id"] == first.lead.lead_id and e.get("touch", {}).get("source") == "event")
+    events = [e for e in emitted.settle(0.3) if e["lead_id"] == first.lead.lead_id]
     assert [e["event_type"] for e in events] == ["lead_captured", "lead_merged", "lead_merged"]
     assert events[2]["touch"]["source"] == "event" and events[2]["lead"]["title"] == "CTO"
 

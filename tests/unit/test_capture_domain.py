@@ -75,7 +75,7 @@ def test_overlong_email_is_rejected_by_length():
 
 @pytest.mark.parametrize("fields", [{"email": "", "phone": ""}, {"email": "   ", "phone": " "}])
 def test_email_or_phone_is_required(fields):
-    assert violations(**fields) == {"lead.email": "an email or a phone is required"}
+    assert violations(**fields) == {"lead.email": "an email, a phone or an external id is required"}
 
 
 def test_phone_alone_is_enough():
@@ -118,7 +118,7 @@ def test_overlong_phone_is_rejected_by_length():
     assert violations(phone="+1" + "0" * 39) == {"lead.phone": "must be at most 40 characters (got 41)"}
 
 
-@pytest.mark.parametrize("country", ["XX", "UK", "USA", "1"])
+@pytest.mark.parametrize("country", ["XX", "Asia/Pacific Region", "Atlantis", "1"])
 def test_unknown_country_is_named_and_quoted(country):
     found = violations(country=country)
 
@@ -136,7 +136,12 @@ def test_text_fields_are_cleaned_and_source_medium_industry_lower_cased():
     assert (result.first_name, result.last_name, result.company, result.title) == \
         ("Ada Mary", "Lovelace", "Acme GmbH", "Head of Sales")
     assert (result.industry, result.source, result.medium, result.campaign) == \
-        ("saas", "web_form", "cpc", "Spring Launch")
+        ("saas", "web_form", "cpc", "spring launch")
+
+
+@pytest.mark.parametrize(("written", "code"), [("de", "DE"), ("DEU", "DE"), ("India", "IN"), ("china", "CN"), ("Russia", "RU"), ("UK", "GB"), ("中国", "CN")])
+def test_country_codes_and_english_names_become_alpha_2(written, code):
+    assert normalise(country=written).country == code
 
 
 def test_normalised_lead_keeps_id_time_size_consent_and_custom_fields():
