@@ -13,16 +13,21 @@ class ProgressProjection:
         """Record the moments an event fixes ({progress field: payload key}) for its lead.
 
         Idempotent by construction, so it needs no processed-event marker nor transaction (a quarter
-        of the writes): the same event always sets the same fields to the same values, and events
-        of one lead touch different fields, so redelivery and any arrival order give one result.
+        of the writes): the same event always sets the same fields to the same values, and a moment
+        only moves forward ($max), so redelivery and any arrival order give one result (the latest
+        touch or activity wins, whichever arrives last).
         Projections that accumulate (sums, counters) must go through ``Store.run_once`` instead."""
-        update = {name: parse_iso(event[key]) for name, key in moments.items()}
+        latest = {name: parse_iso(event[key]) for name, key in moments.items()}
+        update = {"$max": latest}
+        labels = {}
         source = source_of(event)
         if source:
-            update["source"] = source
+            labels["source"] = source
         if event.get("rep_id"):
-            update["rep_id"] = event["rep_id"]
-        LeadProgressDocument._get_collection().update_one({"_id": event["lead_id"]}, {"$set": update}, upsert=True)
+            labels["rep_id"] = event["rep_id"]
+        if labels:
+            update["$set"] = labels
+        LeadProgressDocument._get_collection().update_one({"_id": event["lead_id"]}, update, upsert=True)
 
     def stage_counts(self, source: str) -> dict:
         base = {"source": source} if source else {}

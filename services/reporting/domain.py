@@ -19,6 +19,8 @@ FUNNEL_ORDER = (Stage.CAPTURED, Stage.SCORED, Stage.QUALIFIED, Stage.ASSIGNED, S
 PROJECTED_MOMENTS = {
     ("capture", "lead_captured"): {"captured_at": "occurred_at"},
     ("capture", "lead_merged"): {"last_touch_at": "occurred_at"},
+    ("capture", "lead_unmerged"): {"unmerged_at": "occurred_at"},
+    ("capture", "lead_activity_recorded"): {"last_activity_at": "activity_occurred_at"},
     ("scoring", "lead_scored"): {"scored_at": "occurred_at"},
     ("scoring", "lead_qualified"): {"qualified_at": "occurred_at"},
     ("routing", "lead_assigned"): {"assigned_at": "assigned_at"},

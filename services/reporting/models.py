@@ -18,3 +18,5 @@ class LeadProgressDocument(Document):
     contacted_at = DateTimeField()
     first_response_due_at = DateTimeField()
     last_touch_at = DateTimeField()
+    last_activity_at = DateTimeField()
+    unmerged_at = DateTimeField()

@@ -27,6 +27,8 @@ class ReportingService(LeadflowService):
 
     handle_lead_captured = _projecting("capture", "lead_captured")
     handle_lead_merged = _projecting("capture", "lead_merged")
+    handle_lead_unmerged = _projecting("capture", "lead_unmerged")
+    handle_lead_activity_recorded = _projecting("capture", "lead_activity_recorded")
     handle_lead_scored = _projecting("scoring", "lead_scored")
     handle_lead_qualified = _projecting("scoring", "lead_qualified")
     handle_lead_assigned = _projecting("routing", "lead_assigned")

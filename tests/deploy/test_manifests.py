@@ -35,6 +35,8 @@ SERVICES = settings.SERVICE_NAMES
 IMAGE = "ghcr.io/leadflow/leadflow"
 SECRET_NAME = "leadflow-secrets"
 SECRET_SETTINGS = {"AMQP_URI", "MONGODB_URI", "REDIS_URI", "LEADFLOW_AUTH_TOKENS"}
+# Secrets only one service reads.
+SERVICE_SECRETS = {"capture": {"WEBHOOK_SECRETS"}}
 SECRET_LOOKING = re.compile(r"PASS|TOKEN|SECRET|CREDENTIAL|_URI$")
 # A pinned image names a full version (major.minor.patch, optionally with a variant) or a digest;
 # "3.11-slim" or "7" move under you.
@@ -346,7 +348,7 @@ def test_services_read_every_secret_and_only_known_settings(objects):
         (container,) = pod_spec(deployment)["containers"]
         assert container.get("args") == [service], f"{service}: the image's argument picks the service"
         from_secret = {env["name"] for env in container.get("env", []) if "secretKeyRef" in env.get("valueFrom", {})}
-        assert from_secret == SECRET_SETTINGS, service
+        assert from_secret == SECRET_SETTINGS | SERVICE_SECRETS.get(service, set()), service
         names = {env["name"] for env in container.get("env", [])}
         for source in container.get("envFrom", []):
             assert "configMapRef" in source, f"{service}: settings come from the ConfigMap, secrets one by one"
@@ -461,7 +463,7 @@ def test_prod_keeps_at_least_two_replicas_of_every_service(rendered):
             assert deployment["spec"].get("replicas", 1) >= 2, f"{name}: at least 2 replicas"
 
 
-def test_prod_scales_consumers_on_their_queues_and_capture_on_cpu(rendered):
+def test_prod_scales_consumers_on_their_queues_and_cpu(rendered):
     objects = rendered["prod"]
     scaled_objects = {obj["spec"]["scaleTargetRef"]["name"]: obj for obj in of_kind(objects, "ScaledObject")}
     queues = {target: {t["metadata"]["queueName"] for t in obj["spec"]["triggers"] if t["type"] == "rabbitmq"}
