@@ -33,15 +33,17 @@ class _Resolution:
     possible_duplicates: list = field(default_factory=list)
 
 
+_MATCH_FIELDS = ("first_name", "last_name", "company", "company_domain", "email", "merged_into")
+_MATCH_PROJECTION = dict.fromkeys(_MATCH_FIELDS, 1)
+
+
 class _Candidates:
     """Leads a capture might fuzzily match, indexed by match key so a batch looks each up once."""
 
     def __init__(self):
         self.by_key: dict[str, list] = {}
-        self.by_id: dict[str, object] = {}
 
     def add(self, lead) -> None:
-        self.by_id[lead.lead_id] = lead
         for key in matching.match_keys(lead):
             self.by_key.setdefault(key, []).append(lead)
 
@@ -123,7 +125,7 @@ class LeadRepository:
                     candidates.add(lead)
                     outcomes.append(Submission(lead, created=True, merged=False))
                     continue
-                target = batch_leads.get(resolution.target_id) or candidates.by_id.get(resolution.target_id)
+                target = batch_leads.get(resolution.target_id)
                 if target is None:
                     target = lead_from_document(stored[resolution.target_id]) \
                         if resolution.target_id in stored else self._lead(uow, resolution.target_id)
@@ -176,13 +178,16 @@ class LeadRepository:
 
     @staticmethod
     def _fuzzy_candidates(uow, leads) -> "_Candidates":
-        """Stored leads sharing a company domain or company name with any of ``leads``."""
+        """Stored leads sharing a company (domain or name) and a name initial with any of ``leads``,
+        read with only the fields matching looks at."""
         candidates = _Candidates()
         keys = sorted({key for lead in leads for key in matching.match_keys(lead)})
         if keys:
-            for document in uow.find(LeadDocument, {"match_keys": {"$in": keys}, "merged_into": ""},
-                                     limit=matching.MAX_CANDIDATES * max(1, len(leads))):
-                candidates.add(lead_from_document(document))
+            collection = LeadDocument._get_collection()
+            for raw in collection.find({"match_keys": {"$in": keys}, "merged_into": ""}, _MATCH_PROJECTION,
+                                       session=uow.session, limit=matching.MAX_CANDIDATES * max(1, len(leads))):
+                candidates.add(domain.Lead(lead_id=raw["_id"], captured_at=None,
+                                           **{name: raw.get(name, "") for name in _MATCH_FIELDS}))
         return candidates
 
     @staticmethod

@@ -8,6 +8,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+import phonenumbers
 from rapidfuzz import fuzz
 
 # At or above this score a capture is the same person and merges; between the two thresholds the lead
@@ -27,8 +28,9 @@ _CJK_LEGAL_FORMS = re.compile(r"(股份有限公司|有限责任公司|有限公
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u9fff]")
-MIN_PREFIX = 2
-MAX_PREFIX = 12
+# Every indexed term costs each insert, so words are findable from their first three letters.
+MIN_PREFIX = 3
+MAX_PREFIX = 10
 
 
 def _fold(text: str) -> str:
@@ -48,15 +50,25 @@ def full_name(lead) -> str:
     return _fold(f"{lead.first_name} {lead.last_name}").strip()
 
 
+def _name_initial(lead) -> str:
+    """First letter of the family name (or of the given name when that is all there is): a typo is
+    tolerated anywhere but there, and it keeps a big company's other people out of the candidates."""
+    name = _fold(lead.last_name).strip() or _fold(lead.first_name).strip()
+    return name[:1]
+
+
 def match_keys(lead) -> list[str]:
-    """Keys under which fuzzy candidates for this lead are looked up: its company domain and its
-    company name. A lead with neither cannot be matched fuzzily."""
+    """Keys under which fuzzy candidates for this lead are looked up: company domain or company name,
+    each with the name's initial. A lead without a name or without a company cannot be matched fuzzily."""
+    initial = _name_initial(lead)
+    if not initial:
+        return []
     keys = []
     if lead.company_domain:
-        keys.append(f"domain:{lead.company_domain}")
+        keys.append(f"domain:{lead.company_domain}:{initial}")
     key = company_key(lead.company)
     if key:
-        keys.append(f"company:{key}")
+        keys.append(f"company:{key}:{initial}")
     return keys
 
 
@@ -101,10 +113,10 @@ def _prefixes(word: str) -> list[str]:
 
 
 def search_terms(lead) -> list[str]:
-    """Every prefix (2-12 characters) of every word of the lead's names, company, email and city,
-    the email itself, and phone digits, so "ann", "schm", "acme", "8613800" all find the lead with an
-    exact index lookup (the store has no text index). Han characters each count as a word, and the
-    whole Chinese name is a term too."""
+    """Every prefix (3-10 characters) of every word of the lead's names, company, email and city,
+    the email itself, and the phone as dialled internationally, nationally or by its last four digits,
+    so "ann", "schm", "acme", "13800138000" all find the lead with an exact index lookup (the store
+    has no text index). Han characters each count as a word, and the whole Chinese name is a term too."""
     words = set()
     for text in (lead.first_name, lead.last_name, lead.company, lead.city, lead.title):
         folded = _fold(text)
@@ -121,7 +133,7 @@ def search_terms(lead) -> list[str]:
             words.update(_prefixes(part.lower()))
     if lead.phone_e164:
         digits = lead.phone_e164.lstrip("+")
-        words.update(digits[:length] for length in range(4, len(digits) + 1))
+        words.update((digits, digits[-4:], str(phonenumbers.parse(lead.phone_e164).national_number)))
     if lead.external_id:
         words.add(lead.external_id.lower())
     chinese_name = f"{lead.last_name}{lead.first_name}"
@@ -137,6 +149,7 @@ def query_words(text: str) -> list[str]:
         word = _fold(raw).strip(".,;:")
         if word.startswith("+"):
             word = word.lstrip("+")
+        word = word.replace("-", "").replace("(", "").replace(")", "") if word[:1].isdigit() else word
         if "@" not in word and len(word) > MAX_PREFIX and not word.isdigit():
             word = word[:MAX_PREFIX]
         if word:

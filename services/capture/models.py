@@ -8,11 +8,13 @@ ALIAS = "capture"
 class LeadDocument(Document):
     meta = {
         "db_alias": ALIAS, "collection": "leads",
+        # Only the indexes queries use: each one costs every insert (in SecantusDB, several times the
+        # document write itself). Exact identities are looked up in contact_keys, not here.
         "indexes": [
-            "email", "phone_e164", "company_domain", ("source", "-captured_at"), "-captured_at",
+            "-captured_at",
             # Search: each filter is an exact lookup on an indexed array (the store has no text index).
-            ("search_terms", "-captured_at"), ("tags", "-captured_at"), ("owner_id", "-captured_at"),
-            # Fuzzy de-duplication looks up candidates by company domain and company name.
+            "search_terms", "tags", "owner_id",
+            # Fuzzy de-duplication looks up candidates by company domain or name, and name initial.
             "match_keys",
         ],
     }

@@ -52,6 +52,7 @@ def run() -> None:
     try:
         infrastructure.ensure_rabbitmq(amqp_uri)
         infrastructure.ensure_redis(redis_uri)
+        infrastructure.ensure_ocr()
         if "MONGODB_URI" not in os.environ:
             if infrastructure.port_open("127.0.0.1", MONGO_PORT):
                 raise InfrastructureError(
@@ -78,7 +79,7 @@ def run() -> None:
     try:
         if os.environ.get("DEMO", "1") != "0":
             with LeadflowClient(tokens["admin"]) as client:
-                run_demo(client)
+                run_demo(client, STATE_DIR)
         print_endpoints()
         supervise(platform)
     except KeyboardInterrupt:
@@ -119,6 +120,7 @@ def prepare_tests() -> None:
     try:
         infrastructure.ensure_rabbitmq(os.environ.get("AMQP_URI", DEFAULTS["AMQP_URI"]))
         infrastructure.ensure_redis(os.environ.get("REDIS_URI", DEFAULTS["REDIS_URI"]))
+        infrastructure.ensure_ocr()
     except InfrastructureError as exc:
         sys.exit(f"cannot prepare the test infrastructure: {exc}")
 

@@ -1,7 +1,14 @@
 """The demo ``make run`` shows: a small batch of leads through the public gRPC API, followed from
-capture to assignment, then the funnel."""
+capture to assignment; the web form with its QR code and a visitor's submission; a spreadsheet
+import with its report; a business card read by OCR; then the funnel."""
+import csv
+import io
+import json
 import time
+import urllib.parse
+import urllib.request
 import uuid
+from pathlib import Path
 
 import grpc
 from leadflow.capture.v1 import capture_pb2
@@ -103,10 +110,88 @@ def print_report(rows, funnel) -> None:
               f"{step.leads:6}  {step.conversion_from_previous:6.0%}")
 
 
-def run_demo(client) -> None:
+DEMO_FORM_ID = "demo-contact-sales"
+IMPORT_ROWS = 200
+
+
+def demo_form(client) -> capture_pb2.Form:
+    """The web form the demo shows; PutForm keeps its public key, so its URL and QR code stay valid."""
+    form = capture_pb2.Form(
+        form_id=DEMO_FORM_ID, name="Talk to Leadflow sales / 联系销售", language="en", default_region="CN",
+        consent_text="I agree that Leadflow may contact me about its products. You can withdraw at any time.",
+        tags=["price-sensitive"], attribution=common_pb2.Attribution(source="website", medium="form"),
+        thank_you_message="Thank you! A sales rep will call you within two business hours.",
+        fields=[capture_pb2.FormField(name="email", type="email", label="Work email", required=True),
+                capture_pb2.FormField(name="phone", type="tel", label="Mobile"),
+                capture_pb2.FormField(name="first_name", type="text", label="First name"),
+                capture_pb2.FormField(name="last_name", type="text", label="Last name"),
+                capture_pb2.FormField(name="company", type="text", label="Company"),
+                capture_pb2.FormField(name="custom.team_size", type="select", label="Sales team size",
+                                      options=["1-10", "11-50", "51-200", "200+"])])
+    return client.capture.PutForm(capture_pb2.PutFormRequest(form=form)).form
+
+
+def show_form(form, run_id: str, state_dir: Path) -> None:
+    """Fetch the form page and its QR code as a browser would, and post one visitor's submission."""
+    qr_path = state_dir / "demo-form-qr.png"
+    with urllib.request.urlopen(f"{form.qr_url}?source=expo-shanghai", timeout=10) as response:
+        qr_path.write_bytes(response.read())
+    with urllib.request.urlopen(form.url, timeout=10) as response:
+        page_bytes = len(response.read())
+    body = urllib.parse.urlencode({
+        "email": f"visitor+{run_id}@globex-trading.cn", "first_name": "Mei", "last_name": "Lin",
+        "company": "Globex Trading", "custom.team_size": "11-50", "consent": "on"}).encode()
+    request = urllib.request.Request(f"{form.url}?source=expo-shanghai", data=body, method="POST", headers={
+        "Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        lead_id = json.loads(response.read())["lead_id"]
+    print(f"\nweb form:   {form.url}  ({page_bytes} bytes of embeddable HTML)")
+    print(f"QR code:    {form.qr_url}?source=expo-shanghai  (saved to {qr_path})")
+    print(f"a visitor posted the form -> lead {lead_id}, source expo-shanghai, consent text recorded")
+
+
+def import_demo_file(client, run_id: str):
+    """A spreadsheet export as sales teams have them: messy values, and two rows that cannot be leads."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["Full Name", "E-mail", "Mobile", "Company", "Country", "Lead Source", "Employees", "Tags"])
+    for row in range(IMPORT_ROWS):
+        writer.writerow([f"Imported Person{row}", f"person{row}+{run_id}@importco{row % 40}.com", "",
+                         f"ImportCo {row % 40}", ("China", "DE", "India", "Select")[row % 4],
+                         ("Google", "google", "Trade Show", "Select")[row % 4], ("50-200", "1,200", "", "12")[row % 4],
+                         "import-demo"])
+    writer.writerow(["No Contact", "", "", "Nobody Ltd", "CN", "Google", "", ""])
+    writer.writerow(["Bad Mail", "not-an-email", "", "X", "CN", "Google", "", ""])
+    content = buffer.getvalue().encode()
+    messages = [capture_pb2.ImportLeadFileRequest(header=capture_pb2.ImportHeader(
+        filename="trade-show-export.csv", attribution=common_pb2.Attribution(source="spreadsheet")))]
+    messages += [capture_pb2.ImportLeadFileRequest(chunk=content[i:i + 65536]) for i in range(0, len(content), 65536)]
+    report = client.capture.ImportLeadFile(iter(messages))
+    print(f"\nimported trade-show-export.csv ({report.rows} rows): {report.accepted} new leads, "
+          f"{report.merged} merged, {report.unchanged} unchanged, {report.rejected} rejected")
+    for rejected in report.rejected_rows:
+        print(f"  row {rejected.row} ({rejected.column or '-'}): {rejected.reason}")
+
+
+def scan_demo_card(client) -> None:
+    from services.devstack.sample_cards import render_card, sample_card
+    card = render_card(sample_card("li-na"), layout="left", fmt="JPEG")
+    response = client.capture.ScanBusinessCard(capture_pb2.ScanBusinessCardRequest(
+        image=card, attribution=common_pb2.Attribution(source="business_card", campaign="Expo Shanghai"),
+        tags=["expo-shanghai"]), timeout=60)
+    fields = ", ".join(f"{f.name}={f.value} ({f.confidence:.0%})" for f in response.fields)
+    outcome = "new lead" if response.created else "merged into a known lead" if response.merged else "no lead"
+    print(f"\nbusiness card (Chinese, OCR): {fields}\n  -> {outcome}{' marked for review' * response.needs_review}")
+
+
+def run_demo(client, state_dir: Path = Path(".leadflow")) -> None:
     ensure_reps(client)
-    leads = submit(client, uuid.uuid4().hex[:8])
+    run_id = uuid.uuid4().hex[:8]
+    leads = submit(client, run_id)
     print(f"submitted {len(leads)} demo leads through capture.SubmitLead")
+    show_form(demo_form(client), run_id, state_dir)
+    import_demo_file(client, run_id)
+    scan_demo_card(client)
     rows = follow(client, leads)
     time.sleep(0.5)  # let reporting's projection catch up with the last events
     print_report(rows, client.reporting.GetFunnel(reporting_pb2.GetFunnelRequest()))

@@ -111,6 +111,26 @@ def ensure_redis(redis_uri: str) -> None:
     wait_for_port(host, port, 30, "Redis")
 
 
+# Business-card OCR: Tesseract with its Chinese and English models, and fonts the tests and the demo
+# render sample cards with (Debian package -> a file it installs).
+OCR_PACKAGES = {
+    "tesseract-ocr": "/usr/bin/tesseract",
+    "tesseract-ocr-eng": "/usr/share/tesseract-ocr/5/tessdata/eng.traineddata",
+    "tesseract-ocr-chi-sim": "/usr/share/tesseract-ocr/5/tessdata/chi_sim.traineddata",
+    "fonts-wqy-zenhei": "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "fonts-dejavu-core": "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+}
+
+
+def ensure_ocr() -> None:
+    missing = [package for package, path in OCR_PACKAGES.items() if not Path(path).exists()]
+    if not missing:
+        return
+    if not _is_root_on_debian():
+        raise InfrastructureError(f"business-card OCR needs: sudo apt-get install -y {' '.join(missing)}")
+    _apt_install("--no-install-recommends", *missing)
+
+
 class EmbeddedMongo:
     """SecantusDB (MongoDB wire protocol over WiredTiger) as a child process."""
 
