@@ -3,12 +3,13 @@
 one transaction."""
 from dataclasses import dataclass, field, replace
 
+import pymongo
 from pymongo.errors import DuplicateKeyError
 
 from services.capture import domain, events, matching
 from services.capture.mappers import lead_from_document, lead_to_document
 from services.capture.models import (ActivityDocument, ContactKey, FormDocument, IdempotencyKey, ImportMapping,
-                                     LeadDocument, MergeRecord, VisitorLink)
+                                     LeadDocument, MatchCandidates, MergeRecord, VisitorLink)
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.events import utcnow
 from services.common.store import Store, get_or_not_found
@@ -33,8 +34,7 @@ class _Resolution:
     possible_duplicates: list = field(default_factory=list)
 
 
-_MATCH_FIELDS = ("first_name", "last_name", "company", "company_domain", "email", "merged_into")
-_MATCH_PROJECTION = dict.fromkeys(_MATCH_FIELDS, 1)
+_MATCH_FIELDS = ("first_name", "last_name", "company", "company_domain", "email")
 
 
 class _Candidates:
@@ -144,6 +144,7 @@ class LeadRepository:
             uow.insert_many([lead_to_document(batch_leads[lead_id]) for lead_id in new_ids])
             uow.replace_many([lead_to_document(batch_leads[lead_id]) for lead_id in sorted(changed_ids)])
             uow.insert_many(new_claims)
+            self._index_for_matching(uow, [batch_leads[lead_id] for lead_id in [*new_ids, *sorted(changed_ids)]])
             # A lead created and merged within the batch is announced once, as captured, in its final form.
             announced = [events.lead_captured(batch_leads[lead_id]) for lead_id in new_ids]
             announced += [events.lead_merged(batch_leads[lead_id], domain.touch_of(capture, captured_by))
@@ -178,17 +179,34 @@ class LeadRepository:
 
     @staticmethod
     def _fuzzy_candidates(uow, leads) -> "_Candidates":
-        """Stored leads sharing a company (domain or name) and a name initial with any of ``leads``,
-        read with only the fields matching looks at."""
+        """Recent leads sharing a company (domain or name) and a name initial with any of ``leads``."""
         candidates = _Candidates()
         keys = sorted({key for lead in leads for key in matching.match_keys(lead)})
         if keys:
-            collection = LeadDocument._get_collection()
-            for raw in collection.find({"match_keys": {"$in": keys}, "merged_into": ""}, _MATCH_PROJECTION,
-                                       session=uow.session, limit=matching.MAX_CANDIDATES * max(1, len(leads))):
-                candidates.add(domain.Lead(lead_id=raw["_id"], captured_at=None,
-                                           **{name: raw.get(name, "") for name in _MATCH_FIELDS}))
+            for document in uow.find(MatchCandidates, {"_id": {"$in": keys}}):
+                latest = {entry["lead_id"]: entry for entry in document.candidates}  # a re-indexed lead: last wins
+                for entry in latest.values():
+                    candidates.add(domain.Lead(captured_at=None, **entry))
         return candidates
+
+    @staticmethod
+    def _index_for_matching(uow, leads) -> None:
+        """Make ``leads`` candidates of later captures: appended under each of their match keys,
+        keeping the latest MAX_CANDIDATES per key."""
+        updates = [pymongo.UpdateOne(
+            {"_id": key}, {"$push": {"candidates": {
+                "$each": [{"lead_id": lead.lead_id, **{name: getattr(lead, name) for name in _MATCH_FIELDS}}],
+                "$slice": -matching.MAX_CANDIDATES}}}, upsert=True)
+            for lead in leads for key in matching.match_keys(lead)]
+        if updates:
+            uow.db[MatchCandidates._get_collection_name()].bulk_write(updates, ordered=False, session=uow.session)
+
+    @staticmethod
+    def _forget_for_matching(uow, lead) -> None:
+        keys = matching.match_keys(lead)
+        if keys:
+            uow.db[MatchCandidates._get_collection_name()].update_many(
+                {"_id": {"$in": keys}}, {"$pull": {"candidates": {"lead_id": lead.lead_id}}}, session=uow.session)
 
     @staticmethod
     def _resolve(lead, claims: dict, candidates: list) -> _Resolution:
@@ -216,6 +234,7 @@ class LeadRepository:
             lead = replace(lead, possible_duplicate_of=resolution.possible_duplicates)
             uow.insert(lead_to_document(lead))
             self._claim(uow, resolution.unclaimed, lead.lead_id)
+            self._index_for_matching(uow, [lead])
             uow.publish(*events.lead_captured(lead))
             return Submission(lead, created=True, merged=False)
         target = self._lead(uow, resolution.target_id)
@@ -223,6 +242,8 @@ class LeadRepository:
         uow.replace(lead_to_document(merged))
         # A newly learnt phone becomes the lead's; one another lead already has stays with it.
         self._claim(uow, resolution.unclaimed, merged.lead_id)
+        if matching.match_keys(merged) != matching.match_keys(target):
+            self._index_for_matching(uow, [merged])
         uow.publish(*events.lead_merged(merged, domain.touch_of(lead, captured_by), match=resolution.match,
                                         score=resolution.score))
         return Submission(merged, created=False, merged=True)
@@ -296,6 +317,8 @@ class LeadRepository:
             uow.replace(record)
             uow.replace(lead_to_document(merged))
             uow.replace(lead_to_document(replace(duplicate, merged_into=primary_id)))
+            self._forget_for_matching(uow, duplicate)
+            self._index_for_matching(uow, [merged])
             uow.publish(*events.lead_merged(merged, None, merged_lead_id=duplicate_id, match="manual"))
             return merged
 
@@ -326,6 +349,7 @@ class LeadRepository:
                 {"_id": {"$in": list(record.moved_keys)}}, {"$set": {"lead_id": duplicate_id}}, session=uow.session)
             uow.replace(lead_to_document(primary))
             uow.replace(lead_to_document(restored))
+            self._index_for_matching(uow, [restored])
             uow.db[MergeRecord._get_collection_name()].delete_one({"_id": duplicate_id}, session=uow.session)
             uow.publish(*events.lead_unmerged(restored, primary))
             return restored, primary
@@ -432,8 +456,8 @@ class CaptureRepositories:
 
 
 class CaptureStore(Store):
-    documents = (LeadDocument, IdempotencyKey, ContactKey, MergeRecord, FormDocument, ImportMapping,
-                 ActivityDocument, VisitorLink)
+    documents = (LeadDocument, IdempotencyKey, ContactKey, MatchCandidates, MergeRecord, FormDocument,
+                 ImportMapping, ActivityDocument, VisitorLink)
 
     def get_dependency(self, worker_ctx):
         return CaptureRepositories(LeadRepository(self), FormRepository(self))

@@ -32,7 +32,7 @@ def lead_input_from_proto(message: capture_pb2.LeadInput) -> LeadInput:
 
 def lead_to_document(lead: Lead) -> LeadDocument:
     return LeadDocument(id=lead.lead_id, search_terms=matching.search_terms(lead),
-                        match_keys=matching.match_keys(lead), **{name: getattr(lead, name) for name in _STORED})
+                        **{name: getattr(lead, name) for name in _STORED})
 
 
 def lead_from_document(document: LeadDocument) -> Lead:

@@ -109,18 +109,20 @@ def best_matches(incoming, candidates) -> list[Match]:
 
 
 def _prefixes(word: str) -> list[str]:
-    return [word[:length] for length in range(MIN_PREFIX, min(len(word), MAX_PREFIX) + 1)]
+    """The word's prefixes from MIN_PREFIX to MAX_PREFIX letters, and the word itself (even a short one)."""
+    return [word[:length] for length in range(MIN_PREFIX, min(len(word), MAX_PREFIX) + 1)] + [word]
 
 
 def search_terms(lead) -> list[str]:
-    """Every prefix (3-10 characters) of every word of the lead's names, company, email and city,
-    the email itself, and the phone as dialled internationally, nationally or by its last four digits,
-    so "ann", "schm", "acme", "13800138000" all find the lead with an exact index lookup (the store
-    has no text index). Han characters each count as a word, and the whole Chinese name is a term too."""
+    """Every prefix (3-10 characters) of every word of the lead's names, company (without its legal
+    form) and city; the email, its local part and its domain whole; and the phone as dialled
+    internationally, nationally or by its last four digits. So "ann", "schm", "acme",
+    "13800138000" find the lead with an exact index lookup (the store has no text index). Each term
+    costs every insert, which is why titles and email fragments are not terms. Han characters each
+    count as a word, and the whole Chinese name is a term too."""
     words = set()
-    for text in (lead.first_name, lead.last_name, lead.company, lead.city, lead.title):
-        folded = _fold(text)
-        for word in _WORD.findall(folded):
+    for text in (lead.first_name, lead.last_name, company_key(lead.company) or lead.company, lead.city):
+        for word in _WORD.findall(_fold(text)):
             if _CJK.search(word):
                 words.update(_CJK.findall(word))
                 words.add(word)
@@ -128,9 +130,7 @@ def search_terms(lead) -> list[str]:
                 words.update(_prefixes(word))
     if lead.email:
         local, _, domain = lead.email.partition("@")
-        words.add(lead.email)
-        for part in _WORD.findall(local) + domain.split("."):
-            words.update(_prefixes(part.lower()))
+        words.update((lead.email, local, domain))
     if lead.phone_e164:
         digits = lead.phone_e164.lstrip("+")
         words.update((digits, digits[-4:], str(phonenumbers.parse(lead.phone_e164).national_number)))

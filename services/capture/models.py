@@ -14,8 +14,6 @@ class LeadDocument(Document):
             "-captured_at",
             # Search: each filter is an exact lookup on an indexed array (the store has no text index).
             "search_terms", "tags", "owner_id",
-            # Fuzzy de-duplication looks up candidates by company domain or name, and name initial.
-            "match_keys",
         ],
     }
     id = StringField(primary_key=True)
@@ -54,7 +52,6 @@ class LeadDocument(Document):
     # Every capture of this lead, first one included: channel, campaign, when, by whom.
     touches = ListField(DictField())
     search_terms = ListField(StringField())
-    match_keys = ListField(StringField())
 
 
 class IdempotencyKey(Document):
@@ -74,6 +71,16 @@ class ContactKey(Document):
     meta = {"db_alias": ALIAS, "collection": "contact_keys"}
     id = StringField(primary_key=True)
     lead_id = StringField(required=True)
+
+
+class MatchCandidates(Document):
+    """The latest leads under one fuzzy-match key (company domain or name, plus name initial), with
+    just what matching compares. One small document per key keeps the candidates of a capture to a
+    bounded read, however many people a company has."""
+
+    meta = {"db_alias": ALIAS, "collection": "match_candidates"}
+    id = StringField(primary_key=True)
+    candidates = ListField(DictField())
 
 
 class MergeRecord(Document):
