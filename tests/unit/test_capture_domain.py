@@ -139,7 +139,8 @@ def test_text_fields_are_cleaned_and_source_medium_industry_lower_cased():
         ("saas", "web_form", "cpc", "spring launch")
 
 
-@pytest.mark.parametrize(("written", "code"), [("de", "DE"), ("DEU", "DE"), ("India", "IN"), ("china", "CN"), ("Russia", "RU"), ("UK", "GB"), ("中国", "CN")])
+@pytest.mark.parametrize(("written", "code"), [
+    ("de", "DE"), ("DEU", "DE"), ("India", "IN"), ("china", "CN"), ("Russia", "RU"), ("UK", "GB"), ("中国", "CN")])
 def test_country_codes_and_english_names_become_alpha_2(written, code):
     assert normalise(country=written).country == code
 
