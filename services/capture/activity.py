@@ -3,7 +3,7 @@ import re
 import uuid
 from datetime import datetime, timedelta
 
-from services.capture.models import ActivityDocument
+from services.capture.models import LeadActivityDocument
 from services.common.errors import Validator
 
 ACTIVITY_TYPES = ("page_view", "pricing_page_view", "demo_request", "trial_signup", "content_download",
@@ -17,7 +17,7 @@ _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 def new_activity(*, activity_type: str, lead_id: str = "", email: str = "", visitor_id: str = "", url: str = "",
                  occurred_at: datetime | None, properties: dict, activity_id: str, now: datetime,
-                 recorded_by: str) -> ActivityDocument:
+                 recorded_by: str) -> LeadActivityDocument:
     """Validate all fields at once (named as in RecordActivityRequest) and build the activity."""
     check = Validator()
     check.check(activity_type in ACTIVITY_TYPES, "type", f"must be one of {', '.join(ACTIVITY_TYPES)}")
@@ -37,7 +37,7 @@ def new_activity(*, activity_type: str, lead_id: str = "", email: str = "", visi
         check.check(0 < len(key) <= 64 and len(str(value)) <= 500, f"properties[{key[:64]}]",
                     "keys at most 64 characters, values at most 500")
     check.raise_if_invalid()
-    return ActivityDocument(
+    return LeadActivityDocument(
         id=activity_id or str(uuid.uuid4()), type=activity_type, lead_id=lead_id, visitor_id=visitor_id, url=url,
         properties={str(k): str(v) for k, v in properties.items()}, occurred_at=occurred_at or now,
         recorded_at=now, recorded_by=recorded_by)

@@ -8,7 +8,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.capture import domain, events, matching
 from services.capture.mappers import lead_from_document, lead_to_document
-from services.capture.models import (ActivityDocument, ContactKey, FormDocument, IdempotencyKey, ImportMapping,
+from services.capture.models import (LeadActivityDocument, ContactKey, FormDocument, IdempotencyKey, ImportMapping,
                                      LeadDocument, MatchCandidates, MergeRecord, VisitorLink)
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.events import utcnow
@@ -364,12 +364,12 @@ class LeadRepository:
 
     # ---- behaviour ---------------------------------------------------------------------------
 
-    def record_activity(self, activity: ActivityDocument, email: str = ""):
+    def record_activity(self, activity: LeadActivityDocument, email: str = ""):
         """Store one activity once (its id is the key). For a known lead it is announced at once; for an
         anonymous visitor it waits until the visitor identifies themselves (``_link_visitor``)."""
 
         def work(uow):
-            existing = uow.find_one(ActivityDocument, {"_id": activity.id})
+            existing = uow.find_one(LeadActivityDocument, {"_id": activity.id})
             if existing:
                 return existing, False
             if not activity.lead_id and email:
@@ -397,10 +397,10 @@ class LeadRepository:
         if uow.find_one(VisitorLink, {"_id": visitor_id}):
             return
         uow.insert(VisitorLink(id=visitor_id, lead_id=lead_id, linked_at=utcnow()))
-        anonymous = uow.find(ActivityDocument, {"visitor_id": visitor_id, "lead_id": ""})
+        anonymous = uow.find(LeadActivityDocument, {"visitor_id": visitor_id, "lead_id": ""})
         if not anonymous:
             return
-        uow.db[ActivityDocument._get_collection_name()].update_many(
+        uow.db[LeadActivityDocument._get_collection_name()].update_many(
             {"visitor_id": visitor_id, "lead_id": ""}, {"$set": {"lead_id": lead_id}}, session=uow.session)
         if announce:
             for activity in anonymous:
@@ -408,7 +408,7 @@ class LeadRepository:
                 uow.publish(*events.lead_activity_recorded(activity, stitched=True))
 
     def activities(self, lead_id: str, limit: int = 100) -> list:
-        return list(ActivityDocument.objects(lead_id=lead_id).order_by("-occurred_at").limit(limit))
+        return list(LeadActivityDocument.objects(lead_id=lead_id).order_by("-occurred_at").limit(limit))
 
 
 class FormRepository:
@@ -457,7 +457,7 @@ class CaptureRepositories:
 
 class CaptureStore(Store):
     documents = (LeadDocument, IdempotencyKey, ContactKey, MatchCandidates, MergeRecord, FormDocument,
-                 ImportMapping, ActivityDocument, VisitorLink)
+                 ImportMapping, LeadActivityDocument, VisitorLink)
 
     def get_dependency(self, worker_ctx):
         return CaptureRepositories(LeadRepository(self), FormRepository(self))

@@ -119,7 +119,7 @@ class ImportMapping(Document):
     updated_at = DateTimeField(required=True)
 
 
-class ActivityDocument(Document):
+class LeadActivityDocument(Document):
     """Something a lead (or a still-anonymous visitor) did. ``_id`` is the activity id, so a retried
     recording is one document."""
 

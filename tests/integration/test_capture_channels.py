@@ -16,7 +16,7 @@ from leadflow.capture.v1 import capture_pb2, capture_pb2_grpc
 from leadflow.common.v1 import common_pb2
 from openpyxl import Workbook
 
-from services.capture.models import ActivityDocument, LeadDocument
+from services.capture.models import LeadActivityDocument, LeadDocument
 from services.capture.service import CaptureService
 from tests.support import new_event, violations_of, wait_until
 
@@ -276,7 +276,7 @@ def test_visitor_activity_is_stitched_to_the_lead_when_the_visitor_fills_in_a_fo
 
     stitched = activity.wait_for(lambda e: e["lead_id"] == lead_id and e["type"] == "content_download")
     assert stitched[0]["stitched"] and stitched[0]["properties"] == {"title": "Manufacturing 2026"}
-    assert {a.type for a in ActivityDocument.objects(lead_id=lead_id)} == {"pricing_page_view", "content_download"}
+    assert {a.type for a in LeadActivityDocument.objects(lead_id=lead_id)} == {"pricing_page_view", "content_download"}
     # Once known, the visitor's next page view is the lead's at once.
     http("GET", f"{capture.base}/t?" + urllib.parse.urlencode({"visitor_id": visitor, "type": "page_view",
                                                                 "url": "https://leadflow.example/demo"}))

@@ -68,7 +68,7 @@ def test_source_of_reads_the_lead_snapshot_or_the_flat_field(event, source):
 # --- the events each service really emits carry what reporting reads ------------------------------------
 
 def _emitted_events() -> dict:
-    from services.capture.models import ActivityDocument
+    from services.capture.models import LeadActivityDocument
 
     lead = Lead(lead_id="L-1", captured_at=NOW, email="ann@acme.com", company_domain="acme.com",
                 title="CEO", company_size=500, industry="software", source="demo_request")
@@ -81,7 +81,7 @@ def _emitted_events() -> dict:
         "capture": capture_events.lead_captured(lead),
         "capture-m": capture_events.lead_merged(lead, touch_of(lead, "crm-sync")),
         "capture-u": capture_events.lead_unmerged(lead, lead),
-        "capture-a": capture_events.lead_activity_recorded(ActivityDocument(
+        "capture-a": capture_events.lead_activity_recorded(LeadActivityDocument(
             id="A-9", type="pricing_page_view", lead_id="L-1", occurred_at=NOW, recorded_at=NOW)),
         "scoring": scoring_events.lead_scored(score, {"source": "demo_request"}),
         "scoring-q": scoring_events.lead_qualified(score, {**lead.snapshot(), "source": "demo_request"}),
