@@ -84,7 +84,8 @@ class LeadRepository:
                 if earlier:
                     return Submission(self._lead(uow, earlier.lead_id), created=False, merged=False)
             claims = {key: uow.find_one(ContactKey, {"_id": key}) for key in domain.contact_keys(lead)}
-            candidates = self._fuzzy_candidates(uow, [lead])
+            known = any(claims.values())
+            candidates = _Candidates() if known else self._fuzzy_candidates(uow, [lead])
             resolution = self._resolve(lead, claims, candidates)
             result = self._apply(uow, resolution, captured_by, keep_touch=True)
             if scoped_key:
@@ -107,7 +108,9 @@ class LeadRepository:
         def work(uow) -> list[Submission]:
             keys = sorted({key for lead in leads for key in domain.contact_keys(lead)})
             claims = {claim.id: claim for claim in uow.find(ContactKey, {"_id": {"$in": keys}})} if keys else {}
-            candidates = self._fuzzy_candidates(uow, leads)
+            # A row recognised by email, phone or external id needs no fuzzy candidates (a re-import: none).
+            unknown = [lead for lead in leads if not any(key in claims for key in domain.contact_keys(lead))]
+            candidates = self._fuzzy_candidates(uow, unknown)
             known_ids = {claim.lead_id for claim in claims.values()}
             stored = {doc.id: doc for doc in uow.find(LeadDocument, {"_id": {"$in": sorted(known_ids)}})}
             batch_leads: dict[str, object] = {}  # lead id -> lead as it will be written

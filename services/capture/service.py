@@ -1,8 +1,5 @@
 """Capture service: the one door every lead comes through — gRPC for frontends and ERP systems, and
 public HTTP for web forms, QR codes, webhooks and the tracking beacon."""
-import hashlib
-import hmac
-import json
 import uuid
 from io import BytesIO
 from urllib.parse import urlsplit
@@ -13,13 +10,14 @@ from nameko import config
 from werkzeug.wrappers import Request, Response
 
 from services.capture import activity as activities
-from services.capture import cards, domain, file_import, forms, mappers, matching
+from services.capture import cards, domain, file_import, forms, mappers, matching, webhooks
 from services.capture.dependencies import CaptureStore
 from services.common import metrics
 from services.common.auth import Role
 from services.common.errors import FieldViolation, InvalidArgument, NotFound, Unauthenticated
 from services.common.events import utcnow
-from services.common.http import UnsupportedMediaType, client_address, json_response, public_http, read_body
+from services.common.http import (UnsupportedMediaType, client_address, json_object, json_response, public_http,
+                                  read_body)
 from services.common.mappers import from_timestamp, next_page_token, page_window
 from services.common.messaging import event_handler
 from services.common.rate_limit import RateLimits
@@ -30,6 +28,9 @@ capture_rpc = LeadflowGrpc.implementing(capture_pb2_grpc.CaptureServiceStub)
 SUBMITTERS = {Role.ADMIN, Role.MANAGER, Role.INTEGRATION}
 EDITORS = {Role.ADMIN, Role.MANAGER}
 MAX_BATCH = 500
+# The anonymous visitor id the beacon hands out, read back when the visitor posts a form.
+VISITOR_COOKIE = "lf_vid"
+VISITOR_COOKIE_SECONDS = 365 * 24 * 3600
 # A 1x1 transparent GIF: what a tracking pixel answers.
 PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
 
@@ -39,11 +40,6 @@ def _count(submission) -> None:
         metrics.LEADS_CAPTURED.labels(metrics.source_label(submission.lead.source)).inc()
     elif submission.merged and not submission.unchanged:
         metrics.LEADS_MERGED.inc()
-
-
-def webhook_secrets() -> dict[str, bytes]:
-    pairs = (item.split("=", 1) for item in config.get("WEBHOOK_SECRETS", "").split(",") if "=" in item)
-    return {source.strip().lower(): secret.strip().encode() for source, secret in pairs}
 
 
 class CaptureService(LeadflowService):
@@ -251,9 +247,21 @@ class CaptureService(LeadflowService):
             # Look like success so the bot learns nothing; store nothing.
             metrics.PUBLIC_REJECTED.labels("form", "honeypot").inc()
             return self._form_done(form, wants_json, None)
-        raw = forms.parse_submission(form, values, dict(request.args))
-        lead = domain.normalise_lead(raw, str(uuid.uuid4()), utcnow(), prefix="fields",
-                                     default_region=form.default_region)
+        # The tracking cookie the beacon set: the visitor's earlier pages become this lead's.
+        if not values.get(forms.VISITOR_ID_FIELD) and request.cookies.get(VISITOR_COOKIE):
+            values[forms.VISITOR_ID_FIELD] = request.cookies[VISITOR_COOKIE]
+        try:
+            raw = forms.parse_submission(form, values, dict(request.args))
+            lead = domain.normalise_lead(raw, str(uuid.uuid4()), utcnow(), prefix="fields",
+                                         default_region=form.default_region)
+        except InvalidArgument as exc:
+            if wants_json:
+                raise
+            # A browser without script gets the page back, its answers kept and each problem shown.
+            prefill = {**dict(request.args), **{k: v[0] if isinstance(v, list) else v for k, v in values.items()}}
+            html = forms.render_form_html(form, f"{config['CAPTURE_PUBLIC_URL'].rstrip('/')}/f/{key}", prefill,
+                                          own_origin=self._own_origin(), errors=forms.field_errors(exc))
+            return Response(html, status=422, mimetype="text/html")
         submission = self.store.leads.submit(lead, "", captured_by=f"form:{form.form_id}")
         _count(submission)
         return self._form_done(form, wants_json, submission)
@@ -261,13 +269,7 @@ class CaptureService(LeadflowService):
     @staticmethod
     def _form_values(request, body: bytes) -> dict:
         if request.mimetype == "application/json":
-            try:
-                values = json.loads(body or b"{}")
-            except ValueError:
-                raise InvalidArgument([FieldViolation("body", "is not valid JSON")]) from None
-            if not isinstance(values, dict):
-                raise InvalidArgument([FieldViolation("body", "must be a JSON object")])
-            return values
+            return json_object(body)
         if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             # The body was read (and bounded) already; werkzeug parses a request over those bytes.
             bounded = Request({**request.environ, "wsgi.input": BytesIO(body), "CONTENT_LENGTH": str(len(body))})
@@ -294,25 +296,19 @@ class CaptureService(LeadflowService):
         source = source.lower()
         address = client_address(request, config["TRUSTED_PROXY_HOPS"])
         self.rate_limits.hit("webhook", address, config["WEBHOOK_RATE_LIMIT_PER_MINUTE"])
-        secret = webhook_secrets().get(source)
+        secret = webhooks.parse_secrets(config.get("WEBHOOK_SECRETS", "")).get(source)
         if secret is None:
             raise NotFound("webhook source", source)
         body = read_body(request, config["PUBLIC_MAX_BODY_BYTES"])
-        signature = request.headers.get("X-Leadflow-Signature", "")
-        expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(signature.encode(), expected.encode()):
+        if not webhooks.is_signed_by(secret, body, request.headers.get(webhooks.SIGNATURE_HEADER, "")):
             metrics.PUBLIC_REJECTED.labels("webhook", "signature").inc()
-            raise Unauthenticated("missing or wrong X-Leadflow-Signature (sha256 HMAC of the body)")
-        delivery = request.headers.get("X-Leadflow-Delivery", "").strip()
+            raise Unauthenticated(f"missing or wrong {webhooks.SIGNATURE_HEADER} (sha256 HMAC of the body)")
+        delivery = request.headers.get(webhooks.DELIVERY_HEADER, "").strip()
         if not delivery:
-            raise InvalidArgument([FieldViolation("X-Leadflow-Delivery", "header is required")])
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            raise InvalidArgument([FieldViolation("body", "is not valid JSON")]) from None
-        raw = mappers.lead_input_from_json(payload, default_source=source)
+            raise InvalidArgument([FieldViolation(webhooks.DELIVERY_HEADER, "header is required")])
+        raw = mappers.lead_input_from_json(json_object(body), default_source=source)
         lead = domain.normalise_lead(raw, str(uuid.uuid4()), utcnow())
-        submission = self.store.leads.submit(lead, domain.validate_idempotency_key(delivery, "X-Leadflow-Delivery"),
+        submission = self.store.leads.submit(lead, domain.validate_idempotency_key(delivery, webhooks.DELIVERY_HEADER),
                                              captured_by=f"webhook:{source}")
         _count(submission)
         replayed = not submission.created and not submission.merged
@@ -328,29 +324,34 @@ class CaptureService(LeadflowService):
         address = client_address(request, config["TRUSTED_PROXY_HOPS"])
         self.rate_limits.hit("beacon", address, config["BEACON_RATE_LIMIT_PER_MINUTE"])
         if request.method == "POST":
-            body = read_body(request, config["PUBLIC_MAX_BODY_BYTES"])
-            try:
-                values = json.loads(body or b"{}")
-            except ValueError:
-                raise InvalidArgument([FieldViolation("body", "is not valid JSON")]) from None
-            if not isinstance(values, dict):
-                raise InvalidArgument([FieldViolation("body", "must be a JSON object")])
+            values = json_object(read_body(request, config["PUBLIC_MAX_BODY_BYTES"]))
         else:
             values = request.args.to_dict()
         properties = values.get("properties") or {}
         if not isinstance(properties, dict):
             raise InvalidArgument([FieldViolation("properties", "must be an object")])
+        # A browser without a visitor id of its own gets one in a first-party cookie.
+        visitor_id = str(values.get("visitor_id", "") or request.cookies.get(VISITOR_COOKIE, ""))
+        new_visitor = not visitor_id
+        visitor_id = visitor_id or uuid.uuid4().hex
         activity = activities.new_activity(
-            activity_type=str(values.get("type", "page_view")), visitor_id=str(values.get("visitor_id", "")),
+            activity_type=str(values.get("type", "page_view")), visitor_id=visitor_id,
             url=str(values.get("url", "") or request.headers.get("Referer", "")), occurred_at=None,
             properties=properties, activity_id=str(values.get("activity_id", "")), now=utcnow(),
             recorded_by="beacon")
-        if not activity.visitor_id:
-            raise InvalidArgument([FieldViolation("visitor_id", "is required")])
         stored, recorded = self.store.leads.record_activity(activity)
         if recorded:
             metrics.ACTIVITIES_RECORDED.labels(stored.type).inc()
         if request.method == "GET":
-            return Response(PIXEL, mimetype="image/gif", headers={"Cache-Control": "no-store"})
-        return json_response({"activity_id": stored.id, "recorded": recorded}, 202)
+            response = Response(PIXEL, mimetype="image/gif", headers={"Cache-Control": "no-store"})
+        else:
+            response = json_response({"activity_id": stored.id, "visitor_id": visitor_id, "recorded": recorded}, 202)
+        if new_visitor:
+            # The pixel and the embedded form are third-party on the customer's site: the cookie must be
+            # SameSite=None (which browsers accept only over https). Sites whose visitors block such
+            # cookies pass their own visitor_id to both instead.
+            secure = config["CAPTURE_PUBLIC_URL"].startswith("https://")
+            response.set_cookie(VISITOR_COOKIE, visitor_id, max_age=VISITOR_COOKIE_SECONDS, httponly=True,
+                                secure=secure, samesite="None" if secure else "Lax")
+        return response
 

@@ -7,8 +7,8 @@ import logging
 from nameko.web.handlers import HttpRequestHandler
 from werkzeug.wrappers import Response
 
-from services.common.errors import (FailedPrecondition, InvalidArgument, LeadflowError, NotFound, PermissionDenied,
-                                    Unauthenticated)
+from services.common.errors import (FailedPrecondition, FieldViolation, InvalidArgument, LeadflowError, NotFound,
+                                    PermissionDenied, Unauthenticated)
 from services.common.outages import OUTAGE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,17 @@ def read_body(request, limit: int) -> bytes:
     if len(body) > limit:
         raise PayloadTooLarge(limit)
     return body
+
+
+def json_object(body: bytes, field: str = "body") -> dict:
+    """A JSON object from a request body, or InvalidArgument naming the body."""
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError:
+        raise InvalidArgument([FieldViolation(field, "is not valid JSON")]) from None
+    if not isinstance(value, dict):
+        raise InvalidArgument([FieldViolation(field, "must be a JSON object")])
+    return value
 
 
 def client_address(request, trusted_proxy_hops: int) -> str:

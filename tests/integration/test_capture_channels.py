@@ -283,6 +283,32 @@ def test_visitor_activity_is_stitched_to_the_lead_when_the_visitor_fills_in_a_fo
     assert activity.wait_for(lambda e: e["lead_id"] == lead_id and e["type"] == "page_view")
 
 
+def test_beacon_hands_a_new_visitor_a_cookie_that_the_form_post_reads_back(capture, tap):
+    activity = tap("capture", "lead_activity_recorded")
+    status, headers, body = http("POST", f"{capture.base}/t", json.dumps(
+        {"type": "pricing_page_view", "url": "https://leadflow.example/pricing"}).encode(),
+        {"Content-Type": "application/json"})
+    visitor = json.loads(body)["visitor_id"]
+    assert status == 202 and f"lf_vid={visitor}" in headers["Set-Cookie"] and "HttpOnly" in headers["Set-Cookie"]
+
+    form = put_form(capture)
+    status, _, reply = http("POST", f"{capture.base}/f/{form.public_key}", json.dumps(
+        {"email": f"cookie.{unique()}@acme.com"}).encode(),
+        {"Content-Type": "application/json", "Cookie": f"lf_vid={visitor}"})
+    lead_id = json.loads(reply)["lead_id"]
+    assert activity.wait_for(lambda e: e["lead_id"] == lead_id and e["type"] == "pricing_page_view")
+
+
+def test_a_browser_post_with_mistakes_gets_the_form_back_with_its_answers_and_the_problems(capture):
+    form = put_form(capture)
+    body = urllib.parse.urlencode({"email": "li.na-at-globex.cn", "company": "Globex"}).encode()
+    status, headers, page = http("POST", f"{capture.base}/f/{form.public_key}", body,
+                                 {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"})
+    assert status == 422 and headers["Content-Type"].startswith("text/html")
+    assert 'value="Globex"' in page.decode() and "li.na-at-globex.cn" in page.decode()
+    assert "valid email" in page.decode()
+
+
 def test_record_activity_by_email_is_idempotent_and_names_bad_fields(capture, tap):
     activity = tap("capture", "lead_activity_recorded")
     lead = capture.api.SubmitLead(capture_pb2.SubmitLeadRequest(lead=lead_input())).lead
