@@ -6,6 +6,7 @@ import hmac
 import io
 import json
 import random
+import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -499,3 +500,31 @@ def test_rep_reads_and_searches_only_the_leads_routed_to_them(capture, tokens, p
     assert not other.SearchLeads(capture_pb2.SearchLeadsRequest(text=lead.email)).leads
     assert other.error("SubmitLead", capture_pb2.SubmitLeadRequest(lead=lead_input())).code == \
         StatusCode.PERMISSION_DENIED
+
+
+# ---- business cards ----------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not shutil.which("tesseract"), reason="Tesseract OCR is not installed (make test installs it)")
+def test_scanned_business_card_becomes_a_lead_and_a_bad_image_is_named(capture, tap):
+    from services.devstack.sample_cards import render_card, sample_card
+    captured = tap("capture", "lead_captured", "lead_merged")
+    card = sample_card("anna-schmidt")
+    read = capture.api.ScanBusinessCard(capture_pb2.ScanBusinessCardRequest(
+        image=render_card(card, fmt="JPEG"), read_only=True))
+    assert {(f.name, f.value) for f in read.fields} >= {("email", card.email), ("company", card.company)}
+    assert not read.HasField("lead") and captured.settle(0.3) == []
+
+    scanned = capture.api.ScanBusinessCard(capture_pb2.ScanBusinessCardRequest(
+        image=render_card(card, layout="centered"), tags=["Expo 2026"], default_region="DE",
+        attribution=common_pb2.Attribution(campaign="Hannover Messe")))
+    lead = scanned.lead
+    assert (lead.email, lead.phone_e164, lead.first_name, lead.last_name) == \
+        (card.email, card.phone_e164, "Anna", "Schmidt")
+    assert (lead.attribution.source, lead.attribution.campaign, list(lead.tags)) == \
+        ("business_card", "hannover messe", ["expo 2026"])
+    assert scanned.created or scanned.merged
+    assert captured.wait_for(lambda e: e["lead_id"] == lead.lead_id)
+
+    for image in (b"GIF89a not a card", b""):
+        error = capture.api.error("ScanBusinessCard", capture_pb2.ScanBusinessCardRequest(image=image))
+        assert error.code == StatusCode.INVALID_ARGUMENT and set(violations_of(error.status)) == {"image"}
