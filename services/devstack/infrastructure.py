@@ -45,10 +45,19 @@ def wait_for_port(host: str, port: int, seconds: float, what: str) -> None:
     raise InfrastructureError(f"{what} did not open {host}:{port} within {seconds:.0f} s")
 
 
+_HANDED_OUT_PORTS: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free now and not handed out before by this process: the OS may offer a just-released
+    port again, and two services of one platform (started later) must never be given the same one."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _HANDED_OUT_PORTS:
+            _HANDED_OUT_PORTS.add(port)
+            return port
 
 
 def _host_port(uri: str, default_port: int) -> tuple[str, int]:
