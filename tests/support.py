@@ -28,13 +28,14 @@ def violations_of(status) -> dict:
 class EventTap:
     """A private queue bound to a service's event exchange: what that service emitted."""
 
-    def __init__(self, amqp_uri: str, service: str, event_types=("#",)):
+    def __init__(self, amqp_uri: str, service: str, event_types=("#",), max_length: int | None = None):
         self.connection = Connection(amqp_uri)
         channel = self.connection.channel()
         exchange = get_event_exchange(service)
         exchange(channel).declare()
         self.queue = Queue(f"test-tap-{uuid.uuid4().hex[:8]}", exchange=exchange, routing_key=event_types[0],
-                           exclusive=True)(channel)
+                           exclusive=True,
+                           queue_arguments={"x-max-length": max_length} if max_length else None)(channel)
         self.queue.declare()
         for routing_key in event_types[1:]:
             self.queue.bind_to(exchange=exchange.name, routing_key=routing_key)

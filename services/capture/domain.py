@@ -118,6 +118,17 @@ SNAPSHOT_FIELDS = (
 )
 
 
+# Every lead carries the channel it came through as a tag, so lists and scoring rules can select
+# "everything from the booth scanner" without knowing each source's name.
+CHANNEL_TAGS = {"form": "channel:form", "webhook": "channel:webhook", "import": "channel:import",
+                "business_card": "channel:business-card"}
+
+
+def with_channel_tag(raw: "LeadInput", channel: str) -> "LeadInput":
+    raw.tags = [*raw.tags, CHANNEL_TAGS[channel]]
+    return raw
+
+
 def _clean(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 

@@ -47,11 +47,12 @@ def _header_settings(header) -> importing.ImportDefaults:
     country = domain.country_code(header.default_country) if header.default_country else ""
     check.check(country is not None, "header.default_country", "is not an ISO 3166-1 country code or name")
     check.max_length(header.external_id_prefix, 50, "header.external_id_prefix")
-    check.check(len(header.tags) <= domain.MAX_TAGS, "header.tags", f"at most {domain.MAX_TAGS} tags")
+    check.check(len(header.tags) < domain.MAX_TAGS, "header.tags", f"at most {domain.MAX_TAGS - 1} tags")
     check.raise_if_invalid()
     return importing.ImportDefaults(
         source=source, medium=header.attribution.medium, campaign=header.attribution.campaign,
-        tags=tuple(header.tags), default_country=country or "", external_id_prefix=header.external_id_prefix)
+        tags=(*header.tags, domain.CHANNEL_TAGS["import"]), default_country=country or "",
+        external_id_prefix=header.external_id_prefix)
 
 
 class LeadFileImport:

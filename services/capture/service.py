@@ -182,7 +182,7 @@ class CaptureService(LeadflowService):
         response = capture_pb2.ScanBusinessCardResponse(
             fields=mappers.card_fields_to_proto(scan), needs_review=scan.needs_review, text=scan.text)
         raw = scan.to_lead_input(source=request.attribution.source or "business_card", default_region=region,
-                                 tags=tuple(request.tags))
+                                 tags=(*request.tags, domain.CHANNEL_TAGS["business_card"]))
         raw.medium, raw.campaign = request.attribution.medium, request.attribution.campaign
         if request.read_only or not (raw.email or raw.phone):
             return response
@@ -251,7 +251,7 @@ class CaptureService(LeadflowService):
         if not values.get(forms.VISITOR_ID_FIELD) and request.cookies.get(VISITOR_COOKIE):
             values[forms.VISITOR_ID_FIELD] = request.cookies[VISITOR_COOKIE]
         try:
-            raw = forms.parse_submission(form, values, dict(request.args))
+            raw = domain.with_channel_tag(forms.parse_submission(form, values, dict(request.args)), "form")
             lead = domain.normalise_lead(raw, str(uuid.uuid4()), utcnow(), prefix="fields",
                                          default_region=form.default_region)
         except InvalidArgument as exc:
@@ -306,7 +306,7 @@ class CaptureService(LeadflowService):
         delivery = request.headers.get(webhooks.DELIVERY_HEADER, "").strip()
         if not delivery:
             raise InvalidArgument([FieldViolation(webhooks.DELIVERY_HEADER, "header is required")])
-        raw = mappers.lead_input_from_json(json_object(body), default_source=source)
+        raw = domain.with_channel_tag(mappers.lead_input_from_json(json_object(body), default_source=source), "webhook")
         lead = domain.normalise_lead(raw, str(uuid.uuid4()), utcnow())
         submission = self.store.leads.submit(lead, domain.validate_idempotency_key(delivery, webhooks.DELIVERY_HEADER),
                                              captured_by=f"webhook:{source}")

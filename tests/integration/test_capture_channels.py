@@ -138,11 +138,11 @@ def test_form_post_creates_a_lead_with_consent_text_tags_and_attribution(capture
     assert (lead.email, lead.company, lead.custom_fields["team_size"]) == (email, "Globex", "11-50")
     assert (lead.attribution.source, lead.attribution.medium, lead.attribution.campaign) == \
         ("expo-2026", "form", "spring")
-    assert list(lead.tags) == ["price-sensitive"]
+    assert list(lead.tags) == ["channel:form", "price-sensitive"]
     assert lead.consent.marketing and lead.consent.text == form.consent_text
     assert lead.touches[0].captured_by == f"form:{form.form_id}"
     [event] = captured.wait_for(lambda e: e["lead_id"] == lead.lead_id)
-    assert event["lead"]["tags"] == ["price-sensitive"]
+    assert event["lead"]["tags"] == ["channel:form", "price-sensitive"]
 
 
 @pytest.mark.parametrize("encoding", ["json", "multipart"])
@@ -240,6 +240,7 @@ def test_signed_webhook_creates_a_lead_once_and_a_replay_changes_nothing(capture
     assert json.loads(second) == {**json.loads(first), "created": False, "replayed": True}
     lead = LeadDocument.objects.get(email=email)
     assert (lead.source, lead.campaign, lead.custom_fields["ad_id"]) == ("adsplatform", "q4 search", "987654")
+    assert list(lead.tags) == ["channel:webhook"]
     assert len(captured.settle()) == 1
 
 
@@ -351,7 +352,7 @@ def test_csv_import_reports_rows_and_a_reimport_creates_nothing(capture, tap):
     assert report.mapping["E-mail"] == "email" and report.mapping["Full Name"] == "full_name"
     anna = LeadDocument.objects.get(email=f"anna.{n}@siemens-{n}.de")
     assert (anna.first_name, anna.last_name, anna.country, anna.source) == ("Anna", "Schmidt", "DE", "google")
-    assert sorted(anna.tags) == ["cad", "plm", "webinar"]
+    assert sorted(anna.tags) == ["cad", "channel:import", "plm", "webinar"]
     li_na = LeadDocument.objects.get(phone_e164=f"+86138{n}")
     assert li_na.source == "google"
     events = captured.collect(2)
@@ -521,7 +522,7 @@ def test_scanned_business_card_becomes_a_lead_and_a_bad_image_is_named(capture, 
     assert (lead.email, lead.phone_e164, lead.first_name, lead.last_name) == \
         (card.email, card.phone_e164, "Anna", "Schmidt")
     assert (lead.attribution.source, lead.attribution.campaign, list(lead.tags)) == \
-        ("business_card", "hannover messe", ["expo 2026"])
+        ("business_card", "hannover messe", ["channel:business-card", "expo 2026"])
     assert scanned.created or scanned.merged
     assert captured.wait_for(lambda e: e["lead_id"] == lead.lead_id)
 
