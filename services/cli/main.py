@@ -88,6 +88,57 @@ def cmd_lead_show(client, args) -> int:
     return 0
 
 
+IMPORT_CHUNK = 1024 * 1024
+
+
+def cmd_lead_import(client, args) -> int:
+    """Stream a CSV or XLSX file to capture in 1 MiB chunks and print the import report."""
+    path = Path(args.file)
+    mapping = dict(item.split("=", 1) for item in args.map)
+
+    def messages():
+        yield capture_pb2.ImportLeadFileRequest(header=capture_pb2.ImportHeader(
+            filename=path.name, mapping=mapping, save_mapping=args.save_mapping, tags=args.tag,
+            attribution=common_pb2.Attribution(source=args.source, medium=args.medium, campaign=args.campaign),
+            default_country=args.country, external_id_prefix=args.id_prefix, dry_run=args.dry_run))
+        with path.open("rb") as file:
+            while chunk := file.read(IMPORT_CHUNK):
+                yield capture_pb2.ImportLeadFileRequest(chunk=chunk)
+
+    report = client.capture.ImportLeadFile(messages(), timeout=3600)
+    print(f"{report.rows} rows: {report.accepted} new, {report.merged} merged, {report.unchanged} unchanged, "
+          f"{report.rejected} rejected{' (dry run, nothing stored)' if report.dry_run else ''}")
+    for column, target in sorted(report.mapping.items()):
+        print(f"  {column:40} -> {target}")
+    for rejected in report.rejected_rows:
+        print(f"  row {rejected.row} ({rejected.column or '-'}): {rejected.reason}")
+    return 0
+
+
+def cmd_lead_search(client, args) -> int:
+    response = client.capture.SearchLeads(capture_pb2.SearchLeadsRequest(
+        text=args.text, source=args.source, tag=args.tag, possible_duplicates_only=args.duplicates,
+        needs_review_only=args.needs_review, page=common_pb2.PageRequest(page_size=args.limit)))
+    for lead in response.leads:
+        name = f"{lead.first_name} {lead.last_name}".strip()
+        print(f"{lead.lead_id}  {lead.email or lead.phone_e164 or lead.external_id:40} {name:24} "
+              f"{lead.company[:30]:30} {lead.attribution.source}")
+    return 0
+
+
+def cmd_card_scan(client, args) -> int:
+    response = client.capture.ScanBusinessCard(capture_pb2.ScanBusinessCardRequest(
+        image=Path(args.image).read_bytes(), read_only=args.read_only, tags=args.tag,
+        default_region=args.region, attribution=common_pb2.Attribution(source="business_card", campaign=args.campaign)),
+        timeout=120)
+    for found in response.fields:
+        print(f"  {found.name:12} {found.value:40} {found.confidence:.0%}")
+    if response.HasField("lead"):
+        print(f"lead {response.lead.lead_id} ({'new' if response.created else 'merged'})"
+              f"{', marked for review' if response.needs_review else ''}")
+    return 0
+
+
 def cmd_funnel(client, args) -> int:
     funnel = client.reporting.GetFunnel(reporting_pb2.GetFunnelRequest(source=args.source))
     for step in funnel.steps:
@@ -141,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("health", help="gRPC health of every service").set_defaults(run=cmd_health)
 
-    lead = commands.add_parser("lead", help="submit or show leads").add_subparsers(dest="action", required=True)
+    lead = commands.add_parser("lead", help="submit, show, import or search leads").add_subparsers(
+        dest="action", required=True)
     submit = lead.add_parser("submit", help="submit one lead through capture")
     for name in ("email", "phone", "first-name", "last-name", "company", "title", "country", "industry",
                  "medium", "campaign", "idempotency-key"):
@@ -153,6 +205,37 @@ def build_parser() -> argparse.ArgumentParser:
     show = lead.add_parser("show", help="a lead with its score and assignment")
     show.add_argument("lead_id")
     show.set_defaults(run=cmd_lead_show)
+
+    importing = lead.add_parser("import", help="import a CSV or XLSX file and print the report")
+    importing.add_argument("file")
+    importing.add_argument("--source", required=True, help="attribution of rows without a source column")
+    importing.add_argument("--medium", default="")
+    importing.add_argument("--campaign", default="")
+    importing.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
+                           help="column mapping (default: the source's saved mapping, else guessed)")
+    importing.add_argument("--save-mapping", action="store_true", help="remember the mapping for this source")
+    importing.add_argument("--tag", action="append", default=[])
+    importing.add_argument("--country", default="", help="country of phone numbers without a country code")
+    importing.add_argument("--id-prefix", default="", help="prefix for external ids from this file")
+    importing.add_argument("--dry-run", action="store_true", help="validate and report, store nothing")
+    importing.set_defaults(run=cmd_lead_import)
+    search = lead.add_parser("search", help="find leads by words, source, tag or flags")
+    search.add_argument("text", nargs="?", default="")
+    search.add_argument("--source", default="")
+    search.add_argument("--tag", default="")
+    search.add_argument("--duplicates", action="store_true", help="only possible duplicates")
+    search.add_argument("--needs-review", action="store_true")
+    search.add_argument("--limit", type=int, default=50)
+    search.set_defaults(run=cmd_lead_search)
+
+    card = commands.add_parser("card", help="business cards").add_subparsers(dest="action", required=True)
+    scan = card.add_parser("scan", help="read a business card photo (JPEG/PNG) and create its lead")
+    scan.add_argument("image")
+    scan.add_argument("--read-only", action="store_true", help="only read the card")
+    scan.add_argument("--region", default="CN", help="region of phone numbers without a country code")
+    scan.add_argument("--campaign", default="")
+    scan.add_argument("--tag", action="append", default=[])
+    scan.set_defaults(run=cmd_card_scan)
 
     funnel = commands.add_parser("funnel", help="the lead funnel")
     funnel.add_argument("--source", default="")

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 from tests.support import wait_until
 
@@ -44,3 +45,18 @@ def test_refusals_are_reported_with_their_status_and_a_failing_exit_code(platfor
     assert "INVALID_ARGUMENT" in bad.stderr and "lead.email" in bad.stderr
     forbidden = leadflow(platform, "funnel", who="rep")
     assert forbidden.returncode == 2 and "PERMISSION_DENIED" in forbidden.stderr
+
+
+def test_import_a_file_then_find_its_leads(platform, tmp_path):
+    batch = uuid.uuid4().hex[:8]
+    export = tmp_path / "fair.csv"
+    export.write_text("Name,E-mail,Company\r\n"
+                      f"Wu Lei,wu.lei@{batch}.example.com,Jiangnan{batch} Machinery\r\n"
+                      "Nobody,not-an-email,Nowhere\r\n", encoding="utf-8")
+    imported = leadflow(platform, "lead", "import", str(export), "--source", "trade-fair", "--tag", "fair-2026")
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.startswith("2 rows: 1 new, 0 merged, 0 unchanged, 1 rejected")
+    assert "row 3 (E-mail): lead.email: is not a valid email address" in imported.stdout
+
+    found = leadflow(platform, "lead", "search", f"jiangnan{batch}", "--tag", "fair-2026")
+    assert found.returncode == 0 and f"wu.lei@{batch}.example.com" in found.stdout
