@@ -37,7 +37,9 @@ def new_activity(*, activity_type: str, lead_id: str = "", email: str = "", visi
         check.check(0 < len(key) <= 64 and len(str(value)) <= 500, f"properties[{key[:64]}]",
                     "keys at most 64 characters, values at most 500")
     check.raise_if_invalid()
+    # A caller's ids live in the caller's own namespace: nobody can take (or probe) another's ids.
     return LeadActivityDocument(
-        id=activity_id or str(uuid.uuid4()), type=activity_type, lead_id=lead_id, visitor_id=visitor_id, url=url,
+        id=f"{recorded_by}:{activity_id}" if activity_id else str(uuid.uuid4()),
+        type=activity_type, lead_id=lead_id, visitor_id=visitor_id, url=url,
         properties={str(k): str(v) for k, v in properties.items()}, occurred_at=occurred_at or now,
         recorded_at=now, recorded_by=recorded_by)

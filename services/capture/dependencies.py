@@ -37,6 +37,12 @@ class _Resolution:
 _MATCH_FIELDS = ("first_name", "last_name", "company", "company_domain", "email")
 
 
+def _touch_identity(touch: dict) -> tuple:
+    """Touches recorded before they had ids are told apart by time, channel and source."""
+    return (touch["touch_id"],) if touch.get("touch_id") else \
+        (touch.get("captured_at"), touch.get("captured_by"), touch.get("source"))
+
+
 class _Candidates:
     """Leads a capture might fuzzily match, indexed by match key so a batch looks each up once."""
 
@@ -67,13 +73,16 @@ class LeadRepository:
 
     # ---- one capture -------------------------------------------------------------------------
 
-    def submit(self, lead, idempotency_key: str, captured_by: str) -> Submission:
+    def submit(self, lead, idempotency_key: str, captured_by: str, trusted: bool = True) -> Submission:
         """Store a capture atomically with its event: a new lead (lead_captured), or, when its email,
         phone or external id is known — or its name and company match a lead closely enough — a merge
         into that lead (lead_merged) that keeps every touch. A lead that only resembles others is
         created with ``possible_duplicate_of`` set.
 
         With an idempotency key, a repeated submission returns the first one's lead and changes nothing.
+        A visitor id links the visitor to the lead — from an untrusted (public) channel only when the
+        capture created the lead: anyone can type a known person's email into a form, and must not
+        thereby get to record behaviour on that person's lead.
         """
         scoped_key = f"{captured_by}:{idempotency_key}" if idempotency_key else ""
         lead = self._stamped(lead, captured_by)
@@ -90,7 +99,7 @@ class LeadRepository:
             result = self._apply(uow, resolution, captured_by, keep_touch=True)
             if scoped_key:
                 uow.insert(IdempotencyKey(id=scoped_key, lead_id=result.lead.lead_id, created_at=utcnow()))
-            if lead.visitor_id:
+            if lead.visitor_id and (trusted or result.created):
                 self._link_visitor(uow, lead.visitor_id, result.lead.lead_id)
             return result
 
@@ -269,7 +278,7 @@ class LeadRepository:
         return lead_from_document(get_or_not_found(LeadDocument, lead_id, "lead"))
 
     def search(self, *, text_words=(), source="", tag="", captured_from=None, captured_to=None, owner_id=None,
-               possible_duplicates_only=False, needs_review_only=False, offset=0, limit=50) -> list:
+               possible_duplicates_only=False, needs_review_only=False, team=None, offset=0, limit=50) -> list:
         """Newest first. Every filter is an exact lookup on an indexed field; the text words are
         prefixes stored on the lead (see matching.search_terms)."""
         query: dict = {"merged_into": ""}
@@ -284,6 +293,9 @@ class LeadRepository:
                                     **({"$lt": captured_to} if captured_to else {})}
         if owner_id is not None:
             query["owner_id"] = owner_id
+        if team is not None:
+            # A manager's team's leads, and the leads not routed to any team yet.
+            query["owner_team"] = {"$in": [team, ""]}
         if possible_duplicates_only:
             query["possible_duplicate_of.0"] = {"$exists": True}
         if needs_review_only:
@@ -311,12 +323,20 @@ class LeadRepository:
             moved_keys = [claim.id for claim in uow.find(ContactKey, {"lead_id": duplicate_id})]
             uow.db[ContactKey._get_collection_name()].update_many(
                 {"lead_id": duplicate_id}, {"$set": {"lead_id": primary_id}}, session=uow.session)
+            # The duplicate's web visitor is the primary's from now on (and its again after an unmerge).
+            moved_visitors = [link.id for link in uow.find(VisitorLink, {"lead_id": duplicate_id})]
+            uow.db[VisitorLink._get_collection_name()].update_many(
+                {"lead_id": duplicate_id}, {"$set": {"lead_id": primary_id}}, session=uow.session)
+            consent_given = merged.marketing_consent and not primary.marketing_consent
             record = MergeRecord(
                 id=duplicate_id, primary_id=primary_id, duplicate=lead_to_document(duplicate).to_mongo().to_dict(),
                 filled_fields=filled, added_tags=sorted(set(merged.tags) - set(primary.tags)),
                 added_contacts=[c for c in merged.other_contacts if c not in primary.other_contacts],
                 added_custom_fields=sorted(set(merged.custom_fields) - set(primary.custom_fields)),
-                moved_keys=moved_keys, moved_touches=len(duplicate.touches), merged_at=utcnow(), merged_by=merged_by)
+                moved_keys=moved_keys, moved_touches=len(duplicate.touches), moved_visitors=moved_visitors,
+                primary_consent={name: getattr(primary, name) for name in domain.CONSENT_FIELDS}
+                if consent_given else {},
+                merged_at=utcnow(), merged_by=merged_by)
             uow.replace(record)
             uow.replace(lead_to_document(merged))
             uow.replace(lead_to_document(replace(duplicate, merged_into=primary_id)))
@@ -337,6 +357,10 @@ class LeadRepository:
                 self._lead(uow, duplicate_id)  # NOT_FOUND for an unknown lead
                 raise FailedPrecondition(f"lead {duplicate_id} is not merged into another lead")
             primary = self._lead(uow, record.primary_id)
+            if primary.merged_into:
+                # Its keys and touches now live on that lead; unmerge that one first.
+                raise FailedPrecondition(f"lead {primary.lead_id} was merged into {primary.merged_into} since; "
+                                         f"unmerge {primary.lead_id} first")
             restored = lead_from_document(LeadDocument._from_son(record.duplicate))
             for name, value in record.filled_fields.items():
                 if getattr(primary, name) == value:
@@ -345,23 +369,33 @@ class LeadRepository:
             primary.other_contacts = [c for c in primary.other_contacts if c not in record.added_contacts]
             primary.custom_fields = {k: v for k, v in primary.custom_fields.items()
                                      if k not in record.added_custom_fields}
-            moved = {(t.get("captured_at"), t.get("captured_by"), t.get("source")) for t in restored.touches}
-            primary.touches = [t for t in primary.touches
-                               if (t.get("captured_at"), t.get("captured_by"), t.get("source")) not in moved]
+            if record.primary_consent and all(getattr(primary, name) == getattr(restored, name)
+                                              for name in domain.CONSENT_FIELDS):
+                # The consent was the duplicate's: the primary never gave it.
+                for name, value in record.primary_consent.items():
+                    setattr(primary, name, value)
+            moved = {_touch_identity(t) for t in restored.touches}
+            primary.touches = [t for t in primary.touches if _touch_identity(t) not in moved]
+            # Only keys still on the primary go back: one moved on since stays where it is.
             uow.db[ContactKey._get_collection_name()].update_many(
-                {"_id": {"$in": list(record.moved_keys)}}, {"$set": {"lead_id": duplicate_id}}, session=uow.session)
+                {"_id": {"$in": list(record.moved_keys)}, "lead_id": record.primary_id},
+                {"$set": {"lead_id": duplicate_id}}, session=uow.session)
+            uow.db[VisitorLink._get_collection_name()].update_many(
+                {"_id": {"$in": list(record.moved_visitors)}, "lead_id": record.primary_id},
+                {"$set": {"lead_id": duplicate_id}}, session=uow.session)
             uow.replace(lead_to_document(primary))
             uow.replace(lead_to_document(restored))
-            self._index_for_matching(uow, [restored])
+            self._forget_for_matching(uow, primary)
+            self._index_for_matching(uow, [restored, primary])
             uow.db[MergeRecord._get_collection_name()].delete_one({"_id": duplicate_id}, session=uow.session)
             uow.publish(*events.lead_unmerged(restored, primary))
             return restored, primary
 
         return self.store.run_in_transaction(work)
 
-    def set_owner(self, event: dict, handler: str, lead_id: str, owner_id: str):
+    def set_owner(self, event: dict, handler: str, lead_id: str, owner_id: str, team: str):
         def work(uow):
-            uow.update_one(LeadDocument, {"_id": lead_id}, {"$set": {"owner_id": owner_id}})
+            uow.update_one(LeadDocument, {"_id": lead_id}, {"$set": {"owner_id": owner_id, "owner_team": team}})
 
         return self.store.run_once(event, handler, work)
 
@@ -383,7 +417,7 @@ class LeadRepository:
             if activity.lead_id:
                 self._lead(uow, activity.lead_id)
                 if activity.visitor_id:
-                    self._link_visitor(uow, activity.visitor_id, activity.lead_id, announce=False)
+                    self._link_visitor(uow, activity.visitor_id, activity.lead_id)
             elif activity.visitor_id:
                 link = uow.find_one(VisitorLink, {"_id": activity.visitor_id})
                 activity.lead_id = link.lead_id if link else ""
@@ -395,7 +429,7 @@ class LeadRepository:
         return self.store.run_in_transaction(work)
 
     @staticmethod
-    def _link_visitor(uow, visitor_id: str, lead_id: str, announce: bool = True) -> None:
+    def _link_visitor(uow, visitor_id: str, lead_id: str) -> None:
         """The visitor is this lead from now on; what they did anonymously becomes the lead's."""
         if uow.find_one(VisitorLink, {"_id": visitor_id}):
             return
@@ -405,10 +439,9 @@ class LeadRepository:
             return
         uow.db[LeadActivityDocument._get_collection_name()].update_many(
             {"visitor_id": visitor_id, "lead_id": ""}, {"$set": {"lead_id": lead_id}}, session=uow.session)
-        if announce:
-            for activity in anonymous:
-                activity.lead_id = lead_id
-                uow.publish(*events.lead_activity_recorded(activity, stitched=True))
+        for activity in anonymous:
+            activity.lead_id = lead_id
+            uow.publish(*events.lead_activity_recorded(activity, stitched=True))
 
     def activities(self, lead_id: str, limit: int = 100) -> list:
         return list(LeadActivityDocument.objects(lead_id=lead_id).order_by("-occurred_at").limit(limit))

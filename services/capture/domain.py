@@ -1,5 +1,6 @@
 """Capture's pure logic: validate and normalise what a channel knows about a lead."""
 import re
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -101,6 +102,7 @@ class Lead:
     possible_duplicate_of: list = field(default_factory=list)
     other_contacts: list = field(default_factory=list)
     owner_id: str = ""
+    owner_team: str = ""
     merged_into: str = ""
     touches: list = field(default_factory=list)
     captured_by: str = ""
@@ -286,6 +288,7 @@ def normalise_lead(raw: LeadInput, lead_id: str, captured_at: datetime, prefix: 
 
 
 # Fields a later capture may fill in when the existing lead does not know them yet.
+CONSENT_FIELDS = ("marketing_consent", "consent_text", "consent_given_at", "consent_recorded_by")
 FILLABLE = ("phone_e164", "email", "first_name", "last_name", "company", "company_domain", "title", "country",
              "region", "city", "address", "website", "industry", "company_size", "external_id", "visitor_id")
 
@@ -304,8 +307,9 @@ def contact_keys(lead: Lead) -> list[str]:
 
 
 def touch_of(lead: Lead, captured_by: str) -> dict:
-    """One capture of a lead by a channel: kept on the lead whether it created or merged it."""
-    return {"source": lead.source, "medium": lead.medium, "campaign": lead.campaign,
+    """One capture of a lead by a channel: kept on the lead whether it created or merged it. Its id
+    lets an unmerge take back exactly the touches a merge brought (times alone can coincide)."""
+    return {"touch_id": uuid.uuid4().hex, "source": lead.source, "medium": lead.medium, "campaign": lead.campaign,
             "captured_at": lead.captured_at, "captured_by": captured_by}
 
 
@@ -319,7 +323,7 @@ def merge_into(existing: Lead, incoming: Lead) -> Lead:
     for name in FILLABLE:
         if not getattr(merged, name) and getattr(incoming, name):
             setattr(merged, name, getattr(incoming, name))
-    for contact in (incoming.email, incoming.phone_e164):
+    for contact in (incoming.email, incoming.phone_e164, *incoming.other_contacts):
         if contact and contact not in (merged.email, merged.phone_e164) and contact not in merged.other_contacts:
             merged.other_contacts.append(contact)
     if incoming.marketing_consent and not existing.marketing_consent:

@@ -1,5 +1,6 @@
 """Capture: proto <-> domain <-> document."""
 import dataclasses
+import re
 from dataclasses import fields as dataclass_fields
 
 from leadflow.capture.v1 import capture_pb2
@@ -130,6 +131,17 @@ _JSON_TEXT_FIELDS = ("email", "phone", "first_name", "last_name", "company", "ti
                      "visitor_id")
 
 
+# Extra answers an ad platform sends are kept as custom fields, made valid keys and capped, so an odd
+# question ("预算?", "what's your budget?") never costs the lead itself.
+MAX_WEBHOOK_EXTRAS = 40
+_NOT_KEY = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _custom_key(name: str) -> str:
+    key = _NOT_KEY.sub("_", name).strip("_.-")[:60] or "field"
+    return key if key[0].isalpha() else f"x_{key}"[:64]
+
+
 def lead_input_from_json(payload, default_source: str) -> LeadInput:
     """A webhook's JSON lead: LeadInput's field names (utm_* accepted for attribution); any other
     scalar becomes a custom field, because ad platforms send extra answers we should not drop."""
@@ -137,7 +149,7 @@ def lead_input_from_json(payload, default_source: str) -> LeadInput:
         raise InvalidArgument([FieldViolation("body", "must be a JSON object")])
     check = Validator()
     raw = LeadInput(source=default_source)
-    custom = {}
+    custom, extras = {}, {}
     aliases = {"utm_source": "source", "utm_medium": "medium", "utm_campaign": "campaign"}
     for key, value in payload.items():
         name = aliases.get(key, key)
@@ -157,8 +169,9 @@ def lead_input_from_json(payload, default_source: str) -> LeadInput:
         elif name == "custom_fields":
             if check.check(isinstance(value, dict), name, "must be an object"):
                 custom.update({str(k): str(v) for k, v in value.items()})
-        elif isinstance(value, (str, int, float, bool)):
-            custom.setdefault(str(key), str(value))
+        elif isinstance(value, (str, int, float, bool)) and len(extras) < MAX_WEBHOOK_EXTRAS:
+            name = _custom_key(str(key))
+            extras[name if name not in extras else f"{name}_{len(extras) + 1}"] = str(value)[:1000]
     check.raise_if_invalid()
-    raw.custom_fields = custom
+    raw.custom_fields = {**extras, **custom}
     return raw

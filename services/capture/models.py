@@ -47,6 +47,7 @@ class LeadDocument(Document):
     possible_duplicate_of = ListField(StringField())
     other_contacts = ListField(StringField())
     owner_id = StringField(default="")
+    owner_team = StringField(default="")
     merged_into = StringField(default="")
     captured_by = StringField(default="")
     # Every capture of this lead, first one included: channel, campaign, when, by whom.
@@ -96,6 +97,8 @@ class MergeRecord(Document):
     added_custom_fields = ListField(StringField())
     moved_keys = ListField(StringField())
     moved_touches = IntField(default=0)
+    moved_visitors = ListField(StringField())
+    primary_consent = DictField()  # the primary's consent before the merge, when the merge gave it one
     merged_at = DateTimeField(required=True)
     merged_by = StringField(default="")
 

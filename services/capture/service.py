@@ -1,5 +1,6 @@
 """Capture service: the one door every lead comes through — gRPC for frontends and ERP systems, and
 public HTTP for web forms, QR codes, webhooks and the tracking beacon."""
+import time
 import uuid
 from io import BytesIO
 from urllib.parse import urlsplit
@@ -14,7 +15,7 @@ from services.capture import cards, domain, file_import, forms, mappers, matchin
 from services.capture.dependencies import CaptureStore
 from services.common import metrics
 from services.common.auth import Role
-from services.common.errors import FieldViolation, InvalidArgument, NotFound, Unauthenticated
+from services.common.errors import FieldViolation, InvalidArgument, NotFound, Unauthenticated, Validator
 from services.common.events import utcnow
 from services.common.http import (UnsupportedMediaType, client_address, json_object, json_response, public_http,
                                   read_body)
@@ -84,24 +85,31 @@ class CaptureService(LeadflowService):
 
     @capture_rpc
     def GetLead(self, request, context):
-        lead = self.store.leads.get(request.lead_id)
-        # A rep reads only the leads routed to them; to anyone else the lead does not exist.
+        return capture_pb2.GetLeadResponse(lead=mappers.lead_to_proto(self._visible_lead(request.lead_id)))
+
+    def _visible_lead(self, lead_id: str):
+        """A rep reads only the leads routed to them, a manager their team's and the not yet routed
+        ones; to anyone else such a lead does not exist."""
+        lead = self.store.leads.get(lead_id)
         if self.caller.role == Role.REP and lead.owner_id != self.caller.id:
-            raise NotFound("lead", request.lead_id)
-        return capture_pb2.GetLeadResponse(lead=mappers.lead_to_proto(lead))
+            raise NotFound("lead", lead_id)
+        if self.caller.role == Role.MANAGER and lead.owner_team not in ("", self.caller.team):
+            raise NotFound("lead", lead_id)
+        return lead
 
     @capture_rpc
     def SearchLeads(self, request, context):
         offset, limit = page_window(request.page)
-        check_range = (request.HasField("captured_from") and request.HasField("captured_to")
-                       and request.captured_to.ToDatetime() <= request.captured_from.ToDatetime())
-        if check_range:
+        captured_from = from_timestamp(request.captured_from, "captured_from")
+        captured_to = from_timestamp(request.captured_to, "captured_to")
+        if captured_from and captured_to and captured_to <= captured_from:
             raise InvalidArgument([FieldViolation("captured_to", "must be after captured_from")])
         owner = self.caller.id if self.caller.role == Role.REP else (request.owner_id or None)
+        team = self.caller.team if self.caller.role == Role.MANAGER else None
         leads = self.store.leads.search(
             text_words=matching.query_words(request.text), source=request.source, tag=request.tag,
-            captured_from=from_timestamp(request.captured_from), captured_to=from_timestamp(request.captured_to),
-            owner_id=owner, possible_duplicates_only=request.possible_duplicates_only,
+            captured_from=captured_from, captured_to=captured_to, owner_id=owner, team=team,
+            possible_duplicates_only=request.possible_duplicates_only,
             needs_review_only=request.needs_review_only, offset=offset, limit=limit)
         return capture_pb2.SearchLeadsResponse(
             leads=[mappers.lead_to_proto(lead) for lead in leads],
@@ -113,6 +121,8 @@ class CaptureService(LeadflowService):
                                      ("primary_lead_id", "duplicate_lead_id") if not getattr(request, name)])
         if check_ids.violations:
             raise check_ids
+        self._visible_lead(request.primary_lead_id)
+        self._visible_lead(request.duplicate_lead_id)
         merged = self.store.leads.merge(request.primary_lead_id, request.duplicate_lead_id, self.caller.id)
         metrics.LEADS_MERGED.inc()
         return capture_pb2.MergeLeadsResponse(lead=mappers.lead_to_proto(merged))
@@ -121,6 +131,7 @@ class CaptureService(LeadflowService):
     def UnmergeLeads(self, request, context):
         if not request.lead_id:
             raise InvalidArgument([FieldViolation("lead_id", "is required")])
+        self._visible_lead(request.lead_id)
         restored, primary = self.store.leads.unmerge(request.lead_id, self.caller.id)
         return capture_pb2.UnmergeLeadsResponse(lead=mappers.lead_to_proto(restored),
                                                 primary=mappers.lead_to_proto(primary))
@@ -131,12 +142,14 @@ class CaptureService(LeadflowService):
         email = request.email.strip().lower()
         activity = activities.new_activity(
             activity_type=type_name, lead_id=request.lead_id, email=email, visitor_id=request.visitor_id,
-            url=request.url, occurred_at=from_timestamp(request.occurred_at), properties=dict(request.properties),
+            url=request.url, occurred_at=from_timestamp(request.occurred_at, "occurred_at"),
+            properties=dict(request.properties),
             activity_id=request.activity_id, now=utcnow(), recorded_by=self.caller.id)
         stored, recorded = self.store.leads.record_activity(activity, email=email)
         if recorded:
             metrics.ACTIVITIES_RECORDED.labels(stored.type).inc()
-        return capture_pb2.RecordActivityResponse(activity_id=stored.id, lead_id=stored.lead_id, recorded=recorded)
+        return capture_pb2.RecordActivityResponse(activity_id=request.activity_id or stored.id,
+                                                  lead_id=stored.lead_id, recorded=recorded)
 
     # ---- gRPC: forms, import, business cards ----------------------------------------------------
 
@@ -198,7 +211,8 @@ class CaptureService(LeadflowService):
     @event_handler("routing", "lead_assigned")
     def handle_lead_assigned(self, event):
         """Capture keeps the owner on the lead so reps can find and read their own leads here."""
-        return self.store.leads.set_owner(event, "handle_lead_assigned", event["lead_id"], event["rep_id"])
+        return self.store.leads.set_owner(event, "handle_lead_assigned", event["lead_id"], event["rep_id"],
+                                          event.get("team", ""))
 
     # ---- public HTTP: forms ----------------------------------------------------------------------
 
@@ -216,6 +230,8 @@ class CaptureService(LeadflowService):
 
     @public_http("GET", "/f/<string:key>")
     def form_page(self, request, key):
+        self.rate_limits.hit("page", client_address(request, config["TRUSTED_PROXY_HOPS"]),
+                             config["BEACON_RATE_LIMIT_PER_MINUTE"])
         form = self._public_form(key)
         base = config["CAPTURE_PUBLIC_URL"].rstrip("/")
         html = forms.render_form_html(form, f"{base}/f/{key}", dict(request.args), own_origin=self._own_origin())
@@ -225,7 +241,14 @@ class CaptureService(LeadflowService):
 
     @public_http("GET", "/f/<string:key>/qr.png")
     def form_qr(self, request, key):
+        # Rendering a QR code is CPU work on the loop that serves every call: limited like page views.
+        self.rate_limits.hit("page", client_address(request, config["TRUSTED_PROXY_HOPS"]),
+                             config["BEACON_RATE_LIMIT_PER_MINUTE"])
         form = self._public_form(key)
+        check = Validator()
+        for name in ("source", "medium", "campaign"):
+            check.max_length(request.args.get(name, ""), domain.MAX_SOURCE, name)
+        check.raise_if_invalid()
         base = config["CAPTURE_PUBLIC_URL"].rstrip("/")
         url = forms.form_url(base, form.public_key, source=request.args.get("source"),
                              medium=request.args.get("medium"), campaign=request.args.get("campaign"))
@@ -262,7 +285,7 @@ class CaptureService(LeadflowService):
             html = forms.render_form_html(form, f"{config['CAPTURE_PUBLIC_URL'].rstrip('/')}/f/{key}", prefill,
                                           own_origin=self._own_origin(), errors=forms.field_errors(exc))
             return Response(html, status=422, mimetype="text/html")
-        submission = self.store.leads.submit(lead, "", captured_by=f"form:{form.form_id}")
+        submission = self.store.leads.submit(lead, "", captured_by=f"form:{form.form_id}", trusted=False)
         _count(submission)
         return self._form_done(form, wants_json, submission)
 
@@ -291,8 +314,9 @@ class CaptureService(LeadflowService):
     @public_http("POST", "/webhooks/<string:source>")
     def webhook(self, request, source):
         """An ad platform or landing-page tool posts a lead as JSON, signed with the source's secret:
-        ``X-Leadflow-Signature: sha256=<hex HMAC of the body>``; ``X-Leadflow-Delivery`` names the
-        delivery, so a redelivery is acknowledged without creating anything."""
+        ``X-Leadflow-Signature: sha256=<hex HMAC of "<X-Leadflow-Timestamp>.<body>">``, at most five
+        minutes old; ``X-Leadflow-Delivery`` names the delivery, so a redelivery is acknowledged without
+        creating anything."""
         source = source.lower()
         address = client_address(request, config["TRUSTED_PROXY_HOPS"])
         self.rate_limits.hit("webhook", address, config["WEBHOOK_RATE_LIMIT_PER_MINUTE"])
@@ -300,9 +324,12 @@ class CaptureService(LeadflowService):
         if secret is None:
             raise NotFound("webhook source", source)
         body = read_body(request, config["PUBLIC_MAX_BODY_BYTES"])
-        if not webhooks.is_signed_by(secret, body, request.headers.get(webhooks.SIGNATURE_HEADER, "")):
+        if not webhooks.is_signed_by(secret, request.headers.get(webhooks.TIMESTAMP_HEADER, ""), body,
+                                     request.headers.get(webhooks.SIGNATURE_HEADER, ""), now=time.time()):
             metrics.PUBLIC_REJECTED.labels("webhook", "signature").inc()
-            raise Unauthenticated(f"missing or wrong {webhooks.SIGNATURE_HEADER} (sha256 HMAC of the body)")
+            raise Unauthenticated(f"missing, wrong or stale {webhooks.SIGNATURE_HEADER} (sha256 HMAC of "
+                                  f"'<{webhooks.TIMESTAMP_HEADER}>.<body>', at most "
+                                  f"{webhooks.TOLERANCE_SECONDS} s old)")
         delivery = request.headers.get(webhooks.DELIVERY_HEADER, "").strip()
         if not delivery:
             raise InvalidArgument([FieldViolation(webhooks.DELIVERY_HEADER, "header is required")])
@@ -337,8 +364,7 @@ class CaptureService(LeadflowService):
         activity = activities.new_activity(
             activity_type=str(values.get("type", "page_view")), visitor_id=visitor_id,
             url=str(values.get("url", "") or request.headers.get("Referer", "")), occurred_at=None,
-            properties=properties, activity_id=str(values.get("activity_id", "")), now=utcnow(),
-            recorded_by="beacon")
+            properties=properties, activity_id="", now=utcnow(), recorded_by="beacon")
         stored, recorded = self.store.leads.record_activity(activity)
         if recorded:
             metrics.ACTIVITIES_RECORDED.labels(stored.type).inc()

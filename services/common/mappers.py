@@ -18,11 +18,14 @@ def to_timestamp(moment: datetime | None) -> Timestamp | None:
     return stamp
 
 
-def from_timestamp(stamp: Timestamp) -> datetime | None:
-    """An unset (zero) timestamp means "not given"."""
+def from_timestamp(stamp: Timestamp, field: str = "timestamp") -> datetime | None:
+    """An unset (zero) timestamp means "not given"; one outside years 1-9999 is refused by name."""
     if stamp.seconds == 0 and stamp.nanos == 0:
         return None
-    return stamp.ToDatetime(tzinfo=timezone.utc)
+    try:
+        return stamp.ToDatetime(tzinfo=timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        raise InvalidArgument([FieldViolation(field, "is not a valid time")]) from None
 
 
 def page_window(page, field: str = "page") -> tuple[int, int]:

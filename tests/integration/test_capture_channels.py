@@ -7,6 +7,7 @@ import io
 import json
 import random
 import shutil
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -220,17 +221,19 @@ def test_invalid_form_definition_names_each_field(capture):
 
 # ---- webhooks --------------------------------------------------------------------------------------
 
-def signed(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signed(body: bytes, secret: str = WEBHOOK_SECRET, age: int = 0) -> dict:
+    """The headers a webhook source sends: the timestamp and the HMAC of "<timestamp>.<body>"."""
+    stamp = str(int(time.time()) - age)
+    return {"X-Leadflow-Timestamp": stamp, "X-Leadflow-Signature": "sha256=" + hmac.new(
+        secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()}
 
 
 def test_signed_webhook_creates_a_lead_once_and_a_replay_changes_nothing(capture, tap):
     captured = tap("capture", "lead_captured", "lead_merged")
     email = f"ads.{unique()}@wayne.com"
     body = json.dumps({"email": email, "first_name": "Bruce", "utm_campaign": "Q4 Search",
-                       "ad_id": "987654"}).encode()
-    headers = {"Content-Type": "application/json", "X-Leadflow-Signature": signed(body),
-               "X-Leadflow-Delivery": f"delivery-{unique()}"}
+                       "ad_id": "987654", "预算?": "50万"}).encode()
+    headers = {"Content-Type": "application/json", **signed(body), "X-Leadflow-Delivery": f"delivery-{unique()}"}
     url = f"{capture.base}/webhooks/AdsPlatform"
 
     first_status, _, first = http("POST", url, body, headers)
@@ -240,6 +243,7 @@ def test_signed_webhook_creates_a_lead_once_and_a_replay_changes_nothing(capture
     assert json.loads(second) == {**json.loads(first), "created": False, "replayed": True}
     lead = LeadDocument.objects.get(email=email)
     assert (lead.source, lead.campaign, lead.custom_fields["ad_id"]) == ("adsplatform", "q4 search", "987654")
+    assert "50万" in lead.custom_fields.values()  # an odd question's answer is kept, not the lead refused
     assert list(lead.tags) == ["channel:webhook"]
     assert len(captured.settle()) == 1
 
@@ -248,11 +252,11 @@ def test_webhook_with_a_wrong_signature_or_unknown_source_is_refused(capture):
     email = f"forged.{unique()}@evil.com"
     body = json.dumps({"email": email}).encode()
     base = {"Content-Type": "application/json", "X-Leadflow-Delivery": "d-1"}
-    assert http("POST", f"{capture.base}/webhooks/adsplatform", body,
-                {**base, "X-Leadflow-Signature": signed(body, "guess")})[0] == 401
-    assert http("POST", f"{capture.base}/webhooks/adsplatform", body, base)[0] == 401
-    assert http("POST", f"{capture.base}/webhooks/unknown", body,
-                {**base, "X-Leadflow-Signature": signed(body)})[0] == 404
+    url = f"{capture.base}/webhooks/adsplatform"
+    assert http("POST", url, body, {**base, **signed(body, "a-guessed-secret-of-16")})[0] == 401
+    assert http("POST", url, body, base)[0] == 401
+    assert http("POST", url, body, {**base, **signed(body, age=3600)})[0] == 401  # a captured request, replayed
+    assert http("POST", f"{capture.base}/webhooks/unknown", body, {**base, **signed(body)})[0] == 404
     assert LeadDocument.objects(email=email).count() == 0
 
 
@@ -529,3 +533,84 @@ def test_scanned_business_card_becomes_a_lead_and_a_bad_image_is_named(capture, 
     for image in (b"GIF89a not a card", b""):
         error = capture.api.error("ScanBusinessCard", capture_pb2.ScanBusinessCardRequest(image=image))
         assert error.code == StatusCode.INVALID_ARGUMENT and set(violations_of(error.status)) == {"image"}
+
+
+# ---- what the record must never do -------------------------------------------------------------------
+
+def test_unmerge_takes_back_consent_the_duplicate_brought_and_refuses_a_chained_merge(capture):
+    primary = capture.api.SubmitLead(capture_pb2.SubmitLeadRequest(lead=lead_input())).lead
+    consenting = capture.api.SubmitLead(capture_pb2.SubmitLeadRequest(lead=lead_input(
+        marketing_consent=True, consent_text="Yes, email me."))).lead
+    third = capture.api.SubmitLead(capture_pb2.SubmitLeadRequest(lead=lead_input())).lead
+
+    merged = capture.api.MergeLeads(capture_pb2.MergeLeadsRequest(
+        primary_lead_id=primary.lead_id, duplicate_lead_id=consenting.lead_id)).lead
+    assert merged.consent.marketing and merged.consent.text == "Yes, email me."
+    capture.api.MergeLeads(capture_pb2.MergeLeadsRequest(
+        primary_lead_id=third.lead_id, duplicate_lead_id=primary.lead_id))
+    # The consenting lead's keys now live on `third`: undo the later merge first.
+    error = capture.api.error("UnmergeLeads", capture_pb2.UnmergeLeadsRequest(lead_id=consenting.lead_id))
+    assert error.code == StatusCode.FAILED_PRECONDITION and primary.lead_id in error.message
+
+    capture.api.UnmergeLeads(capture_pb2.UnmergeLeadsRequest(lead_id=primary.lead_id))
+    restored = capture.api.UnmergeLeads(capture_pb2.UnmergeLeadsRequest(lead_id=consenting.lead_id))
+    assert not restored.primary.consent.marketing and not restored.primary.HasField("consent")
+    assert restored.lead.consent.marketing
+    again = capture.api.SubmitLead(capture_pb2.SubmitLeadRequest(lead=lead_input(email=consenting.email)))
+    assert again.lead.lead_id == consenting.lead_id
+
+
+def test_a_public_form_naming_a_known_email_does_not_hand_its_visitor_the_lead(capture, tap):
+    """Anyone can type a known person's email into a form; their browser must not become that person."""
+    activity = tap("capture", "lead_activity_recorded")
+    victim = capture.api.SubmitLead(capture_pb2.SubmitLeadRequest(lead=lead_input())).lead
+    form = put_form(capture)
+    attacker = f"atk-{unique()}"
+    status, _, _ = http("POST", f"{capture.base}/f/{form.public_key}", json.dumps(
+        {"email": victim.email, "visitor_id": attacker}).encode(), {"Content-Type": "application/json"})
+    assert status == 201
+    http("POST", f"{capture.base}/t", json.dumps({"visitor_id": attacker, "type": "demo_request"}).encode(),
+         {"Content-Type": "application/json"})
+    assert [e for e in activity.settle(0.5) if e["lead_id"] == victim.lead_id] == []
+
+
+def test_a_visitor_identified_through_record_activity_brings_its_anonymous_history(capture, tap):
+    activity = tap("capture", "lead_activity_recorded")
+    lead = capture.api.SubmitLead(capture_pb2.SubmitLeadRequest(lead=lead_input())).lead
+    visitor = f"v-{unique()}"
+    http("POST", f"{capture.base}/t", json.dumps({"visitor_id": visitor, "type": "pricing_page_view",
+                                                  "url": "https://x.example/pricing"}).encode(),
+         {"Content-Type": "application/json"})
+    capture.api.RecordActivity(capture_pb2.RecordActivityRequest(
+        lead_id=lead.lead_id, visitor_id=visitor, type=capture_pb2.ACTIVITY_TYPE_EMAIL_CLICK,
+        url="https://x.example/offer"))
+    stitched = activity.wait_for(lambda e: e["lead_id"] == lead.lead_id and e["type"] == "pricing_page_view")
+    assert stitched[0]["stitched"]
+
+
+def test_managers_see_their_teams_leads_and_not_yet_routed_ones(capture, tokens, publish):
+    ours = capture.api.SubmitLead(capture_pb2.SubmitLeadRequest(lead=lead_input())).lead
+    theirs = capture.api.SubmitLead(capture_pb2.SubmitLeadRequest(lead=lead_input())).lead
+    unrouted = capture.api.SubmitLead(capture_pb2.SubmitLeadRequest(lead=lead_input())).lead
+    publish("routing", new_event("lead_assigned", {"lead_id": ours.lead_id, "rep_id": "rep.one"}, team="team-a"))
+    publish("routing", new_event("lead_assigned", {"lead_id": theirs.lead_id, "rep_id": "rep.far"}, team="team-b"))
+    wait_until(lambda: LeadDocument.objects(id=theirs.lead_id, owner_team="team-b").count())
+    wait_until(lambda: LeadDocument.objects(id=ours.lead_id, owner_team="team-a").count())
+    manager = capture.grpc(capture_pb2_grpc.CaptureServiceStub, tokens["manager"])  # team-a
+
+    assert manager.GetLead(capture_pb2.GetLeadRequest(lead_id=ours.lead_id)).lead.owner_id == "rep.one"
+    assert manager.GetLead(capture_pb2.GetLeadRequest(lead_id=unrouted.lead_id)).lead.lead_id == unrouted.lead_id
+    assert manager.error("GetLead", capture_pb2.GetLeadRequest(lead_id=theirs.lead_id)).code == StatusCode.NOT_FOUND
+    assert not manager.SearchLeads(capture_pb2.SearchLeadsRequest(text=theirs.email)).leads
+    assert manager.error("MergeLeads", capture_pb2.MergeLeadsRequest(
+        primary_lead_id=ours.lead_id, duplicate_lead_id=theirs.lead_id)).code == StatusCode.NOT_FOUND
+
+
+def test_bad_times_and_oversized_qr_parameters_are_named_not_internal_errors(capture):
+    form = put_form(capture)
+    status, _, body = http("GET", f"{capture.base}/f/{form.public_key}/qr.png?source=" + "x" * 1100)
+    assert status == 422 and json.loads(body)["violations"][0]["field"] == "source"
+    from google.protobuf.timestamp_pb2 import Timestamp
+    error = capture.api.error("SearchLeads", capture_pb2.SearchLeadsRequest(
+        captured_from=Timestamp(seconds=10 ** 12)))
+    assert error.code == StatusCode.INVALID_ARGUMENT and set(violations_of(error.status)) == {"captured_from"}
