@@ -31,9 +31,9 @@ MAX_CONSENT_TEXT = 2000
 MAX_EXTERNAL_ID = 200
 MAX_TAGS = 30
 MAX_TAG = 64
-_VISITOR_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+VISITOR_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _HOST = re.compile(r"^[a-z0-9.-]+$")
-_CUSTOM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+CUSTOM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 _SPACES = re.compile(r"\s+")
 
 
@@ -133,6 +133,11 @@ def with_channel_tag(raw: "LeadInput", channel: str) -> "LeadInput":
 
 def _clean(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
+
+
+def is_custom_key(key: str) -> bool:
+    """What a custom field may be called: a letter, then letters, digits, '_', '.', '-' (at most 64)."""
+    return bool(CUSTOM_KEY.match(key)) and len(key) <= MAX_CUSTOM_KEY
 
 
 def canonical_label(text: str) -> str:
@@ -255,7 +260,7 @@ def normalise_lead(raw: LeadInput, lead_id: str, captured_at: datetime, prefix: 
                         ("external_id", MAX_EXTERNAL_ID)):
         check.max_length(getattr(raw, name), limit, f(name))
     if raw.visitor_id:
-        check.check(bool(_VISITOR_ID.match(raw.visitor_id)), f("visitor_id"),
+        check.check(bool(VISITOR_ID.match(raw.visitor_id)), f("visitor_id"),
                     "must be 1-128 letters, digits, '_', '.' or '-'")
 
     source = canonical_label(raw.source)
@@ -267,7 +272,7 @@ def normalise_lead(raw: LeadInput, lead_id: str, captured_at: datetime, prefix: 
     check.check(len(raw.custom_fields) <= MAX_CUSTOM_FIELDS, f("custom_fields"),
                 f"at most {MAX_CUSTOM_FIELDS} entries")
     for key, value in raw.custom_fields.items():
-        check.check(bool(_CUSTOM_KEY.match(key)) and len(key) <= MAX_CUSTOM_KEY, f(f"custom_fields[{key[:64]}]"),
+        check.check(is_custom_key(key), f(f"custom_fields[{key[:64]}]"),
                     "key must start with a letter and use letters, digits, '_', '.', '-' (at most 64)")
         check.max_length(value, MAX_CUSTOM_VALUE, f(f"custom_fields[{key[:64]}]"))
     tags = normalise_tags(raw.tags, f("tags"), check)

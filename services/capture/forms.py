@@ -23,14 +23,15 @@ from services.capture.domain import (
     MAX_ADDRESS,
     MAX_COMPANY_SIZE,
     MAX_CONSENT_TEXT,
-    MAX_CUSTOM_KEY,
     MAX_CUSTOM_VALUE,
     MAX_NAME,
     MAX_SOURCE,
     MAX_TAG,
     MAX_TAGS,
     MAX_TEXT,
+    VISITOR_ID,
     LeadInput,
+    is_custom_key,
 )
 from services.common.errors import FailedPrecondition, InvalidArgument, Validator
 
@@ -84,8 +85,6 @@ MAX_PATTERN_COST = 10_000_000
 
 _FORM_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _PUBLIC_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
-_CUSTOM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")  # what normalise_lead accepts as a custom field key
-_VISITOR_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")  # what normalise_lead accepts as a visitor id
 _INTEGER = re.compile(r"^[+-]?\d{1,15}$")
 _SPACES = re.compile(r"\s+")
 _TRUE = frozenset({"on", "true", "1", "yes", "y", "checked"})
@@ -322,7 +321,7 @@ def _clean_field(field: FormField) -> FormField:
 def _check_field(field: FormField, path: str, region: str, check: Validator) -> None:
     name = field.name
     key = field.custom_key
-    target_ok = name in STANDARD_TARGETS or (bool(_CUSTOM_KEY.match(key)) and len(key) <= MAX_CUSTOM_KEY)
+    target_ok = name in STANDARD_TARGETS or is_custom_key(key)
     check.check(target_ok, f"{path}.name", f"{name[:60]!r} is not a lead field: use one of "
                 f"{', '.join(STANDARD_TARGETS)}, or custom.<key> (a letter, then letters, digits, '_', '.', '-')")
     if not check.check(field.type in FIELD_TYPES, f"{path}.type", f"must be one of {', '.join(FIELD_TYPES)}"):
@@ -642,7 +641,7 @@ def parse_submission(form: Form, values: dict, query: dict | None = None) -> Lea
     return LeadInput(
         **lead, **attribution, custom_fields=custom, tags=list(form.tags), marketing_consent=ticked,
         consent_text=form.consent_text if ticked else "",
-        visitor_id=visitor_id if _VISITOR_ID.match(visitor_id) else "",
+        visitor_id=visitor_id if VISITOR_ID.match(visitor_id) else "",
     )
 
 
@@ -725,7 +724,7 @@ def render_form_html(form: Form, action_url: str, prefill: dict, own_origin: str
     hidden = {name: _clean(_text(prefill.get(name)) or "") for name in UTM_FIELDS}
     hidden["utm_source"] = hidden["utm_source"] or _clean(_text(prefill.get("source")) or "")
     visitor_id = (_text(prefill.get(VISITOR_ID_FIELD)) or "").strip()
-    if _VISITOR_ID.match(visitor_id):
+    if VISITOR_ID.match(visitor_id):
         hidden[VISITOR_ID_FIELD] = visitor_id
     consent = None
     if form.consent_text:

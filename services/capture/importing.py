@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
-from services.capture.domain import MAX_CUSTOM_FIELDS, MAX_CUSTOM_KEY, LeadInput
+from services.capture.domain import MAX_CUSTOM_FIELDS, MAX_CUSTOM_KEY, LeadInput, is_custom_key
 from services.common.errors import FieldViolation, InvalidArgument, Validator
 
 __all__ = [
@@ -34,7 +34,6 @@ TARGETS = TEXT_TARGETS + ("company_size", "marketing_consent", "tags", "full_nam
 # Tags from several columns add up and ignored columns are not read; every other target takes one column,
 # because two columns feeding one field would make one of them win silently.
 _MULTI_COLUMN_TARGETS = frozenset({"tags", IGNORE})
-_CUSTOM_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 
 MAX_COLUMNS = 500
 
@@ -158,7 +157,7 @@ def validate_mapping(mapping: dict, headers, field: str = "mapping") -> dict:
             continue
         if target.startswith(CUSTOM_PREFIX):
             key = target[len(CUSTOM_PREFIX):]
-            if not check.check(bool(_CUSTOM_KEY.match(key)) and len(key) <= MAX_CUSTOM_KEY, name,
+            if not check.check(is_custom_key(key), name,
                                "custom key must start with a letter and use letters, digits, '_', '.', '-' "
                                f"(at most {MAX_CUSTOM_KEY})"):
                 continue
