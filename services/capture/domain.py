@@ -1,5 +1,6 @@
 """Capture's pure logic: validate and normalise what a channel knows about a lead."""
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -131,7 +132,8 @@ def with_channel_tag(raw: "LeadInput", channel: str) -> "LeadInput":
     return raw
 
 
-def _clean(text: str) -> str:
+def clean_text(text: str) -> str:
+    """Whitespace runs (tabs, newlines) become one space; ends trimmed."""
     return _SPACES.sub(" ", text).strip()
 
 
@@ -140,9 +142,27 @@ def is_custom_key(key: str) -> bool:
     return bool(CUSTOM_KEY.match(key)) and len(key) <= MAX_CUSTOM_KEY
 
 
+_NOT_KEY_CHARACTER = re.compile(r"[^a-z0-9]+")
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def custom_key_from(name: str, fallback: str) -> str:
+    """A valid custom-field key made from a free-text name (a column header, a webhook's question):
+    "TotalVisits" -> "total_visits", "2nd Phone" -> "field_2nd_phone"; ``fallback`` when the name has no
+    Latin letters or digits to make one from (e.g. "微信号")."""
+    ascii_text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    ascii_text = _CAMEL_HUMP.sub("_", ascii_text).lower()
+    slug = _NOT_KEY_CHARACTER.sub("_", ascii_text).strip("_")
+    if not slug:
+        return fallback
+    if not slug[0].isalpha():
+        slug = f"field_{slug}"
+    return slug[:MAX_CUSTOM_KEY].rstrip("_")
+
+
 def canonical_label(text: str) -> str:
     """Source, medium, campaign and tags compare case- and spacing-insensitively: `Google` is `google`."""
-    return _clean(text).lower()
+    return clean_text(text).lower()
 
 
 # Names people write that are not ISO 3166 short names (which pycountry knows), in English and Chinese.
@@ -159,7 +179,7 @@ COUNTRY_ALIASES = {
 def country_code(text: str) -> str | None:
     """ISO alpha-2 code for a code (alpha-2/alpha-3), an English country name or a common alias;
     None if unknown."""
-    value = _clean(text)
+    value = clean_text(text)
     if not value:
         return ""
     if value.casefold() in COUNTRY_ALIASES:
@@ -174,7 +194,7 @@ def country_code(text: str) -> str | None:
 def region_code(text: str, country: str) -> str:
     """An ISO 3166-2 code when the region is one (or is a known subdivision name of the country);
     otherwise the cleaned text, because regional naming is too varied to reject."""
-    value = _clean(text)
+    value = clean_text(text)
     if not value:
         return ""
     if "-" in value and pycountry.subdivisions.get(code=value.upper()):
@@ -218,7 +238,7 @@ def normalise_lead(raw: LeadInput, lead_id: str, captured_at: datetime, prefix: 
 
     email = raw.email.strip()
     phone = raw.phone.strip()
-    external_id = _clean(raw.external_id)
+    external_id = clean_text(raw.external_id)
     check.check(bool(email or phone or external_id), f("email"), "an email, a phone or an external id is required")
 
     country = country_code(raw.country)
@@ -281,9 +301,9 @@ def normalise_lead(raw: LeadInput, lead_id: str, captured_at: datetime, prefix: 
     consent_text = raw.consent_text.strip() if raw.marketing_consent else ""
     return Lead(
         lead_id=lead_id, captured_at=captured_at, email=normalised_email, phone_e164=phone_e164,
-        first_name=_clean(raw.first_name), last_name=_clean(raw.last_name), company=_clean(raw.company),
-        company_domain=company_domain, title=_clean(raw.title), country=country,
-        region=region_code(raw.region, country), city=_clean(raw.city), address=_clean(raw.address),
+        first_name=clean_text(raw.first_name), last_name=clean_text(raw.last_name), company=clean_text(raw.company),
+        company_domain=company_domain, title=clean_text(raw.title), country=country,
+        region=region_code(raw.region, country), city=clean_text(raw.city), address=clean_text(raw.address),
         website=website, industry=canonical_label(raw.industry), company_size=raw.company_size, source=source,
         medium=canonical_label(raw.medium), campaign=canonical_label(raw.campaign),
         custom_fields=dict(raw.custom_fields), tags=tags, marketing_consent=raw.marketing_consent,

@@ -31,6 +31,8 @@ from services.capture.domain import (
     MAX_TEXT,
     VISITOR_ID,
     LeadInput,
+    canonical_label,
+    clean_text,
     is_custom_key,
 )
 from services.common.errors import FailedPrecondition, InvalidArgument, Validator
@@ -86,7 +88,6 @@ MAX_PATTERN_COST = 10_000_000
 _FORM_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _PUBLIC_KEY = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _INTEGER = re.compile(r"^[+-]?\d{1,15}$")
-_SPACES = re.compile(r"\s+")
 _TRUE = frozenset({"on", "true", "1", "yes", "y", "checked"})
 _FALSE = frozenset({"", "off", "false", "0", "no", "n"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -184,15 +185,6 @@ def new_public_key() -> str:
 
 
 # --- definition ------------------------------------------------------------------------------------------
-
-def _clean(text: str) -> str:
-    return _SPACES.sub(" ", text).strip()
-
-
-def _label(text: str) -> str:
-    """Source, medium and tags compare case- and spacing-insensitively, as normalise_lead stores them."""
-    return _clean(text).lower()
-
 
 def _normalised_origin(url: str) -> str | None:
     """scheme://host[:port] of a URL as browsers send it in Origin (default port dropped), or None."""
@@ -312,8 +304,8 @@ _COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
 
 def _clean_field(field: FormField) -> FormField:
     return dataclasses.replace(
-        field, name=field.name.strip(), type=field.type.strip().lower(), label=_clean(field.label),
-        options=[option.strip() for option in field.options], placeholder=_clean(field.placeholder),
+        field, name=field.name.strip(), type=field.type.strip().lower(), label=clean_text(field.label),
+        options=[option.strip() for option in field.options], placeholder=clean_text(field.placeholder),
         help_text=field.help_text.strip(), default=field.default.strip(), required=bool(field.required),
     )
 
@@ -381,13 +373,14 @@ def validate_form(form: Form, field: str = "form") -> Form:
     check = Validator()
     fields = [_clean_field(item) for item in form.fields]
     cleaned = dataclasses.replace(
-        form, name=_clean(form.name), fields=fields, consent_text=form.consent_text.strip(),
-        consent_required=bool(form.consent_required), source=_label(form.source), medium=_label(form.medium),
-        campaign=_clean(form.campaign), default_region=form.default_region.strip().upper(),
+        form, name=clean_text(form.name), fields=fields, consent_text=form.consent_text.strip(),
+        consent_required=bool(form.consent_required), source=canonical_label(form.source),
+        medium=canonical_label(form.medium),
+        campaign=clean_text(form.campaign), default_region=form.default_region.strip().upper(),
         language=form.language.strip().lower(), thank_you_message=form.thank_you_message.strip(),
         redirect_url=form.redirect_url.strip(), active=bool(form.active),
         allowed_origins=[origin.strip() for origin in form.allowed_origins],
-        tags=list(dict.fromkeys(_label(tag) for tag in form.tags if tag.strip())),
+        tags=list(dict.fromkeys(canonical_label(tag) for tag in form.tags if tag.strip())),
     )
 
     if check.required(form.form_id, f"{field}.form_id"):
@@ -575,7 +568,7 @@ def _attribution(form: Form, values: dict, query: dict, check: Validator) -> dic
         candidates = [(f"fields.{name}", values.get(name)) for name in names]
         candidates += [(f"query.{name}", query.get(name)) for name in names]
         for path, raw in candidates:
-            text = _clean(_text(raw) or "")
+            text = clean_text(_text(raw) or "")
             if text:
                 if check.max_length(text, MAX_SOURCE if target == "source" else MAX_TEXT, path):
                     result[target] = text
@@ -721,8 +714,8 @@ def render_form_html(form: Form, action_url: str, prefill: dict, own_origin: str
     prefill = prefill or {}
     messages = _messages(form)
     fields = [_field_view(index, item, form, prefill, errors) for index, item in enumerate(form.fields)]
-    hidden = {name: _clean(_text(prefill.get(name)) or "") for name in UTM_FIELDS}
-    hidden["utm_source"] = hidden["utm_source"] or _clean(_text(prefill.get("source")) or "")
+    hidden = {name: clean_text(_text(prefill.get(name)) or "") for name in UTM_FIELDS}
+    hidden["utm_source"] = hidden["utm_source"] or clean_text(_text(prefill.get("source")) or "")
     visitor_id = (_text(prefill.get(VISITOR_ID_FIELD)) or "").strip()
     if VISITOR_ID.match(visitor_id):
         hidden[VISITOR_ID_FIELD] = visitor_id

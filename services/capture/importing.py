@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
-from services.capture.domain import MAX_CUSTOM_FIELDS, MAX_CUSTOM_KEY, LeadInput, is_custom_key
+from services.capture.domain import MAX_CUSTOM_FIELDS, MAX_CUSTOM_KEY, LeadInput, custom_key_from, is_custom_key
 from services.common.errors import FieldViolation, InvalidArgument, Validator
 
 __all__ = [
@@ -81,8 +81,6 @@ _SYNONYMS = {
 _SYNONYM_INDEX = {key: (target, rank) for target, keys in _SYNONYMS.items() for rank, key in enumerate(keys)}
 _REMARK = re.compile(r"\([^)]*\)|\[[^\]]*\]|【[^】]*】")
 _NOT_WORD = re.compile(r"[\W_]+")
-_NOT_SLUG = re.compile(r"[^a-z0-9]+")
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 def _header_key(header: str) -> str:
@@ -90,18 +88,6 @@ def _header_key(header: str) -> str:
     text = unicodedata.normalize("NFKC", header).casefold()
     key = _NOT_WORD.sub("", _REMARK.sub("", text))
     return key or _NOT_WORD.sub("", text)
-
-
-def _slug(header: str, position: int) -> str:
-    ascii_text = unicodedata.normalize("NFKD", header).encode("ascii", "ignore").decode()
-    ascii_text = _CAMEL.sub("_", ascii_text).lower()  # "TotalVisits" -> "total_visits"
-    slug = _NOT_SLUG.sub("_", ascii_text).strip("_")
-    if not slug:
-        # A header with no Latin letters (e.g. "微信号") cannot make a valid key; its position can.
-        return f"column_{position}"
-    if not slug[0].isalpha():
-        slug = f"field_{slug}"
-    return slug[:MAX_CUSTOM_KEY].rstrip("_")
 
 
 def guess_mapping(headers) -> dict:
@@ -129,7 +115,7 @@ def guess_mapping(headers) -> dict:
         elif not header.strip() or len(keys) >= MAX_CUSTOM_FIELDS:
             mapping[header] = IGNORE
         else:
-            base = key = _slug(header, position)
+            base = key = custom_key_from(header, f"column_{position}")
             suffix = 2
             while key.casefold() in keys:
                 key = f"{base[:MAX_CUSTOM_KEY - len(str(suffix)) - 1]}_{suffix}"

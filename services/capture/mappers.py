@@ -1,13 +1,12 @@
 """Capture: proto <-> domain <-> document."""
 import dataclasses
-import re
 from dataclasses import fields as dataclass_fields
 
 from leadflow.capture.v1 import capture_pb2
 from leadflow.common.v1 import common_pb2
 
 from services.capture import forms, matching
-from services.capture.domain import Lead, LeadInput
+from services.capture.domain import Lead, LeadInput, custom_key_from
 from services.capture.models import FormDocument, LeadDocument
 from services.common.errors import FieldViolation, InvalidArgument, Validator
 from services.common.mappers import to_timestamp
@@ -134,12 +133,6 @@ _JSON_TEXT_FIELDS = ("email", "phone", "first_name", "last_name", "company", "ti
 # Extra answers an ad platform sends are kept as custom fields, made valid keys and capped, so an odd
 # question ("预算?", "what's your budget?") never costs the lead itself.
 MAX_WEBHOOK_EXTRAS = 40
-_NOT_KEY = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-def _custom_key(name: str) -> str:
-    key = _NOT_KEY.sub("_", name).strip("_.-")[:60] or "field"
-    return key if key[0].isalpha() else f"x_{key}"[:64]
 
 
 def lead_input_from_json(payload, default_source: str) -> LeadInput:
@@ -170,7 +163,7 @@ def lead_input_from_json(payload, default_source: str) -> LeadInput:
             if check.check(isinstance(value, dict), name, "must be an object"):
                 custom.update({str(k): str(v) for k, v in value.items()})
         elif isinstance(value, (str, int, float, bool)) and len(extras) < MAX_WEBHOOK_EXTRAS:
-            name = _custom_key(str(key))
+            name = custom_key_from(str(key), f"field_{len(extras) + 1}")
             extras[name if name not in extras else f"{name}_{len(extras) + 1}"] = str(value)[:1000]
     check.raise_if_invalid()
     raw.custom_fields = {**extras, **custom}

@@ -43,6 +43,11 @@ def _count(submission) -> None:
         metrics.LEADS_MERGED.inc()
 
 
+def _public_base() -> str:
+    """Where the world reaches capture's public HTTP (form links, QR codes, cookie security)."""
+    return config["CAPTURE_PUBLIC_URL"].rstrip("/")
+
+
 class CaptureService(LeadflowService):
     name = "capture"
     store = CaptureStore()
@@ -174,7 +179,7 @@ class CaptureService(LeadflowService):
 
     def _form_proto(self, document):
         form = mappers.form_from_document(document)
-        base = config["CAPTURE_PUBLIC_URL"].rstrip("/")
+        base = _public_base()
         return mappers.form_to_proto(form, url=forms.form_url(base, form.public_key),
                                      qr_url=f"{base}/f/{form.public_key}/qr.png")
 
@@ -225,15 +230,19 @@ class CaptureService(LeadflowService):
     @staticmethod
     def _own_origin() -> str:
         """The form page posts back to its own origin, which is therefore always allowed."""
-        parts = urlsplit(config["CAPTURE_PUBLIC_URL"])
+        parts = urlsplit(_public_base())
         return f"{parts.scheme}://{parts.netloc}"
+
+    def _limit(self, request, bucket: str, per_minute_setting: str) -> None:
+        """Count the request against its client address's allowance (429 past it)."""
+        address = client_address(request, config["TRUSTED_PROXY_HOPS"])
+        self.rate_limits.hit(bucket, address, config[per_minute_setting])
 
     @public_http("GET", "/f/<string:key>")
     def form_page(self, request, key):
-        self.rate_limits.hit("page", client_address(request, config["TRUSTED_PROXY_HOPS"]),
-                             config["BEACON_RATE_LIMIT_PER_MINUTE"])
+        self._limit(request, "page", "BEACON_RATE_LIMIT_PER_MINUTE")
         form = self._public_form(key)
-        base = config["CAPTURE_PUBLIC_URL"].rstrip("/")
+        base = _public_base()
         html = forms.render_form_html(form, f"{base}/f/{key}", dict(request.args), own_origin=self._own_origin())
         return Response(html, mimetype="text/html", headers={
             "Content-Security-Policy": f"frame-ancestors {forms.frame_ancestors(form, self._own_origin())}",
@@ -242,22 +251,20 @@ class CaptureService(LeadflowService):
     @public_http("GET", "/f/<string:key>/qr.png")
     def form_qr(self, request, key):
         # Rendering a QR code is CPU work on the loop that serves every call: limited like page views.
-        self.rate_limits.hit("page", client_address(request, config["TRUSTED_PROXY_HOPS"]),
-                             config["BEACON_RATE_LIMIT_PER_MINUTE"])
+        self._limit(request, "page", "BEACON_RATE_LIMIT_PER_MINUTE")
         form = self._public_form(key)
         check = Validator()
         for name in ("source", "medium", "campaign"):
             check.max_length(request.args.get(name, ""), domain.MAX_SOURCE, name)
         check.raise_if_invalid()
-        base = config["CAPTURE_PUBLIC_URL"].rstrip("/")
+        base = _public_base()
         url = forms.form_url(base, form.public_key, source=request.args.get("source"),
                              medium=request.args.get("medium"), campaign=request.args.get("campaign"))
         return Response(forms.form_qr_png(url), mimetype="image/png", headers={"Cache-Control": "public, max-age=300"})
 
     @public_http("POST", "/f/<string:key>")
     def form_submit(self, request, key):
-        address = client_address(request, config["TRUSTED_PROXY_HOPS"])
-        self.rate_limits.hit("form", address, config["FORM_RATE_LIMIT_PER_MINUTE"])
+        self._limit(request, "form", "FORM_RATE_LIMIT_PER_MINUTE")
         body = read_body(request, config["PUBLIC_MAX_BODY_BYTES"])
         form = self._public_form(key)
         if not forms.origin_allowed(form, request.headers.get("Origin"), request.headers.get("Referer"),
@@ -282,7 +289,7 @@ class CaptureService(LeadflowService):
                 raise
             # A browser without script gets the page back, its answers kept and each problem shown.
             prefill = {**dict(request.args), **{k: v[0] if isinstance(v, list) else v for k, v in values.items()}}
-            html = forms.render_form_html(form, f"{config['CAPTURE_PUBLIC_URL'].rstrip('/')}/f/{key}", prefill,
+            html = forms.render_form_html(form, f"{_public_base()}/f/{key}", prefill,
                                           own_origin=self._own_origin(), errors=forms.field_errors(exc))
             return Response(html, status=422, mimetype="text/html")
         submission = self.store.leads.submit(lead, "", captured_by=f"form:{form.form_id}", trusted=False)
@@ -318,8 +325,7 @@ class CaptureService(LeadflowService):
         minutes old; ``X-Leadflow-Delivery`` names the delivery, so a redelivery is acknowledged without
         creating anything."""
         source = source.lower()
-        address = client_address(request, config["TRUSTED_PROXY_HOPS"])
-        self.rate_limits.hit("webhook", address, config["WEBHOOK_RATE_LIMIT_PER_MINUTE"])
+        self._limit(request, "webhook", "WEBHOOK_RATE_LIMIT_PER_MINUTE")
         secret = webhooks.parse_secrets(config.get("WEBHOOK_SECRETS", "")).get(source)
         if secret is None:
             raise NotFound("webhook source", source)
@@ -348,8 +354,7 @@ class CaptureService(LeadflowService):
         """Tracking pixel (GET, answers a 1x1 GIF) and beacon (POST JSON, navigator.sendBeacon). The
         public beacon knows visitors only: their activity becomes a lead's once the visitor fills in a
         form. Naming a lead or an email here would let anyone inflate any lead's engagement."""
-        address = client_address(request, config["TRUSTED_PROXY_HOPS"])
-        self.rate_limits.hit("beacon", address, config["BEACON_RATE_LIMIT_PER_MINUTE"])
+        self._limit(request, "beacon", "BEACON_RATE_LIMIT_PER_MINUTE")
         if request.method == "POST":
             values = json_object(read_body(request, config["PUBLIC_MAX_BODY_BYTES"]))
         else:
@@ -376,7 +381,7 @@ class CaptureService(LeadflowService):
             # The pixel and the embedded form are third-party on the customer's site: the cookie must be
             # SameSite=None (which browsers accept only over https). Sites whose visitors block such
             # cookies pass their own visitor_id to both instead.
-            secure = config["CAPTURE_PUBLIC_URL"].startswith("https://")
+            secure = _public_base().startswith("https://")
             response.set_cookie(VISITOR_COOKIE, visitor_id, max_age=VISITOR_COOKIE_SECONDS, httponly=True,
                                 secure=secure, samesite="None" if secure else "Lax")
         return response
