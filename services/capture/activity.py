@@ -5,9 +5,8 @@ from datetime import datetime, timedelta
 
 from services.capture.models import LeadActivityDocument
 from services.common.errors import Validator
+from services.common.events import ACTIVITY_TYPES
 
-ACTIVITY_TYPES = ("page_view", "pricing_page_view", "demo_request", "trial_signup", "content_download",
-                  "email_open", "email_click", "webinar_attended", "form_submission")
 NEEDS_URL = {"page_view", "email_click"}
 MAX_PROPERTIES = 20
 MAX_URL = 2000

@@ -6,6 +6,10 @@ from datetime import datetime, timezone
 SCHEMA_VERSION = 1
 ENVELOPE_KEYS = ("event_id", "event_type", "occurred_at", "schema_version", "trace_id")
 
+# What a lead can do (capture records it, scoring counts it): the vocabulary of lead_activity_recorded.
+ACTIVITY_TYPES = ("page_view", "pricing_page_view", "demo_request", "trial_signup", "content_download",
+                  "email_open", "email_click", "webinar_attended", "form_submission")
+
 
 def utcnow() -> datetime:
     """Now, to the millisecond: MongoDB keeps milliseconds, so what a caller is told at write time

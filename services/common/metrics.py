@@ -38,6 +38,8 @@ PUBLIC_REJECTED = Counter(
     "Public form, webhook and beacon requests refused, by endpoint and reason", ["endpoint", "reason"])
 LEADS_SCORED = Counter("leadflow_scoring_leads_scored_total", "Leads scored")
 LEADS_QUALIFIED = Counter("leadflow_scoring_mqls_total", "Leads that became marketing-qualified")
+WIN_MODEL_TRAININGS = Counter("leadflow_scoring_win_model_trainings_total",
+                              "Win-model trainings by result (live: promoted, rejected: worse than live)", ["status"])
 ASSIGNMENT_LATENCY = Histogram(
     "leadflow_routing_assignment_latency_seconds", "Lead captured -> assigned to a rep",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))

@@ -8,6 +8,7 @@ publishing, before deleting); consumers are idempotent on event_id.
 """
 import collections
 import logging
+import random
 import threading
 import time
 import uuid
@@ -53,6 +54,11 @@ class Duplicate:
 
 
 DUPLICATE = Duplicate()
+MAX_STALE_RETRIES = 20
+
+
+class StaleWrite(Exception):
+    """Another worker changed the document since it was read; the whole unit of work is retried."""
 
 
 class UnitOfWork:
@@ -78,6 +84,23 @@ class UnitOfWork:
         document.validate()
         son = document.to_mongo().to_dict()
         self._collection(type(document)).replace_one({"_id": son["_id"]}, son, upsert=True, session=self.session)
+
+    def replace_at_revision(self, document, read_revision: int | None) -> None:
+        """Write ``document`` only if nobody else wrote it since it was read at ``read_revision``
+        (None: it did not exist); the document's ``revision`` becomes one higher. Raises StaleWrite."""
+        document.revision = (read_revision or 0) + 1
+        document.validate()
+        son = document.to_mongo().to_dict()
+        collection = self._collection(type(document))
+        if read_revision is None:
+            try:
+                collection.insert_one(son, session=self.session)
+            except DuplicateKeyError as error:
+                raise StaleWrite(son["_id"]) from error
+            return
+        result = collection.replace_one({"_id": son["_id"], "revision": read_revision}, son, session=self.session)
+        if result.matched_count != 1:
+            raise StaleWrite(son["_id"])
 
     def update_one(self, document_cls, query: dict, update: dict, upsert: bool = False):
         return self._collection(document_cls).update_one(query, update, upsert=upsert, session=self.session)
@@ -175,8 +198,17 @@ class Store(DependencyProvider):
             attempts.append(uow)
             return work(uow)
 
-        with self.client.start_session() as session:
-            result = session.with_transaction(callback)
+        for attempt in range(MAX_STALE_RETRIES):
+            try:
+                with self.client.start_session() as session:
+                    result = session.with_transaction(callback)
+                break
+            except StaleWrite:
+                if attempt == MAX_STALE_RETRIES - 1:
+                    raise
+                attempts.clear()
+                # A concurrent writer won; back off a little (jittered) so both do not collide again.
+                eventlet.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
         if attempts and attempts[-1].published:
             self.relay.hand_off(attempts[-1].published)
         return result

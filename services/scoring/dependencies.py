@@ -1,37 +1,317 @@
-"""Scoring's repository."""
-from services.common.store import Store, get_or_not_found
-from services.scoring import events
-from services.scoring.domain import newly_qualified
-from services.scoring.mappers import score_from_document, score_to_document
-from services.scoring.models import LeadScoreDocument
+"""Scoring's repository: model versions, lead scores written with revision checks, rescore jobs and
+win models (artefacts in GridFS)."""
+import logging
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+import gridfs
+from bson import ObjectId
+from nameko import config
+
+from services.common.errors import NotFound
+from services.common.events import utcnow
+from services.common.store import DUPLICATE, Store, get_or_not_found
+from services.scoring import domain, events, win_model
+from services.scoring.mappers import apply_score, behaviour_of, score_from_document
+from services.scoring.models import (BehaviourDocument, LeadScoreDocument, RescoreJobDocument, ScheduleDocument,
+                                     ScoringModelDocument, WinModelDocument)
+
+log = logging.getLogger(__name__)
+LIVE_CHECK_SECONDS = 1.0  # a changed model is live on every replica within this long, without a restart
+RESCORE_BATCH = 200
+JOB_LEASE = timedelta(seconds=60)
+MODEL_PREFIX = "scoring-model@"
+WIN_MODEL_PREFIX = "win-model@"
+
+
+@dataclass
+class Applied:
+    """What one change to a lead's score did."""
+
+    document: LeadScoreDocument
+    changed: bool = False
+    qualified: bool = False
+    disqualified: bool = False
+
+
+@dataclass
+class LiveWinModel:
+    version: str
+    model: win_model.TrainedModel
+
+
+class _LiveCache:
+    """The live scoring and win models of this process, re-read when a newer version appears."""
+
+    def __init__(self, db):
+        self.db = db
+        self.checked_at = 0.0
+        self.scoring_version = None
+        self.scoring = None
+        self.win_version = None
+        self.win = None
+
+    def refresh(self, force: bool = False):
+        if not force and time.monotonic() - self.checked_at < LIVE_CHECK_SECONDS:
+            return
+        latest = ScoringModelDocument.objects.order_by("-id").only("id").first()
+        version = latest.id if latest else 0
+        if version != self.scoring_version:
+            if latest is None:
+                self.scoring = domain.builtin_model(int(config.get("SCORING_MQL_THRESHOLD", 60)))
+            else:
+                document = ScoringModelDocument.objects.get(id=version)
+                self.scoring = domain.compile_model(document.definition, f"{MODEL_PREFIX}{version}")
+            self.scoring_version = version
+        live = WinModelDocument.objects(status="live").only("id", "artefact_id").first()
+        win_version = live.id if live else 0
+        if win_version != self.win_version:
+            self.win = None
+            if live is not None:
+                data = gridfs.GridFS(self.db, collection="win_model_artefacts").get(ObjectId(live.artefact_id)).read()
+                self.win = LiveWinModel(f"{WIN_MODEL_PREFIX}{live.id}", win_model.from_bytes(data))
+            self.win_version = win_version
+        self.checked_at = time.monotonic()
 
 
 class ScoreRepository:
-    def __init__(self, store: Store):
+    def __init__(self, store: "ScoringStore"):
         self.store = store
+        self.live = store.live
 
-    def record_once(self, event: dict, handler: str, score, lead: dict):
-        """Save the score and its events once per delivered event; True if the lead newly qualified
-        (DUPLICATE when this event was handled before)."""
-        return self.store.run_once(event, handler, lambda uow: self._record(uow, score, lead))
+    # ---- models ------------------------------------------------------------------------------------
 
-    def _record(self, uow, score, lead: dict) -> bool:
-        previous_doc = uow.find_one(LeadScoreDocument, {"_id": score.lead_id})
-        previous = score_from_document(previous_doc) if previous_doc else None
-        uow.replace(score_to_document(score, lead))
-        uow.publish(*events.lead_scored(score, lead))
-        qualified = newly_qualified(previous, score)
-        if qualified:
-            uow.publish(*events.lead_qualified(score, lead))
-        return qualified
+    def model(self) -> domain.ScoringModel:
+        self.live.refresh()
+        return self.live.scoring
 
-    def get(self, lead_id: str):
-        document = get_or_not_found(LeadScoreDocument, lead_id, "lead score")
-        return score_from_document(document)
+    def win(self) -> LiveWinModel | None:
+        self.live.refresh()
+        return self.live.win
+
+    def put_model(self, definition: dict, created_by: str) -> ScoringModelDocument:
+        """Store a new version (already compiled by the caller) and make it live."""
+        def work(uow):
+            latest = uow.db[ScoringModelDocument._get_collection_name()].find_one(
+                {}, sort=[("_id", -1)], projection={"_id": 1}, session=uow.session)
+            document = ScoringModelDocument(id=(latest["_id"] if latest else 0) + 1, definition=definition,
+                                            created_at=utcnow(), created_by=created_by)
+            uow.insert(document)
+            uow.publish(*events.config_changed("scoring_model", f"{MODEL_PREFIX}{document.id}", created_by))
+            return document
+        document = self.store.run_in_transaction(work)
+        self.live.refresh(force=True)
+        return document
+
+    def model_document(self, version: int) -> ScoringModelDocument | None:
+        """A stored version (0: the live one); None when nothing is stored (the built-in model is live)."""
+        if version:
+            return get_or_not_found(ScoringModelDocument, version, "scoring model version")
+        return ScoringModelDocument.objects.order_by("-id").first()
+
+    def model_versions(self, offset: int, limit: int) -> list:
+        return list(ScoringModelDocument.objects.order_by("-id").skip(offset).limit(limit))
+
+    # ---- scores --------------------------------------------------------------------------------------
+
+    def apply(self, lead_id: str, change, event: dict | None = None, handler: str = "", now=None):
+        """Change what a lead's score is computed from (``change(document, uow)`` mutates it and returns
+        False when there is nothing to do), recompute the score and write both with a revision check, with
+        the events the change causes, in one transaction; once per event when ``event`` is given. Returns
+        Applied, None (nothing to do) or DUPLICATE."""
+        model, win = self.model(), self.win()
+
+        def work(uow):
+            document = uow.find_one(LeadScoreDocument, {"_id": lead_id})
+            read_revision = document.revision if document else None
+            document = document or LeadScoreDocument(id=lead_id)
+            previous = score_from_document(document) if document.scored_at else None
+            if change(document, uow) is False:
+                return None
+            applied = Applied(document)
+            if document.lead and not document.merged_into:
+                score = self._score(document, model, win, now or utcnow())
+                applied.changed = previous is None or _visible(previous) != _visible(score)
+                apply_score(document, score)
+                lead = {**document.lead, "tags": domain.effective_tags(document.lead, score)}
+                if applied.changed:
+                    uow.publish(*events.lead_scored(score, lead))
+                applied.qualified = domain.newly_qualified(previous, score)
+                applied.disqualified = domain.newly_disqualified(previous, score, model)
+                if applied.qualified:
+                    uow.publish(*events.lead_qualified(score, lead))
+                if applied.disqualified:
+                    uow.publish(*events.lead_disqualified(score, lead))
+            uow.replace_at_revision(document, read_revision)
+            return applied
+
+        if event is not None:
+            return self.store.run_once(event, handler, work)
+        return self.store.run_in_transaction(work)
+
+    @staticmethod
+    def _score(document, model, win: LiveWinModel | None, now) -> domain.Score:
+        behaviour = behaviour_of(document)
+        score = domain.score_lead(document.lead, model, now, behaviour)
+        if win is not None:
+            probability = win_model.predict(win.model, document.lead, Counter(e.type for e in behaviour))
+            score = domain.with_win_probability(score, probability, win.version)
+        return score
+
+    def get(self, lead_id: str) -> LeadScoreDocument:
+        document = LeadScoreDocument.objects(id=lead_id).first()
+        if document is None or not document.scored_at:
+            raise NotFound("lead score", lead_id)
+        return document
+
+    def explain_win(self, document: LeadScoreDocument) -> list:
+        win = self.win()
+        if win is None or not document.lead:
+            return []
+        counts = Counter(e.type for e in behaviour_of(document))
+        return win_model.predict_with_factors(win.model, document.lead, counts)[1]
+
+    def search(self, grade: str, qualified: bool | None, min_total: int | None, max_total: int | None,
+               offset: int, limit: int) -> list:
+        query = {"scored_at__ne": None, "merged_into": ""}
+        if grade:
+            query["grade"] = grade
+        if qualified is not None:
+            query["qualified"] = qualified
+        if min_total is not None:
+            query["total__gte"] = min_total
+        if max_total is not None:
+            query["total__lte"] = max_total
+        return list(LeadScoreDocument.objects(**query).order_by("-total", "id").skip(offset).limit(limit))
+
+    def due_for_decay(self, now, limit: int = 500) -> list[str]:
+        return [d.id for d in LeadScoreDocument.objects(next_change_at__lte=now).order_by("next_change_at")
+                .only("id").limit(limit)]
+
+    def record_outcome(self, event: dict, handler: str, outcome: str):
+        def work(uow):
+            uow.update_one(LeadScoreDocument, {"_id": event["lead_id"]},
+                           {"$set": {"outcome": outcome}, "$inc": {"revision": 1}}, upsert=True)
+            return True
+        return self.store.run_once(event, handler, work)
+
+    # ---- background rescoring -------------------------------------------------------------------------
+
+    def start_rescore(self, requested_by: str) -> RescoreJobDocument:
+        now = utcnow()
+        job = RescoreJobDocument(
+            id=str(uuid.uuid4()), model_version=self.model().version, requested_by=requested_by, created_at=now,
+            lease_until=now, total=LeadScoreDocument.objects(scored_at__ne=None, merged_into="").count())
+        job.save(force_insert=True)
+        return job
+
+    def job(self, job_id: str) -> RescoreJobDocument:
+        return get_or_not_found(RescoreJobDocument, job_id, "rescore job")
+
+    def claim_job(self) -> RescoreJobDocument | None:
+        """A running job nobody holds (a crashed holder's lease expires), leased to this worker."""
+        now = utcnow()
+        raw = RescoreJobDocument._get_collection().find_one_and_update(
+            {"status": "running", "lease_until": {"$lte": now}}, {"$set": {"lease_until": now + JOB_LEASE}},
+            sort=[("created_at", 1)], return_document=True)
+        return RescoreJobDocument._from_son(raw) if raw else None
+
+    def next_batch(self, job: RescoreJobDocument) -> list[str]:
+        return [d.id for d in LeadScoreDocument.objects(id__gt=job.cursor, scored_at__ne=None, merged_into="")
+                .order_by("id").only("id").limit(RESCORE_BATCH)]
+
+    def advance_job(self, job: RescoreJobDocument, processed: list[str], changed: int) -> None:
+        update = {"$inc": {"processed": len(processed), "changed": changed},
+                  "$set": {"lease_until": utcnow() + JOB_LEASE}}
+        if processed:
+            update["$set"]["cursor"] = processed[-1]
+        else:
+            update["$set"].update({"status": "done", "finished_at": utcnow(), "lease_until": utcnow()})
+        RescoreJobDocument._get_collection().update_one({"_id": job.id}, update)
+
+    # ---- win models ---------------------------------------------------------------------------------------
+
+    def training_examples(self, config_: win_model.TrainingConfig) -> list:
+        examples = []
+        fields = ("lead", "behaviour", "outcome")
+        for document in LeadScoreDocument.objects(merged_into="").only(*fields).no_cache():
+            label = win_model.label_of(document.lead or {}, document.outcome, config_)
+            if label is None or not document.lead:
+                continue
+            counts = Counter(b.type for b in document.behaviour)
+            examples.append(win_model.Example(document.lead, counts, label, document.lead.get("captured_at", "")))
+        return examples
+
+    def save_win_model(self, trained: win_model.TrainedModel, status: str, reason: str, trained_by: str,
+                       seconds: float) -> WinModelDocument:
+        artefacts = gridfs.GridFS(self.store.db, collection="win_model_artefacts")
+        artefact_id = artefacts.put(trained.to_bytes(), filename="win-model.joblib")
+
+        def work(uow):
+            latest = uow.db[WinModelDocument._get_collection_name()].find_one(
+                {}, sort=[("_id", -1)], projection={"_id": 1}, session=uow.session)
+            document = WinModelDocument(
+                id=(latest["_id"] if latest else 0) + 1, status=status, status_reason=reason,
+                artefact_id=str(artefact_id), config={**asdict(trained.config)},
+                evaluation=asdict(trained.evaluation), features=[c.name for c in trained.spec.columns],
+                trained_at=utcnow(), trained_by=trained_by, training_seconds=seconds)
+            if status == "live":
+                uow.update_one(WinModelDocument, {"status": "live"}, {"$set": {"status": "retired"}})
+                uow.publish(*events.config_changed("win_model", f"{WIN_MODEL_PREFIX}{document.id}", trained_by))
+            uow.insert(document)
+            return document
+        document = self.store.run_in_transaction(work)
+        self.live.refresh(force=True)
+        return document
+
+    def win_model_document(self, version: int) -> WinModelDocument:
+        if version:
+            return get_or_not_found(WinModelDocument, version, "win model version")
+        live = WinModelDocument.objects(status="live").first()
+        if live is None:
+            raise NotFound("win model", "live")
+        return live
+
+    def claim_schedule(self, name: str, every: timedelta) -> bool:
+        """True for exactly one replica each time the schedule comes due."""
+        now = utcnow()
+        collection = ScheduleDocument._get_collection()
+        collection.update_one({"_id": name}, {"$setOnInsert": {"next_run_at": now + every}}, upsert=True)
+        return collection.find_one_and_update(
+            {"_id": name, "next_run_at": {"$lte": now}}, {"$set": {"next_run_at": now + every}}) is not None
+
+
+def _visible(score: domain.Score) -> tuple:
+    """What a consumer of lead_scored can see; a rescore that changes none of it stays silent."""
+    probability = None if score.win_probability is None else round(score.win_probability, 3)
+    return (score.fit, score.engagement, score.total, score.grade, score.qualified, score.model_version,
+            tuple(score.tags_added), tuple(score.tags_removed), probability,
+            tuple((r.rule_id, r.points) for r in score.reasons))
+
+
+def add_behaviour(event_: domain.BehaviourEvent):
+    def change(document, uow):
+        kept = domain.remember(behaviour_of(document), event_)
+        if kept is None:
+            return False
+        document.behaviour = [BehaviourDocument(activity_id=e.activity_id, type=e.type, occurred_at=e.occurred_at)
+                              for e in kept]
+        return True
+    return change
 
 
 class ScoringStore(Store):
-    documents = (LeadScoreDocument,)
+    documents = (LeadScoreDocument, ScoringModelDocument, RescoreJobDocument, WinModelDocument, ScheduleDocument)
+
+    def setup(self):
+        super().setup()
+        self.live = _LiveCache(self.db)
 
     def get_dependency(self, worker_ctx):
         return ScoreRepository(self)
+
+
+__all__ = ["ScoringStore", "ScoreRepository", "Applied", "add_behaviour", "DUPLICATE"]

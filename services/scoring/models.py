@@ -1,25 +1,96 @@
-"""Scoring's documents: the latest score of each lead, with the lead snapshot it was computed from."""
+"""Scoring's documents: model versions, the latest score of each lead (with the lead snapshot and the
+behaviour it was computed from), background rescore jobs, and trained win models."""
 from mongoengine import (BooleanField, DateTimeField, DictField, Document, EmbeddedDocument,
-                         EmbeddedDocumentListField, IntField, StringField)
+                         EmbeddedDocumentListField, FloatField, IntField, ListField, StringField)
 
 ALIAS = "scoring"
+
+
+class ScoringModelDocument(Document):
+    """One version of the scoring model; the highest version is live."""
+
+    meta = {"db_alias": ALIAS, "collection": "scoring_models"}
+    id = IntField(primary_key=True)  # version
+    definition = DictField(required=True)
+    created_at = DateTimeField(required=True)
+    created_by = StringField(default="")
 
 
 class ReasonDocument(EmbeddedDocument):
     rule_id = StringField(required=True)
     description = StringField(default="")
     points = IntField(required=True)
+    group = StringField(default="")
+    base_points = IntField(default=0)
+    count = IntField(default=0)
+
+
+class BehaviourDocument(EmbeddedDocument):
+    activity_id = StringField(required=True)
+    type = StringField(required=True)
+    occurred_at = DateTimeField(required=True)
 
 
 class LeadScoreDocument(Document):
-    meta = {"db_alias": ALIAS, "collection": "lead_scores", "indexes": [("qualified", "-total"), "-scored_at"]}
+    meta = {"db_alias": ALIAS, "collection": "lead_scores",
+            "indexes": [("qualified", "-total"), ("grade", "-total"), "-total", "-scored_at",
+                        {"fields": ["next_change_at"], "sparse": True}]}
     id = StringField(primary_key=True)  # lead id
+    revision = IntField(default=0)  # every write checks it: concurrent events for one lead never lose an update
     fit = IntField(default=0)
     engagement = IntField(default=0)
     total = IntField(default=0)
+    grade = StringField(default="")
     qualified = BooleanField(default=False)
-    threshold = IntField(required=True)
-    model_version = StringField(required=True)
+    threshold = IntField(default=0)
+    model_version = StringField(default="")
     reasons = EmbeddedDocumentListField(ReasonDocument)
-    scored_at = DateTimeField(required=True)
-    lead = DictField()
+    tags_added = ListField(StringField())
+    tags_removed = ListField(StringField())
+    scored_at = DateTimeField()
+    next_change_at = DateTimeField()  # when decay or a window will change this score with nothing new happening
+    win_probability = FloatField()
+    win_model_version = StringField(default="")
+    lead = DictField()  # empty while only behaviour has arrived (the lead's capture is still on its way)
+    behaviour = EmbeddedDocumentListField(BehaviourDocument)
+    outcome = StringField(default="")  # won | lost, once an opportunity from this lead closes
+    merged_into = StringField(default="")
+
+
+class RescoreJobDocument(Document):
+    meta = {"db_alias": ALIAS, "collection": "rescore_jobs", "indexes": [("status", "lease_until")]}
+    id = StringField(primary_key=True)
+    model_version = StringField(required=True)
+    status = StringField(default="running")  # running | done
+    total = IntField(default=0)
+    processed = IntField(default=0)
+    changed = IntField(default=0)
+    cursor = StringField(default="")  # last lead id processed: a crashed replica's job resumes from here
+    lease_until = DateTimeField(required=True)
+    requested_by = StringField(default="")
+    created_at = DateTimeField(required=True)
+    finished_at = DateTimeField()
+
+
+class WinModelDocument(Document):
+    """A trained win model: its evaluation, how it was trained, and its artefact in GridFS."""
+
+    meta = {"db_alias": ALIAS, "collection": "win_models", "indexes": ["status"]}
+    id = IntField(primary_key=True)  # version
+    status = StringField(required=True)  # live | rejected | retired
+    status_reason = StringField(default="")
+    artefact_id = StringField(required=True)
+    config = DictField(required=True)
+    evaluation = DictField(required=True)
+    features = ListField(StringField())
+    trained_at = DateTimeField(required=True)
+    trained_by = StringField(default="")
+    training_seconds = FloatField(default=0.0)
+
+
+class ScheduleDocument(Document):
+    """When a periodic job (the scheduled retrain) runs next; replicas claim a run atomically."""
+
+    meta = {"db_alias": ALIAS, "collection": "schedules"}
+    id = StringField(primary_key=True)
+    next_run_at = DateTimeField(required=True)

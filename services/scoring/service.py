@@ -1,35 +1,257 @@
-"""Scoring service: scores every captured lead and hands MQLs to routing."""
+"""Scoring service: scores every captured lead on fit and behaviour, hands MQLs to routing, keeps the
+score current as time passes, and predicts wins from history."""
+import logging
+import time
+from collections import Counter
+from datetime import timedelta
+
+from eventlet import tpool
+from leadflow.common.v1 import common_pb2
 from leadflow.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from nameko import config
+from nameko.timer import timer
 
 from services.common import metrics
-from services.common.events import utcnow
+from services.common.auth import Role
+from services.common.errors import FailedPrecondition, NotFound
+from services.common.events import parse_iso, utcnow
+from services.common.mappers import next_page_token, page_window
 from services.common.messaging import event_handler
 from services.common.rpc import LeadflowGrpc
 from services.common.service_base import LeadflowService
 from services.common.store import DUPLICATE
-from services.scoring import domain, mappers
-from services.scoring.dependencies import ScoringStore
+from services.scoring import domain, mappers, win_model
+from services.scoring.dependencies import MODEL_PREFIX, Applied, ScoringStore, add_behaviour
+from services.scoring.models import LeadScoreDocument
 
+log = logging.getLogger(__name__)
 scoring_rpc = LeadflowGrpc.implementing(scoring_pb2_grpc.ScoringServiceStub)
+ADMINS = {Role.ADMIN}
+READERS = {Role.ADMIN, Role.MANAGER, Role.INTEGRATION}
+TIMER_SECONDS = 5  # decay, rescore jobs and the retrain schedule are checked this often
+TICK_BUDGET_SECONDS = 3.0
+_QUALIFIED_FILTER = {scoring_pb2.QUALIFIED_FILTER_QUALIFIED: True, scoring_pb2.QUALIFIED_FILTER_NOT_QUALIFIED: False}
+
+
+def _set_lead(lead: dict):
+    def change(document, uow):
+        document.lead = lead
+        return True
+    return change
+
+
+def _recompute(document, uow):
+    return bool(document.lead)
 
 
 class ScoringService(LeadflowService):
     name = "scoring"
     scores = ScoringStore()
 
+    # ---- events ---------------------------------------------------------------------------------------
+
+    def _count(self, outcome):
+        if isinstance(outcome, Applied):
+            metrics.LEADS_SCORED.inc()
+            if outcome.qualified:
+                metrics.LEADS_QUALIFIED.inc()
+        return outcome
+
     @event_handler("capture", "lead_captured")
     def handle_lead_captured(self, event):
         lead = event["lead"]
-        score = domain.score_lead(lead, domain.default_model(config["SCORING_MQL_THRESHOLD"]), utcnow())
-        outcome = self.scores.record_once(event, "handle_lead_captured", score, lead)
-        if outcome is True:
-            metrics.LEADS_QUALIFIED.inc()
+        return self._count(self.scores.apply(lead["lead_id"], _set_lead(lead), event, "handle_lead_captured"))
+
+    @event_handler("capture", "lead_merged")
+    def handle_lead_merged(self, event):
+        lead, duplicate_id = event["lead"], event.get("merged_lead_id", "")
+
+        def change(document, uow):
+            document.lead = lead
+            if duplicate_id:
+                # The duplicate's behaviour now belongs to the surviving lead; the duplicate leaves the lists.
+                duplicate = uow.find_one(LeadScoreDocument, {"_id": duplicate_id})
+                if duplicate is not None:
+                    seen = {b.activity_id for b in document.behaviour}
+                    document.behaviour = [*document.behaviour, *(b for b in duplicate.behaviour
+                                                                 if b.activity_id not in seen)]
+                    document.behaviour = sorted(document.behaviour, key=lambda b: b.occurred_at,
+                                                reverse=True)[:domain.MAX_BEHAVIOUR_KEPT]
+                    uow.update_one(LeadScoreDocument, {"_id": duplicate_id},
+                                   {"$set": {"merged_into": lead["lead_id"]}, "$inc": {"revision": 1}})
+            return True
+        return self._count(self.scores.apply(lead["lead_id"], change, event, "handle_lead_merged"))
+
+    @event_handler("capture", "lead_unmerged")
+    def handle_lead_unmerged(self, event):
+        restored, primary = event["lead"], event["primary"]
+
+        def change(document, uow):
+            document.lead, document.merged_into = restored, ""
+            return True
+        outcome = self.scores.apply(restored["lead_id"], change, event, "handle_lead_unmerged")
         if outcome is not DUPLICATE:
-            metrics.LEADS_SCORED.inc()
-        return outcome
+            # The primary's snapshot lost the restored lead's contacts; its score follows.
+            self.scores.apply(primary["lead_id"], _set_lead(primary))
+        return self._count(outcome)
+
+    @event_handler("capture", "lead_activity_recorded")
+    def handle_lead_activity_recorded(self, event):
+        behaviour = domain.BehaviourEvent(event["activity_id"], event["type"],
+                                          parse_iso(event["activity_occurred_at"]))
+        return self._count(self.scores.apply(event["lead_id"], add_behaviour(behaviour), event,
+                                             "handle_lead_activity_recorded"))
+
+    @event_handler("opportunity", "opportunity_won")
+    def handle_opportunity_won(self, event):
+        return self.scores.record_outcome(event, "handle_opportunity_won", "won") if event.get("lead_id") else None
+
+    @event_handler("opportunity", "opportunity_lost")
+    def handle_opportunity_lost(self, event):
+        return self.scores.record_outcome(event, "handle_opportunity_lost", "lost") if event.get("lead_id") else None
+
+    # ---- time ------------------------------------------------------------------------------------------
+
+    @timer(interval=TIMER_SECONDS)
+    def tick(self):
+        """Decay and windows change scores with nothing new happening; rescore jobs advance; the
+        scheduled retrain runs. Each step is safe to run on several replicas at once."""
+        deadline = time.monotonic() + TICK_BUDGET_SECONDS
+        for lead_id in self.scores.due_for_decay(utcnow()):
+            self._count(self.scores.apply(lead_id, _recompute))
+            if time.monotonic() > deadline:
+                break
+        job = self.scores.claim_job()
+        while job is not None and time.monotonic() < deadline:
+            batch = self.scores.next_batch(job)
+            changed = sum(1 for lead_id in batch
+                          if getattr(self._count(self.scores.apply(lead_id, _recompute)), "changed", False))
+            self.scores.advance_job(job, batch, changed)
+            if not batch:
+                break
+            job.cursor = batch[-1]
+        hours = float(config.get("WIN_MODEL_RETRAIN_HOURS", 24))
+        if hours > 0 and self.scores.claim_schedule("win-model-retrain", timedelta(hours=hours)):
+            self._scheduled_retrain()
+
+    def _scheduled_retrain(self):
+        try:
+            live = self.scores.win_model_document(0)
+        except NotFound:  # nothing live yet: the first model is trained on request
+            return
+        config_ = win_model.TrainingConfig(**{**live.config, "fields": tuple(live.config["fields"]),
+                                              "exclude": tuple(live.config["exclude"]),
+                                              "positive_values": tuple(live.config["positive_values"])})
+        try:
+            self._train(config_, force=False, trained_by="schedule")
+        except FailedPrecondition as error:
+            log.warning("scheduled win-model retrain skipped: %s", error)
+
+    # ---- gRPC: scores -----------------------------------------------------------------------------------
 
     @scoring_rpc
     def GetLeadScore(self, request, context):
-        score = self.scores.get(request.lead_id)
-        return scoring_pb2.GetLeadScoreResponse(score=mappers.score_to_proto(score))
+        document = self.scores.get(request.lead_id)
+        return scoring_pb2.GetLeadScoreResponse(
+            score=mappers.score_to_proto(document, self.scores.explain_win(document)))
+
+    @scoring_rpc(roles=READERS)
+    def ListLeadScores(self, request, context):
+        offset, limit = page_window(request.page)
+        documents = self.scores.search(
+            request.grade.strip().upper(), _QUALIFIED_FILTER.get(request.qualified),
+            request.min_total if request.HasField("min_total") else None,
+            request.max_total if request.HasField("max_total") else None, offset, limit)
+        return scoring_pb2.ListLeadScoresResponse(
+            scores=[mappers.score_to_proto(d) for d in documents],
+            page=common_pb2.PageResponse(next_page_token=next_page_token(offset, limit, len(documents))))
+
+    # ---- gRPC: the scoring model ------------------------------------------------------------------------
+
+    @scoring_rpc(roles=ADMINS)
+    def PutScoringModel(self, request, context):
+        definition = mappers.definition_from_proto(request.definition)
+        domain.compile_model(definition, "candidate")  # InvalidArgument names each bad rule and field
+        if request.validate_only:
+            return scoring_pb2.PutScoringModelResponse(model=mappers.model_to_proto(0, definition))
+        document = self.scores.put_model(definition, self.caller.id)
+        response = scoring_pb2.PutScoringModelResponse(model=mappers.model_to_proto(
+            document.id, document.definition, document.created_at, document.created_by, live=True,
+            version=f"{MODEL_PREFIX}{document.id}"))
+        if request.rescore:
+            response.rescore_job.CopyFrom(mappers.job_to_proto(self.scores.start_rescore(self.caller.id)))
+        return response
+
+    @scoring_rpc
+    def GetScoringModel(self, request, context):
+        live = self.scores.model_document(0)
+        document = self.scores.model_document(request.number) if request.number else live
+        if document is None:
+            return scoring_pb2.GetScoringModelResponse(model=mappers.model_to_proto(
+                0, domain.BUILTIN_DEFINITION, live=True, version=domain.BUILTIN_VERSION))
+        return scoring_pb2.GetScoringModelResponse(model=mappers.model_to_proto(
+            document.id, document.definition, document.created_at, document.created_by,
+            live=document.id == live.id, version=f"{MODEL_PREFIX}{document.id}"))
+
+    @scoring_rpc(roles={Role.ADMIN, Role.MANAGER})
+    def ListScoringModelVersions(self, request, context):
+        offset, limit = page_window(request.page)
+        documents = self.scores.model_versions(offset, limit)
+        live_id = documents[0].id if documents and offset == 0 else None
+        return scoring_pb2.ListScoringModelVersionsResponse(
+            models=[mappers.model_to_proto(d.id, d.definition, d.created_at, d.created_by, live=d.id == live_id,
+                                           version=f"{MODEL_PREFIX}{d.id}") for d in documents],
+            page=common_pb2.PageResponse(next_page_token=next_page_token(offset, limit, len(documents))))
+
+    @scoring_rpc(roles=ADMINS)
+    def RescoreLeads(self, request, context):
+        return scoring_pb2.RescoreLeadsResponse(job=mappers.job_to_proto(self.scores.start_rescore(self.caller.id)))
+
+    @scoring_rpc(roles={Role.ADMIN, Role.MANAGER})
+    def GetRescoreJob(self, request, context):
+        return scoring_pb2.GetRescoreJobResponse(job=mappers.job_to_proto(self.scores.job(request.job_id)))
+
+    # ---- gRPC: win probability --------------------------------------------------------------------------
+
+    def _train(self, config_, force: bool, trained_by: str):
+        config_ = win_model.validate_config(config_)
+        examples = self.scores.training_examples(config_)
+        started = time.monotonic()
+        # Training is CPU work for seconds: a native thread keeps this replica answering meanwhile.
+        trained = tpool.execute(win_model.train, examples, config_)
+        seconds = time.monotonic() - started
+        live = self.scores.win()
+        live_auc = tpool.execute(win_model.auc_on, live.model, trained.holdout) if live else None
+        if not force and win_model.is_worse(trained.evaluation, live_auc):
+            status, reason = "rejected", (f"hold-out ROC-AUC {trained.evaluation.roc_auc:.3f} is below the live "
+                                          f"{live.version}'s {live_auc:.3f} on the same leads")
+        else:
+            status = "live"
+            reason = "first model" if live is None else (
+                f"forced over {live.version}" if force and live_auc is not None and
+                win_model.is_worse(trained.evaluation, live_auc) else
+                f"hold-out ROC-AUC {trained.evaluation.roc_auc:.3f} vs {live.version}'s "
+                f"{live_auc if live_auc is not None else float('nan'):.3f} on the same leads")
+        metrics.WIN_MODEL_TRAININGS.labels(status).inc()
+        return self.scores.save_win_model(trained, status, reason, trained_by, seconds)
+
+    @scoring_rpc(roles=ADMINS)
+    def TrainWinModel(self, request, context):
+        document = self._train(mappers.training_config_from_proto(request.config), request.force, self.caller.id)
+        return scoring_pb2.TrainWinModelResponse(model=mappers.win_model_to_proto(document))
+
+    @scoring_rpc(roles=READERS)
+    def GetWinModel(self, request, context):
+        return scoring_pb2.GetWinModelResponse(
+            model=mappers.win_model_to_proto(self.scores.win_model_document(request.number)))
+
+    @scoring_rpc
+    def PredictWinProbability(self, request, context):
+        live = self.scores.win()
+        if live is None:
+            raise FailedPrecondition("no win model is live yet: train one with TrainWinModel")
+        lead = mappers.lead_from_fields(dict(request.fields))
+        probability, factors = win_model.predict_with_factors(live.model, lead, Counter(request.behaviour_counts))
+        return scoring_pb2.PredictWinProbabilityResponse(
+            win_probability=probability, win_model_version=live.version,
+            factors=[mappers.factor_to_proto(f) for f in factors])

@@ -1,13 +1,13 @@
-"""services.scoring.domain: the default fit rules, the 0..100 total, and when a lead becomes an MQL."""
+"""services.scoring.domain: the built-in model's fit rules, the 0..100 total, and when a lead becomes an MQL."""
 import itertools
 from datetime import datetime, timezone
 
 import pytest
 
-from services.scoring.domain import default_model, newly_qualified, score_lead
+from services.scoring.domain import builtin_model, newly_qualified, score_lead
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
-MODEL = default_model()
+MODEL = builtin_model()
 
 
 def lead(**fields) -> dict:
@@ -31,7 +31,7 @@ def test_a_bare_lead_scores_zero_and_is_not_qualified():
     assert (result.fit, result.engagement, result.total, result.qualified) == (0, 0, 0, False)
     assert result.reasons == []
     assert (result.lead_id, result.model_version, result.threshold, result.scored_at) == \
-        ("L-1", "default@1", 60, NOW)
+        ("L-1", "builtin", 60, NOW)
 
 
 @pytest.mark.parametrize("fields, rule, points", [
@@ -117,7 +117,7 @@ def test_qualified_exactly_at_the_threshold():
 
     assert score_lead(at_60, MODEL, NOW).total == 60
     assert score_lead(at_60, MODEL, NOW).qualified
-    below = score_lead(at_60, default_model(threshold=61), NOW)
+    below = score_lead(at_60, builtin_model(threshold=61), NOW)
     assert not below.qualified
     assert below.threshold == 61
 
