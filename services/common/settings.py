@@ -45,7 +45,11 @@ DEFAULTS = {
     # Largest gRPC request message a service accepts (grpcio's default); bigger is RESOURCE_EXHAUSTED.
     "GRPC_MAX_RECEIVE_MESSAGE_BYTES": str(4 * 1024 * 1024),
     # Scoring: a lead at or above this total is marketing-qualified.
-    "SCORING_MQL_THRESHOLD": "60",
+    "SCORING_MQL_THRESHOLD": "60",  # of the built-in model, until an admin stores one
+    # Scoring's clock: how often decay, rescore jobs and the retrain schedule are checked (seconds),
+    # and how often the win model is retrained from new outcomes (hours; 0 turns it off).
+    "SCORING_TIMER_SECONDS": "5",
+    "WIN_MODEL_RETRAIN_HOURS": "24",
     # Capture's public HTTP (forms, webhooks, beacon). The address the world reaches it at, for form
     # links and QR codes; empty means http://127.0.0.1:<capture HTTP port>.
     "CAPTURE_PUBLIC_URL": "",
@@ -99,6 +103,8 @@ def service_config(service: str) -> dict:
         "max_workers": int(_env("MAX_WORKERS")),
         "GRPC_MAX_RECEIVE_MESSAGE_BYTES": int(_env("GRPC_MAX_RECEIVE_MESSAGE_BYTES")),
         "SCORING_MQL_THRESHOLD": int(_env("SCORING_MQL_THRESHOLD")),
+        "SCORING_TIMER_SECONDS": float(_env("SCORING_TIMER_SECONDS")),
+        "WIN_MODEL_RETRAIN_HOURS": float(_env("WIN_MODEL_RETRAIN_HOURS")),
         "SLA_FIRST_RESPONSE_MINUTES": int(_env("SLA_FIRST_RESPONSE_MINUTES")),
         "CAPTURE_PUBLIC_URL": _env("CAPTURE_PUBLIC_URL") or f"http://127.0.0.1:{port_for('capture', 'http')}",
         "WEBHOOK_SECRETS": _env("WEBHOOK_SECRETS"),

@@ -9,7 +9,6 @@ from eventlet import tpool
 from leadflow.common.v1 import common_pb2
 from leadflow.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from nameko import config
-from nameko.timer import timer
 
 from services.common import metrics
 from services.common.auth import Role
@@ -20,6 +19,7 @@ from services.common.messaging import event_handler
 from services.common.rpc import LeadflowGrpc
 from services.common.service_base import LeadflowService
 from services.common.store import DUPLICATE
+from services.common.timers import configured_timer
 from services.scoring import domain, mappers, win_model
 from services.scoring.dependencies import MODEL_PREFIX, Applied, ScoringStore, add_behaviour
 from services.scoring.models import LeadScoreDocument
@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 scoring_rpc = LeadflowGrpc.implementing(scoring_pb2_grpc.ScoringServiceStub)
 ADMINS = {Role.ADMIN}
 READERS = {Role.ADMIN, Role.MANAGER, Role.INTEGRATION}
-TIMER_SECONDS = 5  # decay, rescore jobs and the retrain schedule are checked this often
 TICK_BUDGET_SECONDS = 3.0
 _QUALIFIED_FILTER = {scoring_pb2.QUALIFIED_FILTER_QUALIFIED: True, scoring_pb2.QUALIFIED_FILTER_NOT_QUALIFIED: False}
 
@@ -112,7 +111,8 @@ class ScoringService(LeadflowService):
 
     # ---- time ------------------------------------------------------------------------------------------
 
-    @timer(interval=TIMER_SECONDS)
+    # Decay, rescore jobs and the retrain schedule are checked this often.
+    @configured_timer("SCORING_TIMER_SECONDS", 5.0)
     def tick(self):
         """Decay and windows change scores with nothing new happening; rescore jobs advance; the
         scheduled retrain runs. Each step is safe to run on several replicas at once."""

@@ -59,7 +59,7 @@ class Caller:
 # Services whose events no integration test service consumes: a queue for everything they emit stands
 # in for their consumers. Otherwise unconsumed events stay in the outbox (as they must) and each later
 # test's relay offers them to the broker again, where a test's own tap then receives them as its own.
-STAND_IN_CONSUMERS = {"capture"}
+STAND_IN_CONSUMERS = {"capture", "scoring"}
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def test_captured_lead_is_scored_explained_and_qualified(run_service, tokens, ta
     assert qualified["trace_id"] == event["trace_id"]
     scoring = service.grpc(scoring_pb2_grpc.ScoringServiceStub, tokens["manager"])
     score = scoring.GetLeadScore(scoring_pb2.GetLeadScoreRequest(lead_id=event["lead_id"])).score
-    assert score.qualified and score.total == 95 and score.model_version == "default@1"
+    assert score.qualified and score.total == 95 and score.model_version == "builtin"
     assert {r.rule_id for r in score.reasons} == {
         "fit.decision_maker_title", "fit.company_size_500_plus", "fit.target_industry", "fit.business_email",
         "intent.high_intent_source"}

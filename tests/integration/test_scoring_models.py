@@ -1,0 +1,238 @@
+"""Scoring with models as data, through the real broker and store: behaviour raises a score and
+qualifies a lead once, concurrent events lose nothing, a model change is live at once and rescoring
+reaches every lead, decay lowers scores with nothing new happening, and a win model is trained,
+explained, and never replaced by a worse one."""
+import random
+import uuid
+from datetime import timedelta
+
+from google.protobuf import struct_pb2
+from grpc import StatusCode
+from leadflow.scoring.v1 import scoring_pb2, scoring_pb2_grpc
+
+from services.common.events import iso, utcnow
+from services.scoring.models import LeadScoreDocument
+from services.scoring.service import ScoringService
+from tests.support import new_event, violations_of, wait_until
+
+ENGAGEMENT_ONLY = {
+    "threshold": 20, "emit_disqualified": True,
+    "groups": [
+        {"id": "fit", "kind": "fit", "criteria": [
+            {"id": "software", "points": 5, "when": {"field": "industry", "equals": "software"}}]},
+        {"id": "web", "kind": "engagement", "decay": {"percent": 50, "every_days": 7}, "criteria": [
+            {"id": "demo", "event": "demo_request", "points": 15},
+            {"id": "page", "event": "page_view", "points": 1}]},
+    ],
+    "tag_rules": [{"id": "hot", "tag": "intent:clear", "when": {"event": "demo_request"}}],
+}
+
+
+def struct(definition: dict) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(definition)
+    return message
+
+
+def isolated(run_service, infra, **overrides):
+    """A scoring service with a database of its own: models stored here change no other test's scores."""
+    return run_service(ScoringService, MONGODB_DB_PREFIX=f"{infra.db_prefix}m{uuid.uuid4().hex[:6]}", **overrides)
+
+
+def captured(**fields) -> dict:
+    lead = {"lead_id": str(uuid.uuid4()), "email": "", "title": "", "company_size": 0, "industry": "",
+            "company_domain": "", "source": "web_form", "phone_e164": "", "custom_fields": {}, "tags": [],
+            "captured_at": iso(utcnow()), **fields}
+    return new_event("lead_captured", {"lead_id": lead["lead_id"]}, lead=lead)
+
+
+def activity(lead_id: str, kind: str, occurred_at=None) -> dict:
+    activity_id = f"api:{uuid.uuid4()}"
+    return new_event("lead_activity_recorded", {"lead_id": lead_id, "activity_id": activity_id}, type=kind,
+                     url="", properties={}, activity_occurred_at=iso(occurred_at or utcnow()), visitor_id="",
+                     stitched=False)
+
+
+def test_behaviour_raises_the_score_and_qualifies_once_and_redelivery_counts_nothing_twice(
+        run_service, infra, tokens, tap, publish):
+    service = isolated(run_service, infra)
+    admin = service.grpc(scoring_pb2_grpc.ScoringServiceStub, tokens["admin"])
+    version = admin.PutScoringModel(scoring_pb2.PutScoringModelRequest(definition=struct(ENGAGEMENT_ONLY))).model
+    assert (version.version, version.live) == ("scoring-model@1", True)
+    emitted = tap("scoring")
+    lead = publish("capture", captured(industry="software"))
+    lead_id = lead["lead_id"]
+    emitted.wait_for(lambda e: e["event_type"] == "lead_scored" and e["lead_id"] == lead_id)
+
+    demo = activity(lead_id, "demo_request")
+    for event in (demo, demo, activity(lead_id, "page_view"), demo):
+        publish("capture", event)
+
+    assert wait_until(lambda: (LeadScoreDocument.objects(id=lead_id).first() or LeadScoreDocument()).total == 21)
+    emitted.settle(0.5)
+    assert len(emitted.of_type("lead_qualified")) == 1
+    qualified = emitted.of_type("lead_qualified")[0]
+    assert qualified["lead"]["tags"] == ["intent:clear"] and qualified["score"]["model_version"] == "scoring-model@1"
+    score = admin.GetLeadScore(scoring_pb2.GetLeadScoreRequest(lead_id=lead_id)).score
+    assert (score.fit, score.engagement, score.grade, score.qualified) == (5, 16, "D2", True)
+    assert {(r.rule_id, r.count) for r in score.reasons} == {("fit.software", 0), ("web.demo", 1),
+                                                              ("web.page", 1)}
+    assert score.next_change_at.ToDatetime().date() == (utcnow() + timedelta(days=7)).date()
+
+
+def test_concurrent_events_for_one_lead_lose_no_update(run_service, infra, tokens, publish):
+    service = isolated(run_service, infra)
+    service.grpc(scoring_pb2_grpc.ScoringServiceStub, tokens["admin"]).PutScoringModel(
+        scoring_pb2.PutScoringModelRequest(definition=struct(ENGAGEMENT_ONLY)))
+    lead = publish("capture", captured())
+    views = [activity(lead["lead_id"], "page_view") for _ in range(40)]
+    for event in views:
+        publish("capture", event)
+
+    def settled():
+        document = LeadScoreDocument.objects(id=lead["lead_id"]).first()
+        return document and document.engagement == 40 and document.lead
+    assert wait_until(settled, timeout=30)
+    document = LeadScoreDocument.objects(id=lead["lead_id"]).first()
+    assert len(document.behaviour) == 40 and document.revision >= 41
+
+
+def test_a_bad_model_is_refused_by_path_and_the_live_model_is_untouched(run_service, infra, tokens):
+    service = isolated(run_service, infra)
+    admin = service.grpc(scoring_pb2_grpc.ScoringServiceStub, tokens["admin"])
+    admin.PutScoringModel(scoring_pb2.PutScoringModelRequest(definition=struct(ENGAGEMENT_ONLY)))
+    bad = {**ENGAGEMENT_ONLY, "groups": [
+        {"id": "fit", "kind": "fit", "criteria": [{"id": "x", "points": 5, "when": {"field": "industy",
+                                                                                      "equals": "a"}}]},
+        {"id": "web", "kind": "engagement", "criteria": [{"id": "d", "event": "demo_requets", "points": 1}]}]}
+
+    error = admin.error("PutScoringModel", scoring_pb2.PutScoringModelRequest(definition=struct(bad)))
+
+    assert error.code == StatusCode.INVALID_ARGUMENT
+    assert set(violations_of(error.status)) == {"groups[0].criteria[0].when.field", "groups[1].criteria[0].event"}
+    live = admin.GetScoringModel(scoring_pb2.GetScoringModelRequest()).model
+    assert live.version == "scoring-model@1" and live.definition["threshold"] == 20
+    checked = admin.PutScoringModel(scoring_pb2.PutScoringModelRequest(definition=struct(ENGAGEMENT_ONLY),
+                                                                       validate_only=True))
+    assert checked.model.version == "" and admin.GetScoringModel(
+        scoring_pb2.GetScoringModelRequest()).model.version == "scoring-model@1"
+    rep_error = admin.error("PutScoringModel", scoring_pb2.PutScoringModelRequest(
+        definition=struct(ENGAGEMENT_ONLY)), token=tokens["rep"])
+    assert rep_error.code == StatusCode.PERMISSION_DENIED
+
+
+def test_a_new_model_is_live_at_once_and_rescoring_reaches_every_lead(run_service, infra, tokens, tap, publish):
+    service = isolated(run_service, infra, SCORING_TIMER_SECONDS=0.2)
+    admin = service.grpc(scoring_pb2_grpc.ScoringServiceStub, tokens["admin"])
+    leads = [publish("capture", captured(industry="software" if i % 2 else "retail")) for i in range(30)]
+    assert wait_until(lambda: LeadScoreDocument.objects(scored_at__ne=None).count() == 30, timeout=20)
+    assert set(LeadScoreDocument.objects.distinct("model_version")) == {"builtin"}
+    emitted = tap("scoring", "lead_qualified", "config_changed")
+
+    software_is_enough = {"threshold": 10, "groups": [{"id": "fit", "kind": "fit", "criteria": [
+        {"id": "software", "points": 10, "when": {"field": "industry", "equals": "software"}}]}]}
+    put = admin.PutScoringModel(scoring_pb2.PutScoringModelRequest(definition=struct(software_is_enough),
+                                                                   rescore=True))
+    assert put.rescore_job.total == 30 and put.model.version == "scoring-model@1"
+
+    def finished():
+        return admin.GetRescoreJob(scoring_pb2.GetRescoreJobRequest(job_id=put.rescore_job.job_id)).job.done
+    assert wait_until(finished, timeout=30)
+    job = admin.GetRescoreJob(scoring_pb2.GetRescoreJobRequest(job_id=put.rescore_job.job_id)).job
+    assert (job.processed, job.changed) == (30, 30)
+    assert set(LeadScoreDocument.objects.distinct("model_version")) == {"scoring-model@1"}
+    emitted.wait_for(lambda e: e["event_type"] == "lead_qualified" and e["lead_id"] == leads[-1]["lead_id"])
+    emitted.settle(0.5)
+    assert {e["lead_id"] for e in emitted.of_type("lead_qualified")} == {lead["lead_id"] for lead in leads[1::2]}
+    assert [e["version"] for e in emitted.of_type("config_changed")] == ["scoring-model@1"]
+
+    listed = admin.ListLeadScores(scoring_pb2.ListLeadScoresRequest(
+        qualified=scoring_pb2.QUALIFIED_FILTER_QUALIFIED, page={"page_size": 10}))
+    assert len(listed.scores) == 10 and all(s.qualified and s.total == 10 for s in listed.scores)
+    rest = admin.ListLeadScores(scoring_pb2.ListLeadScoresRequest(max_total=0, page={"page_size": 100}))
+    assert len(rest.scores) == 15
+    versions = admin.ListScoringModelVersions(scoring_pb2.ListScoringModelVersionsRequest()).models
+    assert [(v.version, v.live) for v in versions] == [("scoring-model@1", True)]
+
+
+def test_decay_lowers_a_score_with_nothing_new_happening_and_disqualifies(run_service, infra, tokens, tap, publish):
+    service = isolated(run_service, infra, SCORING_TIMER_SECONDS=0.3)
+    admin = service.grpc(scoring_pb2_grpc.ScoringServiceStub, tokens["admin"])
+    admin.PutScoringModel(scoring_pb2.PutScoringModelRequest(definition=struct(ENGAGEMENT_ONLY)))
+    emitted = tap("scoring")
+    lead = publish("capture", captured(industry="software"))
+    # A demo request almost a week old: its first decay step is two seconds away.
+    publish("capture", activity(lead["lead_id"], "demo_request", utcnow() - timedelta(days=7, seconds=-2)))
+
+    emitted.wait_for(lambda e: e["event_type"] == "lead_qualified")
+    disqualified = emitted.wait_for(lambda e: e["event_type"] == "lead_disqualified", timeout=15)
+
+    assert disqualified and disqualified[0]["lead_id"] == lead["lead_id"]
+    score = admin.GetLeadScore(scoring_pb2.GetLeadScoreRequest(lead_id=lead["lead_id"])).score
+    assert (score.engagement, score.total, score.qualified, score.decay_points) == (8, 13, False, 7)
+
+
+def test_win_model_is_trained_explained_used_and_never_replaced_by_a_worse_one(
+        run_service, infra, tokens, tap, publish):
+    service = isolated(run_service, infra)
+    admin = service.grpc(scoring_pb2_grpc.ScoringServiceStub, tokens["admin"])
+    rng = random.Random(4)
+    events = []
+    for _ in range(400):
+        source = rng.choice(["referral", "google", "webinar", "cold_list"])
+        size = rng.choice([5, 50, 500, 5000])
+        chance = {"referral": 0.7, "webinar": 0.5, "google": 0.3, "cold_list": 0.05}[source] + (0.2 if size >= 500
+                                                                                              else 0)
+        events.append(captured(source=source, company_size=size, country=rng.choice(["DE", "CN", "US"]),
+                               custom_fields={"won": "yes" if rng.random() < chance else "no",
+                                              "noise": str(rng.randint(1, 9))}))
+    for event in events:
+        publish("capture", event)
+    assert wait_until(lambda: LeadScoreDocument.objects(scored_at__ne=None).count() == 400, timeout=60)
+
+    config = scoring_pb2.WinModelConfig(label_field="custom.won")
+    trained = admin.TrainWinModel(scoring_pb2.TrainWinModelRequest(config=config)).model
+    assert (trained.version, trained.status, trained.examples, trained.holdout_examples) == (
+        "win-model@1", "live", 400, 100)
+    assert trained.roc_auc > 0.7 and trained.roc_auc > trained.baseline_roc_auc - 0.05
+    assert 0 < trained.brier < 0.25 and sum(b.leads for b in trained.calibration) == 100
+    assert {"source", "company_size", "custom.noise"} <= set(trained.features)
+    assert "custom.won" not in trained.features
+
+    # A new lead is scored with a win probability, and its explanation names what moved it.
+    fresh = publish("capture", captured(source="referral", company_size=5000))
+    assert wait_until(lambda: (LeadScoreDocument.objects(id=fresh["lead_id"]).first() or
+                               LeadScoreDocument()).win_model_version == "win-model@1")
+    score = admin.GetLeadScore(scoring_pb2.GetLeadScoreRequest(lead_id=fresh["lead_id"])).score
+    assert score.has_win_probability and score.win_probability > trained.positive_rate
+    assert "source" in {f.feature for f in score.win_factors}
+    cold = admin.PredictWinProbability(scoring_pb2.PredictWinProbabilityRequest(
+        fields={"source": "cold_list", "company_size": "5"}))
+    assert cold.win_probability < score.win_probability and cold.win_model_version == "win-model@1"
+
+    # A model that may only look at noise is worse on the same hold-out: refused, the live one stays.
+    noise_only = scoring_pb2.WinModelConfig(label_field="custom.won", fields=["custom.noise"], ignore_behaviour=True)
+    worse = admin.TrainWinModel(scoring_pb2.TrainWinModelRequest(config=noise_only)).model
+    assert worse.status == "rejected" and "win-model@1" in worse.status_reason
+    assert admin.GetWinModel(scoring_pb2.GetWinModelRequest()).model.version == "win-model@1"
+
+    bad = admin.error("TrainWinModel", scoring_pb2.TrainWinModelRequest(
+        config=scoring_pb2.WinModelConfig(label_field="converted", fields=["shoe_size"])))
+    assert bad.code == StatusCode.INVALID_ARGUMENT
+    assert set(violations_of(bad.status)) == {"config.label_field", "config.fields[0]"}
+
+
+def test_outcomes_from_opportunities_label_leads_for_training(run_service, infra, tokens, publish):
+    service = isolated(run_service, infra)
+    admin = service.grpc(scoring_pb2_grpc.ScoringServiceStub, tokens["admin"])
+    lead = publish("capture", captured())
+    won = new_event("opportunity_won", {"opportunity_id": str(uuid.uuid4()), "lead_id": lead["lead_id"]})
+    publish("opportunity", won)
+    publish("opportunity", won)  # redelivered
+
+    assert wait_until(lambda: (LeadScoreDocument.objects(id=lead["lead_id"]).first() or
+                               LeadScoreDocument()).outcome == "won")
+    error = admin.error("TrainWinModel", scoring_pb2.TrainWinModelRequest())
+    assert error.code == StatusCode.FAILED_PRECONDITION and "1 positive" in error.message
+    assert admin.error("PredictWinProbability", scoring_pb2.PredictWinProbabilityRequest()).code == \
+        StatusCode.FAILED_PRECONDITION
