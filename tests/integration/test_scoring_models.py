@@ -8,6 +8,8 @@ from datetime import timedelta
 
 from google.protobuf import struct_pb2
 from grpc import StatusCode
+from kombu import Connection
+from amqp.exceptions import NotFound as QueueNotFound
 from leadflow.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 
 from services.common.events import iso, utcnow
@@ -34,8 +36,28 @@ def struct(definition: dict) -> struct_pb2.Struct:
     return message
 
 
+def _purge_scoring_queues(amqp_uri: str) -> None:
+    """Events other tests emitted while no scoring service ran wait in scoring's durable queues; an
+    isolated scoring service starts from empty queues so its counts are its own."""
+    with Connection(amqp_uri) as connection:
+        for source, event_type, handler in SCORING_QUEUES:
+            channel = connection.channel()
+            try:
+                channel.queue_purge(f"evt-{source}-{event_type}--scoring.{handler}")
+            except QueueNotFound:
+                pass  # not declared yet: nothing waits in it
+            finally:
+                channel.close() if channel.is_open else None
+
+
+SCORING_QUEUES = [("capture", t, f"handle_{t}") for t in
+                  ("lead_captured", "lead_merged", "lead_unmerged", "lead_activity_recorded")] + \
+    [("opportunity", t, f"handle_{t}") for t in ("opportunity_won", "opportunity_lost")]
+
+
 def isolated(run_service, infra, **overrides):
     """A scoring service with a database of its own: models stored here change no other test's scores."""
+    _purge_scoring_queues(infra.amqp_uri)
     return run_service(ScoringService, MONGODB_DB_PREFIX=f"{infra.db_prefix}m{uuid.uuid4().hex[:6]}", **overrides)
 
 
