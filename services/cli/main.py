@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import grpc
+import yaml
+from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health_pb2
 from leadflow.capture.v1 import capture_pb2
@@ -166,6 +168,82 @@ def cmd_activity_log(client, args) -> int:
     return 0
 
 
+CONFIG_KINDS = ("ScoringModel",)
+
+
+def cmd_config_apply(client, args) -> int:
+    """Apply every document of a YAML file ({kind, spec}); each is validated by its service first."""
+    documents = [d for d in yaml.safe_load_all(Path(args.file).read_text(encoding="utf-8")) if d]
+    for index, document in enumerate(documents):
+        kind = document.get("kind") if isinstance(document, dict) else None
+        if kind not in CONFIG_KINDS or not isinstance(document.get("spec"), dict):
+            print(f"error: document {index + 1}: needs kind (one of {', '.join(CONFIG_KINDS)}) and a spec mapping",
+                  file=sys.stderr)
+            return 2
+    for document in documents:
+        definition = struct_pb2.Struct()
+        definition.update(document["spec"])
+        response = client.scoring.PutScoringModel(scoring_pb2.PutScoringModelRequest(
+            definition=definition, validate_only=args.validate_only, rescore=args.rescore))
+        if args.validate_only:
+            print("ScoringModel: valid")
+        else:
+            job = f" (rescoring {response.rescore_job.total} leads: job {response.rescore_job.job_id})" \
+                if response.rescore_job.job_id else ""
+            print(f"ScoringModel: {response.model.version} is live{job}")
+    return 0
+
+
+def cmd_config_get(client, args) -> int:
+    model = client.scoring.GetScoringModel(scoring_pb2.GetScoringModelRequest(number=args.version)).model
+    print(f"# {model.version}{' (live)' if model.live else ''}")
+    print(yaml.safe_dump({"kind": "ScoringModel", "spec": MessageToDict(model.definition)}, allow_unicode=True,
+                         sort_keys=False), end="")
+    return 0
+
+
+def cmd_score_show(client, args) -> int:
+    _print(client.scoring.GetLeadScore(scoring_pb2.GetLeadScoreRequest(lead_id=args.lead_id)).score)
+    return 0
+
+
+def cmd_score_list(client, args) -> int:
+    qualified = {"yes": scoring_pb2.QUALIFIED_FILTER_QUALIFIED, "no": scoring_pb2.QUALIFIED_FILTER_NOT_QUALIFIED}
+    request = scoring_pb2.ListLeadScoresRequest(grade=args.grade, qualified=qualified.get(args.mql, 0),
+                                                page=common_pb2.PageRequest(page_size=args.limit))
+    if args.min is not None:
+        request.min_total = args.min
+    for score in client.scoring.ListLeadScores(request).scores:
+        probability = f"{score.win_probability:.2f}" if score.has_win_probability else "-"
+        print(f"{score.lead_id}  total {score.total:4}  grade {score.grade}  "
+              f"{'MQL' if score.qualified else '   '}  win {probability}  {','.join(score.tags)}")
+    return 0
+
+
+def cmd_score_rescore(client, args) -> int:
+    _print(client.scoring.RescoreLeads(scoring_pb2.RescoreLeadsRequest()).job)
+    return 0
+
+
+def cmd_win_model_train(client, args) -> int:
+    config = scoring_pb2.WinModelConfig(label_field=args.label, exclude=args.exclude, fields=args.field,
+                                        ignore_behaviour=args.ignore_behaviour)
+    if args.time_holdout:
+        config.holdout = scoring_pb2.HOLDOUT_KIND_TIME
+    model = client.scoring.TrainWinModel(scoring_pb2.TrainWinModelRequest(config=config, force=args.force),
+                                         timeout=600).model
+    print(f"{model.version}: {model.status} ({model.status_reason})")
+    print(f"hold-out ROC-AUC {model.roc_auc:.3f} (naive Bayes baseline {model.baseline_roc_auc:.3f}), "
+          f"Brier {model.brier:.3f}, {model.train_examples} trained / {model.holdout_examples} held out, "
+          f"{model.training_seconds:.1f} s")
+    return 0
+
+
+def cmd_win_model_show(client, args) -> int:
+    _print(client.scoring.GetWinModel(scoring_pb2.GetWinModelRequest(number=args.version)).model)
+    return 0
+
+
 def cmd_token_new(client, args) -> int:
     token = new_token()
     print(f"token (give it to the caller; it is not stored anywhere): {token}")
@@ -268,6 +346,44 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--role", choices=[r.value for r in Role], required=True)
     new.add_argument("--team", default="")
     new.set_defaults(run=cmd_token_new)
+
+    configure = commands.add_parser("config", help="rules as data: apply or show").add_subparsers(
+        dest="action", required=True)
+    apply = configure.add_parser("apply", help="apply a YAML file of {kind, spec} documents (kind: ScoringModel)")
+    apply.add_argument("-f", "--file", required=True)
+    apply.add_argument("--validate-only", action="store_true", help="check it, store nothing")
+    apply.add_argument("--rescore", action="store_true", help="rescore every lead under the new model")
+    apply.set_defaults(run=cmd_config_apply)
+    get = configure.add_parser("get", help="print the scoring model as YAML")
+    get.add_argument("what", choices=("scoring-model",))
+    get.add_argument("--version", type=int, default=0, help="version number (default: the live one)")
+    get.set_defaults(run=cmd_config_get)
+
+    score = commands.add_parser("score", help="lead scores").add_subparsers(dest="action", required=True)
+    score_show = score.add_parser("show", help="a lead's score with every reason and its win factors")
+    score_show.add_argument("lead_id")
+    score_show.set_defaults(run=cmd_score_show)
+    score_list = score.add_parser("list", help="scores, highest first")
+    score_list.add_argument("--grade", default="")
+    score_list.add_argument("--mql", choices=("yes", "no"))
+    score_list.add_argument("--min", type=int)
+    score_list.add_argument("--limit", type=int, default=20)
+    score_list.set_defaults(run=cmd_score_list)
+    score.add_parser("rescore", help="rescore every lead in the background").set_defaults(run=cmd_score_rescore)
+
+    win = commands.add_parser("win-model", help="the win-probability model").add_subparsers(
+        dest="action", required=True)
+    train = win.add_parser("train", help="train on leads with a known outcome and print the evaluation")
+    train.add_argument("--label", default="outcome", help="outcome (won/lost deals) or custom.<key>")
+    train.add_argument("--exclude", action="append", default=[], help="a field never to learn from (repeat)")
+    train.add_argument("--field", action="append", default=[], help="learn only from these fields (repeat)")
+    train.add_argument("--ignore-behaviour", action="store_true")
+    train.add_argument("--time-holdout", action="store_true", help="hold out the latest leads")
+    train.add_argument("--force", action="store_true", help="make it live even if worse than the live one")
+    train.set_defaults(run=cmd_win_model_train)
+    win_show = win.add_parser("show", help="a trained model's evaluation")
+    win_show.add_argument("--version", type=int, default=0)
+    win_show.set_defaults(run=cmd_win_model_show)
 
     letters = commands.add_parser("dead-letters", help="events that kept failing")
     letters.add_argument("action", choices=("list", "replay"))

@@ -2,7 +2,7 @@
 from services.common.events import parse_iso
 from services.common.store import Store
 from services.reporting.domain import FUNNEL_ORDER, source_of, stage_field
-from services.reporting.models import LeadProgressDocument
+from services.reporting.models import ConfigChangeDocument, LeadProgressDocument
 
 
 class ProgressProjection:
@@ -29,6 +29,12 @@ class ProgressProjection:
             update["$set"] = labels
         LeadProgressDocument._get_collection().update_one({"_id": event["lead_id"]}, update, upsert=True)
 
+    def record_config_change(self, event: dict, source_service: str) -> None:
+        """Keyed by event id, so a redelivered change is one record."""
+        ConfigChangeDocument._get_collection().update_one({"_id": event["event_id"]}, {"$setOnInsert": {
+            "kind": event["kind"], "version": event["version"], "changed_by": event.get("changed_by", ""),
+            "occurred_at": parse_iso(event["occurred_at"]), "source_service": source_service}}, upsert=True)
+
     def stage_counts(self, source: str) -> dict:
         base = {"source": source} if source else {}
         collection = LeadProgressDocument._get_collection()
@@ -37,7 +43,7 @@ class ProgressProjection:
 
 
 class ReportingStore(Store):
-    documents = (LeadProgressDocument,)
+    documents = (LeadProgressDocument, ConfigChangeDocument)
 
     def get_dependency(self, worker_ctx):
         return ProgressProjection(self)

@@ -23,6 +23,7 @@ PROJECTED_MOMENTS = {
     ("capture", "lead_activity_recorded"): {"last_activity_at": "activity_occurred_at"},
     ("scoring", "lead_scored"): {"scored_at": "occurred_at"},
     ("scoring", "lead_qualified"): {"qualified_at": "occurred_at"},
+    ("scoring", "lead_disqualified"): {"mql_lost_at": "occurred_at"},
     ("routing", "lead_assigned"): {"assigned_at": "assigned_at"},
     ("routing", "task_created"): {"first_response_due_at": "due_at"},
     ("opportunity", "lead_contacted"): {"contacted_at": "contacted_at"},

@@ -1,5 +1,5 @@
 """Reporting's read model: one document per lead with the moment it reached each stage."""
-from mongoengine import DateTimeField, Document, StringField
+from mongoengine import DateTimeField, DictField, Document, StringField
 
 ALIAS = "reporting"
 
@@ -14,9 +14,23 @@ class LeadProgressDocument(Document):
     captured_at = DateTimeField()
     scored_at = DateTimeField()
     qualified_at = DateTimeField()
+    mql_lost_at = DateTimeField()  # the score fell back below the threshold (when the model announces it)
     assigned_at = DateTimeField()
     contacted_at = DateTimeField()
     first_response_due_at = DateTimeField()
     last_touch_at = DateTimeField()
     last_activity_at = DateTimeField()
     unmerged_at = DateTimeField()
+
+
+class ConfigChangeDocument(Document):
+    """Which rule version went live when, so a number can be read against the rules that produced it."""
+
+    meta = {"db_alias": ALIAS, "collection": "config_changes", "indexes": [("kind", "-occurred_at")]}
+    id = StringField(primary_key=True)  # event id
+    kind = StringField(required=True)
+    version = StringField(required=True)
+    changed_by = StringField(default="")
+    occurred_at = DateTimeField(required=True)
+    source_service = StringField(default="")
+    details = DictField()

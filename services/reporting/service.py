@@ -31,9 +31,14 @@ class ReportingService(LeadflowService):
     handle_lead_activity_recorded = _projecting("capture", "lead_activity_recorded")
     handle_lead_scored = _projecting("scoring", "lead_scored")
     handle_lead_qualified = _projecting("scoring", "lead_qualified")
+    handle_lead_disqualified = _projecting("scoring", "lead_disqualified")
     handle_lead_assigned = _projecting("routing", "lead_assigned")
     handle_lead_contacted = _projecting("opportunity", "lead_contacted")
     handle_task_created = _projecting("routing", "task_created")
+
+    @event_handler("scoring", "config_changed")
+    def handle_scoring_config_changed(self, event):
+        self.progress.record_config_change(event, "scoring")
 
     @reporting_rpc(roles={Role.ADMIN, Role.MANAGER, Role.INTEGRATION})
     def GetFunnel(self, request, context):

@@ -12,7 +12,7 @@ from services.reporting.domain import FUNNEL_ORDER, PROJECTED_MOMENTS, FunnelSte
 from services.routing import events as routing_events
 from services.routing.domain import Assignment, Task, TaskStatus
 from services.scoring import events as scoring_events
-from services.scoring.domain import default_model, score_lead
+from services.scoring.domain import builtin_model, score_lead
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -72,7 +72,7 @@ def _emitted_events() -> dict:
 
     lead = Lead(lead_id="L-1", captured_at=NOW, email="ann@acme.com", company_domain="acme.com",
                 title="CEO", company_size=500, industry="software", source="demo_request")
-    score = score_lead(lead.snapshot(), default_model(), NOW)
+    score = score_lead(lead.snapshot(), builtin_model(), NOW)
     task = Task("T-1", "L-1", "rep.one", "first_response", NOW, TaskStatus.OPEN, NOW)
     assignment = Assignment("L-1", "rep.one", "team-a", "round_robin", "default@1", "turn 1", assigned_at=NOW,
                             task=task)
@@ -85,6 +85,7 @@ def _emitted_events() -> dict:
             id="A-9", type="pricing_page_view", lead_id="L-1", occurred_at=NOW, recorded_at=NOW)),
         "scoring": scoring_events.lead_scored(score, {"source": "demo_request"}),
         "scoring-q": scoring_events.lead_qualified(score, {**lead.snapshot(), "source": "demo_request"}),
+        "scoring-d": scoring_events.lead_disqualified(score, {**lead.snapshot(), "source": "demo_request"}),
         "routing": routing_events.lead_assigned(assignment, {"source": "demo_request"}),
         "routing-t": routing_events.task_created(task),
         "opportunity": opportunity_events.lead_contacted(activity, LeadOwnership("L-1", "rep.one", "team-a")),
