@@ -10,6 +10,11 @@
   (vii) capture's bulk channels on a capture-only platform: ImportLeadFile rows/s on a 100,000-row
         CSV (against the raw store's insert_many docs/s in the same run), the real X Education
         export when ../shared is present, and ScanBusinessCard seconds per card (Tesseract OCR)
+  (viii) scoring on a capture + scoring platform: lead_captured and lead_activity_recorded events
+        scored per second end to end (published as capture's relay would, counted once stored; against
+        the raw broker's consume rate), GetLeadScore p50/p99 (against plain grpcio's health check), and
+        TrainWinModel on the X Education export imported through capture (against the same training
+        run in this process on the same leads)
 
 Every figure that depends on the machine is also given as a ratio to a baseline measured in the
 same run, because these machines are noisy. Prints a table and writes bench/results/latest.json.
@@ -34,6 +39,7 @@ from kombu import Connection, Exchange, Producer, Queue
 from leadflow.capture.v1 import capture_pb2
 from leadflow.common.v1 import common_pb2
 from leadflow.routing.v1 import routing_pb2
+from leadflow.scoring.v1 import scoring_pb2
 
 from services.cli.client import LeadflowClient
 from services.common.auth import Principal, Role, new_token, token_entry
@@ -333,6 +339,115 @@ def bench_capture_bulk(infra, table: str, integration_token: str, rows: int) -> 
     return results
 
 
+# (viii) ---------------------------------------------------------------------------------------------
+XEDUCATION_LEAKS = ["tags", "custom.lead_quality", "custom.last_activity", "custom.last_notable_activity",
+                    "custom.lead_profile", "custom.asymmetrique_activity_index", "custom.asymmetrique_profile_index",
+                    "custom.asymmetrique_activity_score", "custom.asymmetrique_profile_score", "custom.lead_number"]
+
+
+def _handled(db, handler: str) -> int:
+    """Events scoring has handled with ``handler`` (its processed-event markers; an indexed range)."""
+    from services.common.store import PROCESSED_EVENTS
+    return db[PROCESSED_EVENTS].count_documents({"_id": {"$gte": f"{handler}:", "$lt": f"{handler};"}})
+
+
+def _wait(predicate, limit: float = 900) -> float:
+    started = time.perf_counter()
+    while not predicate() and time.perf_counter() - started < limit:
+        time.sleep(0.2)
+    return time.perf_counter() - started
+
+
+def bench_scoring(infra, table: str, admin_token: str, count: int) -> dict:
+    from services.common.events import iso, make_event
+    from services.common.settings import database_name
+    from tests.support import EventPublisher
+    with Connection(infra.amqp_uri) as connection:
+        channel = connection.channel()
+        exchange = Exchange("scoring.events", type="topic", durable=True)
+        exchange(channel).declare()
+        Queue("bench-scoring-sink", exchange=exchange, routing_key="#", durable=False,
+              queue_arguments={"x-max-length": 1000})(channel).declare()
+    logs = Path(tempfile.mkdtemp(prefix="leadflow-bench-scoring-"))
+    stack = Platform({**infra.env(), "LEADFLOW_AUTH_TOKENS": table, "LOG_LEVEL": "WARNING"}, logs,
+                     services=("capture", "scoring"), any_free_port=True).start()
+    mongo = pymongo.MongoClient(infra.mongo_uri)
+    db = mongo[database_name(infra.db_prefix, "scoring")]
+    publish = EventPublisher(infra.amqp_uri)
+    results = {}
+    try:
+        stack.wait_ready()
+        admin = LeadflowClient(admin_token, stack.addresses())
+        now = datetime.now(timezone.utc)
+        leads = [{"lead_id": str(uuid.uuid4()), "email": f"b{i}@bench{i % 300}.example.com", "title": "CTO",
+                  "company_size": 50 * (i % 40), "industry": ("software", "retail", "")[i % 3], "source": "referral",
+                  "company_domain": f"bench{i % 300}.example.com", "phone_e164": "", "custom_fields": {},
+                  "tags": [], "captured_at": iso(now)} for i in range(count)]
+        ids = [lead["lead_id"] for lead in leads]
+        before = _handled(db, "handle_lead_captured")
+        started = time.perf_counter()
+        for lead in leads:
+            publish("capture", make_event("lead_captured", {"lead_id": lead["lead_id"]}, {"lead": lead}))
+        # Timed from the first publish: publishing overlaps with scoring, as with capture's relay.
+        _wait(lambda: _handled(db, "handle_lead_captured") - before >= count)
+        seconds = time.perf_counter() - started
+        scored = _handled(db, "handle_lead_captured") - before
+        results["lead_captured"] = {"events": count, "scored": scored, "seconds": seconds, "per_s": scored / seconds}
+        kinds = ("page_view", "pricing_page_view", "email_open", "demo_request")
+        before = _handled(db, "handle_lead_activity_recorded")
+        started = time.perf_counter()
+        for i in range(count):
+            activity_id = f"bench:{uuid.uuid4()}"
+            publish("capture", make_event("lead_activity_recorded", {"lead_id": ids[i % len(ids)],
+                                                                     "activity_id": activity_id},
+                                          {"type": kinds[i % 4], "url": "", "properties": {},
+                                           "activity_occurred_at": iso(now), "visitor_id": "", "stitched": False}))
+        _wait(lambda: _handled(db, "handle_lead_activity_recorded") - before >= count)
+        seconds = time.perf_counter() - started
+        results["lead_activity_recorded"] = {"events": count, "seconds": seconds, "per_s": count / seconds}
+        results["get_lead_score"] = unary_profile(
+            lambda r: admin.scoring.GetLeadScore(r, timeout=10),
+            lambda i: scoring_pb2.GetLeadScoreRequest(lead_id=ids[i % len(ids)]), scaled(500), scaled(1000))
+        if SHARED_XEDUCATION.exists():
+            before = _handled(db, "handle_lead_captured")
+            report, _ = import_file(admin, SHARED_XEDUCATION.read_bytes(), "xeducation", prefix="benchx:")
+            waited = _wait(lambda: _handled(db, "handle_lead_captured") - before >= report.accepted)
+            config = scoring_pb2.WinModelConfig(label_field="custom.converted", exclude=XEDUCATION_LEAKS)
+            started = time.perf_counter()
+            model = admin.scoring.TrainWinModel(scoring_pb2.TrainWinModelRequest(config=config), timeout=900).model
+            rpc_seconds = time.perf_counter() - started
+            results["win_model_xeducation"] = {
+                "leads": report.accepted, "import_and_scoring_seconds": waited, "rpc_seconds": rpc_seconds,
+                "training_seconds": model.training_seconds, "roc_auc": model.roc_auc,
+                "baseline_roc_auc": model.baseline_roc_auc, "brier": model.brier,
+                "in_process_seconds": in_process_training_seconds(db, config)}
+        results["scoring_rss_mib"] = round(rss_mib(stack.processes[1].process.pid), 1)
+        admin.close()
+    finally:
+        publish.close()
+        mongo.close()
+        stack.stop()
+    return results
+
+
+def in_process_training_seconds(db, config) -> float:
+    """The same training on the same leads in this process, without the service around it."""
+    from collections import Counter
+
+    from services.scoring import win_model
+    from services.scoring.mappers import training_config_from_proto
+    training = training_config_from_proto(config)
+    examples = []
+    for document in db["lead_scores"].find({"lead.external_id": {"$gte": "benchx:", "$lt": "benchx;"}}):
+        label = win_model.label_of(document["lead"], "", training)
+        if label is not None:
+            counts = Counter(b["type"] for b in document.get("behaviour", []))
+            examples.append(win_model.Example(document["lead"], counts, label, document["lead"].get("captured_at", "")))
+    started = time.perf_counter()
+    win_model.train(examples, training)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     admin_token, integration_token = new_token(), new_token()
     table = ",".join((token_entry(Principal("bench-admin", Role.ADMIN, "hq"), admin_token),
@@ -383,6 +498,8 @@ def main() -> None:
             stack.stop()
         print("(vii) capture bulk channels ...", flush=True)
         results["capture_bulk"] = bench_capture_bulk(infra, table, integration_token, scaled(100_000))
+        print("(viii) scoring ...", flush=True)
+        results["scoring"] = bench_scoring(infra, table, admin_token, scaled(3000))
 
     b, s, p = results["broker"], results["store"], results["pipeline"]
     nameko_check, grpcio_check = results["grpc_health_check_nameko"], results["grpc_health_check_plain_grpcio"]
@@ -395,7 +512,14 @@ def main() -> None:
         / s["insert_many_docs_per_s"],
         "import_rows_to_store_insert_many_same_lead_docs": results["capture_bulk"]["import_synthetic"]["rows_per_s"]
         / results["capture_bulk"]["store_same_lead_documents"]["docs_per_s"],
+        "scored_lead_captured_to_broker_consume": results["scoring"]["lead_captured"]["per_s"] / b["consume_per_s"],
+        "scored_activities_to_broker_consume": results["scoring"]["lead_activity_recorded"]["per_s"]
+        / b["consume_per_s"],
+        "get_lead_score_to_grpcio_unary_p99": results["scoring"]["get_lead_score"]["p99_ms"] / grpcio_check["p99_ms"],
     }
+    if "win_model_xeducation" in results["scoring"]:
+        win = results["scoring"]["win_model_xeducation"]
+        results["ratios"]["train_win_model_rpc_to_in_process"] = win["rpc_seconds"] / win["in_process_seconds"]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
     print_table(results)
@@ -406,6 +530,8 @@ def print_table(r: dict) -> None:
     sub, nk, gr = r["grpc_submit_lead"], r["grpc_health_check_nameko"], r["grpc_health_check_plain_grpcio"]
     bulk = r["capture_bulk"]
     imp, cards = bulk["import_synthetic"], bulk["business_cards"]
+    sc = r["scoring"]
+    get = sc["get_lead_score"]
     rows = [
         ("(i)   RabbitMQ persistent publish, confirmed", f"{b['publish_confirmed_per_s']:,.0f} msg/s"),
         ("(i)   RabbitMQ consume + ack", f"{b['consume_per_s']:,.0f} msg/s"),
@@ -432,6 +558,17 @@ def print_table(r: dict) -> None:
           if "import_xeducation" in bulk else []),
         ("(vii) ScanBusinessCard", f"p50 {cards['seconds_p50']:.2f} s/card, max {cards['seconds_max']:.2f} s "
                                    f"({cards['email_read_correctly']}/{cards['cards']} emails right)"),
+        ("(viii) lead_captured scored end to end", f"{sc['lead_captured']['per_s']:,.0f} events/s "
+                                                  f"({sc['lead_captured']['scored']:,} leads)"),
+        ("(viii) lead_activity_recorded scored", f"{sc['lead_activity_recorded']['per_s']:,.0f} events/s"),
+        ("(viii) GetLeadScore", f"p50 {get['p50_ms']:.2f} / p99 {get['p99_ms']:.2f} ms, "
+                                f"{get['per_s_at_16']:,.0f}/s at 16"),
+        *([("(viii) TrainWinModel, X Education", f"{win['rpc_seconds']:.1f} s over gRPC "
+                                                 f"({win['training_seconds']:.1f} s training; "
+                                                 f"{win['in_process_seconds']:.1f} s in-process), "
+                                                 f"ROC-AUC {win['roc_auc']:.3f} vs naive Bayes "
+                                                 f"{win['baseline_roc_auc']:.3f}, {win['leads']:,} leads")]
+          if (win := sc.get("win_model_xeducation")) else []),
         ("(vi)  RSS per service", ", ".join(f"{k.split('#')[0]} {v:.0f}" for k, v in r["rss_mib"].items()) + " MiB"),
     ] + [(f"ratio {name}", f"{value:.3f}") for name, value in r["ratios"].items()]
     width = max(len(label) for label, _ in rows)

@@ -201,6 +201,11 @@ class LeadRepository:
                     candidates.add(domain.Lead(captured_at=None, **entry))
         return candidates
 
+    # Every capture from one company shares a match key, so the candidate lists are written after the
+    # capture commits: inside its transaction, concurrent captures from a big company would all conflict
+    # on one document and retry each other for seconds. A crash in between only leaves a lead out of
+    # later fuzzy matching (exact email/phone matching is transactional).
+
     @staticmethod
     def _index_for_matching(uow, leads) -> None:
         """Make ``leads`` candidates of later captures: appended under each of their match keys,
@@ -211,14 +216,16 @@ class LeadRepository:
                 "$slice": -matching.MAX_CANDIDATES}}}, upsert=True)
             for lead in leads for key in matching.match_keys(lead)]
         if updates:
-            uow.db[MatchCandidates._get_collection_name()].bulk_write(updates, ordered=False, session=uow.session)
+            collection = uow.db[MatchCandidates._get_collection_name()]
+            uow.after_commit(lambda: collection.bulk_write(updates, ordered=False))
 
     @staticmethod
     def _forget_for_matching(uow, lead) -> None:
         keys = matching.match_keys(lead)
         if keys:
-            uow.db[MatchCandidates._get_collection_name()].update_many(
-                {"_id": {"$in": keys}}, {"$pull": {"candidates": {"lead_id": lead.lead_id}}}, session=uow.session)
+            collection = uow.db[MatchCandidates._get_collection_name()]
+            uow.after_commit(lambda: collection.update_many(
+                {"_id": {"$in": keys}}, {"$pull": {"candidates": {"lead_id": lead.lead_id}}}))
 
     @staticmethod
     def _resolve(lead, claims: dict, candidates: list) -> _Resolution:

@@ -68,6 +68,13 @@ class UnitOfWork:
         self.db = db
         self.session = session
         self.published = []
+        self.after_commit_work = []
+
+    def after_commit(self, work) -> None:
+        """Run ``work()`` once the transaction has committed, outside it. Only for derived data that
+        many writers share (a hot document inside every transaction makes them conflict and retry)
+        and whose loss in a crash between commit and ``work`` costs quality, never correctness."""
+        self.after_commit_work.append(work)
 
     def _collection(self, document_cls):
         return document_cls._get_collection()
@@ -211,6 +218,8 @@ class Store(DependencyProvider):
                 eventlet.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
         if attempts and attempts[-1].published:
             self.relay.hand_off(attempts[-1].published)
+        for work_after in attempts[-1].after_commit_work if attempts else ():
+            work_after()
         return result
 
     def run_once(self, event: dict, handler: str, work):

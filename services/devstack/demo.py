@@ -94,20 +94,44 @@ def follow(client, leads, timeout: float = 30.0) -> list:
 
 
 def print_report(rows, funnel) -> None:
-    print(f"\n{'lead':44} {'source':13} {'score':>5}  {'MQL':3}  {'assigned to':12} {'capture->assign':>15}")
+    print(f"\n{'lead':44} {'source':13} {'score':>5} {'grade':5}  {'MQL':3}  {'assigned to':12} "
+          f"{'capture->assign':>15}")
     for row in rows:
         lead, score, assignment = row["lead"], row["score"], row["assignment"]
         latency = ""
         if assignment is not None:
             seconds = (assignment.assigned_at.ToDatetime() - assignment.lead_captured_at.ToDatetime()).total_seconds()
             latency = f"{seconds * 1000:.0f} ms"
-        print(f"{lead.email:44} {lead.attribution.source:13} {score.total if score else '-':>5}  "
+        print(f"{lead.email:44} {lead.attribution.source:13} {score.total if score else '-':>5} "
+              f"{score.grade if score else '-':5}  "
               f"{'yes' if score and score.qualified else 'no':3}  "
               f"{assignment.rep_id if assignment else '-':12} {latency:>15}")
     print("\nfunnel:")
     for step in funnel.steps:
         print(f"  {reporting_pb2.FunnelStage.Name(step.stage).removeprefix('FUNNEL_STAGE_').lower():10} "
               f"{step.leads:6}  {step.conversion_from_previous:6.0%}")
+
+
+def show_engagement(client, rows, timeout: float = 15.0) -> None:
+    """A lead below the threshold requests a demo and reads the pricing page: its score rises with
+    every rule explained, and the model's tag rules mark its intent."""
+    row = next((r for r in rows if r["score"] is not None and not r["score"].qualified), None)
+    if row is None:
+        return
+    lead_id, before = row["lead"].lead_id, row["score"]
+    for kind in ("DEMO_REQUEST", "PRICING_PAGE_VIEW", "PRICING_PAGE_VIEW", "PRICING_PAGE_VIEW"):
+        client.capture.RecordActivity(capture_pb2.RecordActivityRequest(
+            lead_id=lead_id, type=capture_pb2.ActivityType.Value(f"ACTIVITY_TYPE_{kind}"),
+            activity_id=f"demo-{uuid.uuid4().hex[:12]}"))
+    deadline, after = time.monotonic() + timeout, before
+    while time.monotonic() < deadline and sum(r.count for r in after.reasons) < 4:
+        time.sleep(0.2)
+        after = client.scoring.GetLeadScore(scoring_pb2.GetLeadScoreRequest(lead_id=lead_id)).score
+    print(f"\n{row['lead'].email} requested a demo and viewed pricing three times:")
+    print(f"  score {before.total} ({before.grade}) -> {after.total} ({after.grade}), "
+          f"{'MQL' if after.qualified else 'not yet MQL'} under {after.model_version}; tags {', '.join(after.tags)}")
+    for reason in after.reasons:
+        print(f"  {reason.points:+4}  {reason.rule_id:32} {reason.description}")
 
 
 DEMO_FORM_ID = "demo-contact-sales"
@@ -195,3 +219,4 @@ def run_demo(client, state_dir: Path = Path(".leadflow")) -> None:
     rows = follow(client, leads)
     time.sleep(0.5)  # let reporting's projection catch up with the last events
     print_report(rows, client.reporting.GetFunnel(reporting_pb2.GetFunnelRequest()))
+    show_engagement(client, rows)

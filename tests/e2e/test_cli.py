@@ -60,3 +60,39 @@ def test_import_a_file_then_find_its_leads(platform, tmp_path):
 
     found = leadflow(platform, "lead", "search", f"jiangnan{batch}", "--tag", "fair-2026")
     assert found.returncode == 0 and f"wu.lei@{batch}.example.com" in found.stdout
+
+
+SCORING_YAML = """\
+kind: ScoringModel
+spec:
+  threshold: 50
+  groups:
+    - id: fit
+      kind: fit
+      criteria:
+        - {id: big, points: 30, when: {field: company_size, gte: 500}}
+    - id: web
+      kind: engagement
+      decay: {percent: 25, every_days: 30}
+      criteria:
+        - {id: demo, event: %s, points: 15}
+"""
+
+
+def test_config_apply_checks_a_scoring_model_and_names_each_mistake(platform, tmp_path):
+    # Only --validate-only here: the other end-to-end tests run under the built-in model.
+    good, bad = tmp_path / "scoring.yaml", tmp_path / "bad.yaml"
+    good.write_text(SCORING_YAML % "demo_request", encoding="utf-8")
+    bad.write_text(SCORING_YAML % "demo_requets", encoding="utf-8")
+
+    checked = leadflow(platform, "config", "apply", "-f", str(good), "--validate-only")
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.strip() == "ScoringModel: valid"
+    refused = leadflow(platform, "config", "apply", "-f", str(bad))
+    assert refused.returncode == 2 and "INVALID_ARGUMENT" in refused.stderr
+    assert "groups[1].criteria[0].event" in refused.stderr and "demo_requets" in refused.stderr
+    shown = leadflow(platform, "config", "get", "scoring-model")
+    assert shown.returncode == 0 and shown.stdout.startswith("# builtin (live)")
+    assert "kind: ScoringModel" in shown.stdout and "demo_request" in shown.stdout
+    rep = leadflow(platform, "config", "apply", "-f", str(good), who="rep")
+    assert rep.returncode == 2 and "PERMISSION_DENIED" in rep.stderr
