@@ -14,7 +14,7 @@ from services.capture import activity as activities
 from services.capture import cards, domain, file_import, forms, mappers, matching, webhooks
 from services.capture.dependencies import CaptureStore
 from services.common import metrics
-from services.common.auth import Role
+from services.common.auth import Role, can_see_lead
 from services.common.errors import FieldViolation, InvalidArgument, NotFound, Unauthenticated, Validator
 from services.common.events import utcnow
 from services.common.http import (UnsupportedMediaType, client_address, json_object, json_response, public_http,
@@ -96,9 +96,7 @@ class CaptureService(LeadflowService):
         """A rep reads only the leads routed to them, a manager their team's and the not yet routed
         ones; to anyone else such a lead does not exist."""
         lead = self.store.leads.get(lead_id)
-        if self.caller.role == Role.REP and lead.owner_id != self.caller.id:
-            raise NotFound("lead", lead_id)
-        if self.caller.role == Role.MANAGER and lead.owner_team not in ("", self.caller.team):
+        if not can_see_lead(self.caller, lead.owner_id, lead.owner_team):
             raise NotFound("lead", lead_id)
         return lead
 

@@ -88,3 +88,13 @@ def authorize(principal: Principal, allowed_roles, action: str) -> None:
     if principal.role not in allowed_roles:
         allowed = ", ".join(sorted(r.value for r in allowed_roles))
         raise PermissionDenied(f"{action} needs one of the roles: {allowed}; {principal.id} is {principal.role.value}")
+
+
+def can_see_lead(principal: Principal, owner_id: str, owner_team: str) -> bool:
+    """A rep sees only the leads routed to them, a manager their team's and the not yet routed ones;
+    admins and integrations see all. To anyone else such a lead does not exist (NOT_FOUND)."""
+    if principal.role == Role.REP:
+        return owner_id == principal.id
+    if principal.role == Role.MANAGER:
+        return owner_team in ("", principal.team)
+    return True

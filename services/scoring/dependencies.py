@@ -191,10 +191,11 @@ class ScoreRepository:
         return [d.id for d in LeadScoreDocument.objects(next_change_at__lte=now).order_by("next_change_at")
                 .only("id").limit(limit)]
 
-    def record_outcome(self, event: dict, handler: str, outcome: str):
+    def record(self, event: dict, handler: str, fields: dict):
+        """Set facts about a lead that do not change its score (its outcome, its owner), once per event."""
         def work(uow):
-            uow.update_one(LeadScoreDocument, {"_id": event["lead_id"]},
-                           {"$set": {"outcome": outcome}, "$inc": {"revision": 1}}, upsert=True)
+            uow.update_one(LeadScoreDocument, {"_id": event["lead_id"]}, {"$set": fields, "$inc": {"revision": 1}},
+                           upsert=True)
             return True
         return self.store.run_once(event, handler, work)
 

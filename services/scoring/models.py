@@ -55,6 +55,8 @@ class LeadScoreDocument(Document):
     behaviour = EmbeddedDocumentListField(BehaviourDocument)
     outcome = StringField(default="")  # won | lost, once an opportunity from this lead closes
     merged_into = StringField(default="")
+    owner_id = StringField(default="")  # the rep routing assigned the lead to (who may read its score)
+    owner_team = StringField(default="")
 
 
 class RescoreJobDocument(Document):

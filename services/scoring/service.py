@@ -11,7 +11,7 @@ from leadflow.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from nameko import config
 
 from services.common import metrics
-from services.common.auth import Role
+from services.common.auth import Role, can_see_lead
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.events import parse_iso, utcnow
 from services.common.mappers import next_page_token, page_window
@@ -103,11 +103,19 @@ class ScoringService(LeadflowService):
 
     @event_handler("opportunity", "opportunity_won")
     def handle_opportunity_won(self, event):
-        return self.scores.record_outcome(event, "handle_opportunity_won", "won") if event.get("lead_id") else None
+        if event.get("lead_id"):  # a deal not born from a lead teaches the win model nothing about leads
+            return self.scores.record(event, "handle_opportunity_won", {"outcome": "won"})
 
     @event_handler("opportunity", "opportunity_lost")
     def handle_opportunity_lost(self, event):
-        return self.scores.record_outcome(event, "handle_opportunity_lost", "lost") if event.get("lead_id") else None
+        if event.get("lead_id"):
+            return self.scores.record(event, "handle_opportunity_lost", {"outcome": "lost"})
+
+    @event_handler("routing", "lead_assigned")
+    def handle_lead_assigned(self, event):
+        """The owner decides who may read the score: reps their own leads, managers their team's."""
+        return self.scores.record(event, "handle_lead_assigned",
+                                  {"owner_id": event["rep_id"], "owner_team": event.get("team", "")})
 
     # ---- time ------------------------------------------------------------------------------------------
 
@@ -152,6 +160,8 @@ class ScoringService(LeadflowService):
     @scoring_rpc
     def GetLeadScore(self, request, context):
         document = self.scores.get(request.lead_id)
+        if not can_see_lead(self.caller, document.owner_id, document.owner_team):
+            raise NotFound("lead score", request.lead_id)
         return scoring_pb2.GetLeadScoreResponse(
             score=mappers.score_to_proto(document, self.scores.explain_win(document)))
 

@@ -12,9 +12,12 @@ from kombu import Connection
 from amqp.exceptions import NotFound as QueueNotFound
 from leadflow.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 
+from nameko_grpc.errors import GrpcError
+
 from services.common.events import iso, utcnow
 from services.scoring.models import LeadScoreDocument
 from services.scoring.service import ScoringService
+from tests.conftest import PRINCIPALS
 from tests.support import new_event, violations_of, wait_until
 
 ENGAGEMENT_ONLY = {
@@ -52,7 +55,8 @@ def _purge_scoring_queues(amqp_uri: str) -> None:
 
 SCORING_QUEUES = [("capture", t, f"handle_{t}") for t in
                   ("lead_captured", "lead_merged", "lead_unmerged", "lead_activity_recorded")] + \
-    [("opportunity", t, f"handle_{t}") for t in ("opportunity_won", "opportunity_lost")]
+    [("opportunity", t, f"handle_{t}") for t in ("opportunity_won", "opportunity_lost")] + \
+    [("routing", "lead_assigned", "handle_lead_assigned")]
 
 
 def isolated(run_service, infra, **overrides):
@@ -258,3 +262,49 @@ def test_outcomes_from_opportunities_label_leads_for_training(run_service, infra
     assert error.code == StatusCode.FAILED_PRECONDITION and "1 positive" in error.message
     assert admin.error("PredictWinProbability", scoring_pb2.PredictWinProbabilityRequest()).code == \
         StatusCode.FAILED_PRECONDITION
+
+
+def test_reps_read_only_the_scores_of_their_own_leads(run_service, infra, tokens, publish):
+    service = isolated(run_service, infra)
+    scoring = service.grpc(scoring_pb2_grpc.ScoringServiceStub, tokens["admin"])
+    mine, theirs = publish("capture", captured()), publish("capture", captured())
+    rep_id, rep_team = PRINCIPALS["rep"].id, PRINCIPALS["rep"].team
+    publish("routing", new_event("lead_assigned", {"lead_id": mine["lead_id"], "rep_id": rep_id}, team=rep_team))
+    publish("routing", new_event("lead_assigned", {"lead_id": theirs["lead_id"], "rep_id": "someone.else"},
+                                 team="elsewhere"))
+    assert wait_until(lambda: LeadScoreDocument.objects(owner_id__ne="", id__in=[mine["lead_id"],
+                                                                                    theirs["lead_id"]]).count() == 2)
+
+    own = scoring.GetLeadScore(scoring_pb2.GetLeadScoreRequest(lead_id=mine["lead_id"]), token=tokens["rep"])
+    assert own.score.lead_id == mine["lead_id"]
+    hidden = scoring.error("GetLeadScore", scoring_pb2.GetLeadScoreRequest(lead_id=theirs["lead_id"]),
+                           token=tokens["rep"])
+    assert hidden.code == StatusCode.NOT_FOUND
+    assert scoring.error("GetLeadScore", scoring_pb2.GetLeadScoreRequest(lead_id=theirs["lead_id"]),
+                         token=tokens["manager"]).code == StatusCode.NOT_FOUND
+    assert scoring.error("ListLeadScores", scoring_pb2.ListLeadScoresRequest(),
+                         token=tokens["rep"]).code == StatusCode.PERMISSION_DENIED
+
+
+def test_the_live_win_model_is_retrained_on_schedule(run_service, infra, tokens, publish):
+    service = isolated(run_service, infra, SCORING_TIMER_SECONDS=0.3, WIN_MODEL_RETRAIN_HOURS=0.001)
+    admin = service.grpc(scoring_pb2_grpc.ScoringServiceStub, tokens["admin"])
+    rng = random.Random(9)
+    for _ in range(160):
+        source = rng.choice(["referral", "cold_list"])
+        won = rng.random() < (0.8 if source == "referral" else 0.1)
+        publish("capture", captured(source=source, custom_fields={"won": "yes" if won else "no"}))
+    assert wait_until(lambda: LeadScoreDocument.objects(scored_at__ne=None).count() == 160, timeout=30)
+    first = admin.TrainWinModel(scoring_pb2.TrainWinModelRequest(
+        config=scoring_pb2.WinModelConfig(label_field="custom.won"))).model
+    assert first.status == "live"
+
+    def retrained():
+        try:
+            return admin.GetWinModel(scoring_pb2.GetWinModelRequest(number=2)).model
+        except GrpcError as error:  # NOT_FOUND until the schedule has run
+            assert error.code == StatusCode.NOT_FOUND
+            return None
+    second = wait_until(retrained, timeout=20, interval=0.5)
+    assert second and second.trained_by == "schedule" and second.config.label_field == "custom.won"
+    assert second.status in ("live", "rejected") and second.examples == 160
