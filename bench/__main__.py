@@ -285,19 +285,27 @@ def raw_insert_of_imported_leads(infra, count: int) -> dict:
     return {"documents": len(documents), "docs_per_s": len(documents) / seconds if documents else 0.0}
 
 
+def declare_sink(amqp_uri: str, service: str, stale_queues=()) -> None:
+    """A bounded queue for everything ``service`` emits, standing in for consumers that are not running
+    in this phase (unconsumed events would stay in the outbox); ``stale_queues`` of absent consumers
+    are deleted so they do not fill up."""
+    with Connection(amqp_uri) as connection:
+        channel = connection.channel()
+        exchange = Exchange(f"{service}.events", type="topic", durable=True)
+        exchange(channel).declare()
+        Queue(f"bench-{service}-sink", exchange=exchange, routing_key="#", durable=False,
+              queue_arguments={"x-max-length": 1000})(channel).declare()
+        for name in stale_queues:
+            channel.queue_delete(name)
+
+
 def bench_capture_bulk(infra, table: str, integration_token: str, rows: int) -> dict:
     """Capture alone, so the leads it imports do not start 100,000 pipelines; its events go to a
     bounded sink queue (the cost of publishing them is part of the import, as in production)."""
-    with Connection(infra.amqp_uri) as connection:
-        channel = connection.channel()
-        exchange = Exchange("capture.events", type="topic", durable=True)
-        exchange(channel).declare()
-        Queue("bench-capture-sink", exchange=exchange, routing_key="#", durable=False,
-              queue_arguments={"x-max-length": 1000})(channel).declare()
-        for name in ("evt-capture-lead_captured--scoring.handle_lead_captured",
-                     "evt-capture-lead_captured--reporting.handle_lead_captured",
-                     "evt-capture-lead_merged--reporting.handle_lead_merged"):
-            channel.queue_delete(name)
+    declare_sink(infra.amqp_uri, "capture", stale_queues=(
+        "evt-capture-lead_captured--scoring.handle_lead_captured",
+        "evt-capture-lead_captured--reporting.handle_lead_captured",
+        "evt-capture-lead_merged--reporting.handle_lead_merged"))
     logs = Path(tempfile.mkdtemp(prefix="leadflow-bench-capture-"))
     stack = Platform({**infra.env(), "LEADFLOW_AUTH_TOKENS": table, "LOG_LEVEL": "WARNING"}, logs,
                      services=("capture",), any_free_port=True).start()
@@ -362,12 +370,7 @@ def bench_scoring(infra, table: str, admin_token: str, count: int) -> dict:
     from services.common.events import iso, make_event
     from services.common.settings import database_name
     from tests.support import EventPublisher
-    with Connection(infra.amqp_uri) as connection:
-        channel = connection.channel()
-        exchange = Exchange("scoring.events", type="topic", durable=True)
-        exchange(channel).declare()
-        Queue("bench-scoring-sink", exchange=exchange, routing_key="#", durable=False,
-              queue_arguments={"x-max-length": 1000})(channel).declare()
+    declare_sink(infra.amqp_uri, "scoring")
     logs = Path(tempfile.mkdtemp(prefix="leadflow-bench-scoring-"))
     stack = Platform({**infra.env(), "LEADFLOW_AUTH_TOKENS": table, "LOG_LEVEL": "WARNING"}, logs,
                      services=("capture", "scoring"), any_free_port=True).start()

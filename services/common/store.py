@@ -105,7 +105,9 @@ class UnitOfWork:
             except DuplicateKeyError as error:
                 raise StaleWrite(son["_id"]) from error
             return
-        result = collection.replace_one({"_id": son["_id"], "revision": read_revision}, son, session=self.session)
+        # A document written before it had revisions reads as 0 and has no such field: both match.
+        expected = {"$in": [0, None]} if read_revision == 0 else read_revision
+        result = collection.replace_one({"_id": son["_id"], "revision": expected}, son, session=self.session)
         if result.matched_count != 1:
             raise StaleWrite(son["_id"])
 

@@ -145,6 +145,8 @@ class ScoreRepository:
                     uow.publish(*events.lead_qualified(score, lead))
                 if applied.disqualified:
                     uow.publish(*events.lead_disqualified(score, lead))
+            else:
+                document.next_change_at = None  # nothing to rescore until the lead itself arrives (or returns)
             uow.replace_at_revision(document, read_revision)
             return applied
 

@@ -33,8 +33,8 @@ class BehaviourDocument(EmbeddedDocument):
 
 class LeadScoreDocument(Document):
     meta = {"db_alias": ALIAS, "collection": "lead_scores",
-            "indexes": [("qualified", "-total"), ("grade", "-total"), "-total", "-scored_at",
-                        {"fields": ["next_change_at"], "sparse": True}]}
+            # Few indexes on purpose: every score write maintains each of them (grade filters ride on -total).
+            "indexes": [("qualified", "-total"), "-total", {"fields": ["next_change_at"], "sparse": True}]}
     id = StringField(primary_key=True)  # lead id
     revision = IntField(default=0)  # every write checks it: concurrent events for one lead never lose an update
     fit = IntField(default=0)

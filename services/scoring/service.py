@@ -77,7 +77,8 @@ class ScoringService(LeadflowService):
                     document.behaviour = sorted(document.behaviour, key=lambda b: b.occurred_at,
                                                 reverse=True)[:domain.MAX_BEHAVIOUR_KEPT]
                     uow.update_one(LeadScoreDocument, {"_id": duplicate_id},
-                                   {"$set": {"merged_into": lead["lead_id"]}, "$inc": {"revision": 1}})
+                                   {"$set": {"merged_into": lead["lead_id"], "next_change_at": None},
+                                    "$inc": {"revision": 1}})
             return True
         return self._count(self.scores.apply(lead["lead_id"], change, event, "handle_lead_merged"))
 
@@ -207,7 +208,8 @@ class ScoringService(LeadflowService):
     def ListScoringModelVersions(self, request, context):
         offset, limit = page_window(request.page)
         documents = self.scores.model_versions(offset, limit)
-        live_id = documents[0].id if documents and offset == 0 else None
+        live = self.scores.model_document(0)
+        live_id = live.id if live else None
         return scoring_pb2.ListScoringModelVersionsResponse(
             models=[mappers.model_to_proto(d.id, d.definition, d.created_at, d.created_by, live=d.id == live_id,
                                            version=f"{MODEL_PREFIX}{d.id}") for d in documents],

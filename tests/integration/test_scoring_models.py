@@ -308,3 +308,46 @@ def test_the_live_win_model_is_retrained_on_schedule(run_service, infra, tokens,
     second = wait_until(retrained, timeout=20, interval=0.5)
     assert second and second.trained_by == "schedule" and second.config.label_field == "custom.won"
     assert second.status in ("live", "rejected") and second.examples == 160
+
+
+def test_a_merge_moves_the_duplicates_behaviour_to_the_surviving_lead(run_service, infra, tokens, tap, publish):
+    service = isolated(run_service, infra)
+    admin = service.grpc(scoring_pb2_grpc.ScoringServiceStub, tokens["admin"])
+    admin.PutScoringModel(scoring_pb2.PutScoringModelRequest(definition=struct(ENGAGEMENT_ONLY)))
+    survivor = publish("capture", captured(industry="software"))["lead"]
+    duplicate = publish("capture", captured())["lead"]
+    publish("capture", activity(duplicate["lead_id"], "demo_request"))
+    assert wait_until(lambda: (LeadScoreDocument.objects(id=duplicate["lead_id"]).first() or
+                               LeadScoreDocument()).engagement == 15)
+    emitted = tap("scoring", "lead_qualified")
+
+    publish("capture", new_event("lead_merged", {"lead_id": survivor["lead_id"]}, lead=survivor, match="manual",
+                                 match_score=100.0, merged_lead_id=duplicate["lead_id"]))
+
+    qualified = emitted.wait_for(lambda e: e["lead_id"] == survivor["lead_id"])
+    assert qualified and qualified[0]["score"]["total"] == 20  # 5 fit + the duplicate's demo request
+    gone = LeadScoreDocument.objects(id=duplicate["lead_id"]).first()
+    assert gone.merged_into == survivor["lead_id"] and gone.next_change_at is None
+    listed = admin.ListLeadScores(scoring_pb2.ListLeadScoresRequest(page={"page_size": 100})).scores
+    assert survivor["lead_id"] in {s.lead_id for s in listed} and duplicate["lead_id"] not in {s.lead_id
+                                                                                             for s in listed}
+
+    publish("capture", new_event("lead_unmerged", {"lead_id": duplicate["lead_id"]}, lead=duplicate,
+                                 primary=survivor))
+    assert wait_until(lambda: LeadScoreDocument.objects(id=duplicate["lead_id"]).first().merged_into == "")
+
+
+def test_a_score_stored_before_revisions_existed_is_updated_not_stuck(run_service, infra, publish):
+    isolated(run_service, infra)
+    lead = captured(industry="software")["lead"]
+    # As the previous release stored it: no revision, no behaviour, the old fields only.
+    LeadScoreDocument._get_collection().insert_one({
+        "_id": lead["lead_id"], "fit": 10, "engagement": 0, "total": 10, "qualified": False, "threshold": 60,
+        "model_version": "default@1", "reasons": [], "scored_at": utcnow(), "lead": lead})
+
+    publish("capture", activity(lead["lead_id"], "demo_request"))
+
+    def rescored():
+        document = LeadScoreDocument.objects(id=lead["lead_id"]).first()
+        return document.model_version == "builtin" and document.engagement == 15 and document.revision == 1
+    assert wait_until(rescored)
