@@ -25,6 +25,8 @@ RESCORE_BATCH = 200
 JOB_LEASE = timedelta(seconds=60)
 MODEL_PREFIX = "scoring-model@"
 WIN_MODEL_PREFIX = "win-model@"
+# Scores stored before merges were tracked have no merged_into at all: they count as not merged.
+NOT_MERGED = {"merged_into__in": ["", None]}
 
 
 @dataclass
@@ -178,7 +180,7 @@ class ScoreRepository:
 
     def search(self, grade: str, qualified: bool | None, min_total: int | None, max_total: int | None,
                offset: int, limit: int) -> list:
-        query = {"scored_at__ne": None, "merged_into": ""}
+        query = {"scored_at__ne": None, **NOT_MERGED}
         if grade:
             query["grade"] = grade
         if qualified is not None:
@@ -207,7 +209,7 @@ class ScoreRepository:
         now = utcnow()
         job = RescoreJobDocument(
             id=str(uuid.uuid4()), model_version=self.model().version, requested_by=requested_by, created_at=now,
-            lease_until=now, total=LeadScoreDocument.objects(scored_at__ne=None, merged_into="").count())
+            lease_until=now, total=LeadScoreDocument.objects(scored_at__ne=None, **NOT_MERGED).count())
         job.save(force_insert=True)
         return job
 
@@ -223,7 +225,7 @@ class ScoreRepository:
         return RescoreJobDocument._from_son(raw) if raw else None
 
     def next_batch(self, job: RescoreJobDocument) -> list[str]:
-        return [d.id for d in LeadScoreDocument.objects(id__gt=job.cursor, scored_at__ne=None, merged_into="")
+        return [d.id for d in LeadScoreDocument.objects(id__gt=job.cursor, scored_at__ne=None, **NOT_MERGED)
                 .order_by("id").only("id").limit(RESCORE_BATCH)]
 
     def advance_job(self, job: RescoreJobDocument, processed: list[str], changed: int) -> None:
@@ -240,7 +242,7 @@ class ScoreRepository:
     def training_examples(self, config_: win_model.TrainingConfig) -> list:
         examples = []
         fields = ("lead", "behaviour", "outcome")
-        for document in LeadScoreDocument.objects(merged_into="").only(*fields).no_cache():
+        for document in LeadScoreDocument.objects(**NOT_MERGED).only(*fields).no_cache():
             label = win_model.label_of(document.lead or {}, document.outcome, config_)
             if label is None or not document.lead:
                 continue

@@ -50,7 +50,7 @@ class ScoringService(LeadflowService):
     # ---- events ---------------------------------------------------------------------------------------
 
     def _count(self, outcome):
-        if isinstance(outcome, Applied):
+        if isinstance(outcome, Applied) and outcome.changed:
             metrics.LEADS_SCORED.inc()
             if outcome.qualified:
                 metrics.LEADS_QUALIFIED.inc()

@@ -256,8 +256,8 @@ def test_outcomes_from_opportunities_label_leads_for_training(run_service, infra
     publish("opportunity", won)
     publish("opportunity", won)  # redelivered
 
-    assert wait_until(lambda: (LeadScoreDocument.objects(id=lead["lead_id"]).first() or
-                               LeadScoreDocument()).outcome == "won")
+    assert wait_until(lambda: LeadScoreDocument.objects(id=lead["lead_id"], outcome="won",
+                                                        scored_at__ne=None).count() == 1)
     error = admin.error("TrainWinModel", scoring_pb2.TrainWinModelRequest())
     assert error.code == StatusCode.FAILED_PRECONDITION and "1 positive" in error.message
     assert admin.error("PredictWinProbability", scoring_pb2.PredictWinProbabilityRequest()).code == \
@@ -272,8 +272,9 @@ def test_reps_read_only_the_scores_of_their_own_leads(run_service, infra, tokens
     publish("routing", new_event("lead_assigned", {"lead_id": mine["lead_id"], "rep_id": rep_id}, team=rep_team))
     publish("routing", new_event("lead_assigned", {"lead_id": theirs["lead_id"], "rep_id": "someone.else"},
                                  team="elsewhere"))
-    assert wait_until(lambda: LeadScoreDocument.objects(owner_id__ne="", id__in=[mine["lead_id"],
-                                                                                    theirs["lead_id"]]).count() == 2)
+    # Capture's and routing's events arrive in either order: wait until both have been applied.
+    assert wait_until(lambda: LeadScoreDocument.objects(owner_id__ne="", scored_at__ne=None, id__in=[
+        mine["lead_id"], theirs["lead_id"]]).count() == 2)
 
     own = scoring.GetLeadScore(scoring_pb2.GetLeadScoreRequest(lead_id=mine["lead_id"]), token=tokens["rep"])
     assert own.score.lead_id == mine["lead_id"]
@@ -337,8 +338,8 @@ def test_a_merge_moves_the_duplicates_behaviour_to_the_surviving_lead(run_servic
     assert wait_until(lambda: LeadScoreDocument.objects(id=duplicate["lead_id"]).first().merged_into == "")
 
 
-def test_a_score_stored_before_revisions_existed_is_updated_not_stuck(run_service, infra, publish):
-    isolated(run_service, infra)
+def test_a_score_stored_before_revisions_existed_is_updated_not_stuck(run_service, infra, tokens, publish):
+    admin = isolated(run_service, infra).grpc(scoring_pb2_grpc.ScoringServiceStub, tokens["admin"])
     lead = captured(industry="software")["lead"]
     # As the previous release stored it: no revision, no behaviour, the old fields only.
     LeadScoreDocument._get_collection().insert_one({
@@ -351,3 +352,10 @@ def test_a_score_stored_before_revisions_existed_is_updated_not_stuck(run_servic
         document = LeadScoreDocument.objects(id=lead["lead_id"]).first()
         return document.model_version == "builtin" and document.engagement == 15 and document.revision == 1
     assert wait_until(rescored)
+    legacy_too = dict(lead, lead_id=str(uuid.uuid4()))
+    LeadScoreDocument._get_collection().insert_one({
+        "_id": legacy_too["lead_id"], "total": 10, "threshold": 60, "model_version": "default@1",
+        "scored_at": utcnow(), "lead": legacy_too})
+    listed = {s.lead_id for s in admin.ListLeadScores(scoring_pb2.ListLeadScoresRequest(
+        page={"page_size": 100})).scores}
+    assert legacy_too["lead_id"] in listed  # and so a rescore reaches it too
