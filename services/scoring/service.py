@@ -148,9 +148,7 @@ class ScoringService(LeadflowService):
             live = self.scores.win_model_document(0)
         except NotFound:  # nothing live yet: the first model is trained on request
             return
-        config_ = win_model.TrainingConfig(**{**live.config, "fields": tuple(live.config["fields"]),
-                                              "exclude": tuple(live.config["exclude"]),
-                                              "positive_values": tuple(live.config["positive_values"])})
+        config_ = win_model.TrainingConfig.from_dict(live.config)
         try:
             self._train(config_, force=False, trained_by="schedule")
         except FailedPrecondition as error:

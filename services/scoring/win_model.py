@@ -20,9 +20,9 @@ from sklearn.naive_bayes import CategoricalNB
 
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from services.common.events import ACTIVITY_TYPES
+from services.scoring.domain import CUSTOM_PREFIX
 
 OUTCOME_LABEL = "outcome"  # label from opportunities won or lost in Leadflow itself
-CUSTOM_PREFIX = "custom."
 # Who the lead is, not what predicts a deal: identities, free text and bookkeeping never become features.
 NEVER_FEATURES = frozenset({"lead_id", "email", "phone_e164", "first_name", "last_name", "company", "external_id",
                             "captured_at", "possible_duplicate_of", "needs_review", "address", "website",
@@ -50,6 +50,11 @@ class TrainingConfig:
     holdout: str = "stratified"  # or "time": the latest leads are held out
     holdout_fraction: float = 0.25
     seed: int = 7
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> "TrainingConfig":
+        """Back from the dict stored with a trained model (lists there, tuples here)."""
+        return cls(**{name: tuple(value) if isinstance(value, list) else value for name, value in stored.items()})
 
 
 @dataclass(frozen=True)
