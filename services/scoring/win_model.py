@@ -20,7 +20,7 @@ from sklearn.naive_bayes import CategoricalNB
 
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from services.common.events import ACTIVITY_TYPES
-from services.scoring.domain import CUSTOM_PREFIX
+from services.common.conditions import CUSTOM_PREFIX
 
 OUTCOME_LABEL = "outcome"  # label from opportunities won or lost in Leadflow itself
 # Who the lead is, not what predicts a deal: identities, free text and bookkeeping never become features.
