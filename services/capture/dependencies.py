@@ -400,9 +400,12 @@ class LeadRepository:
 
         return self.store.run_in_transaction(work)
 
-    def set_owner(self, event: dict, handler: str, lead_id: str, owner_id: str, team: str):
+    def set_owner(self, event: dict, handler: str):
+        """The owner routing chose (lead_assigned or lead_reassigned; "" while queued), newest first."""
         def work(uow):
-            uow.update_one(LeadDocument, {"_id": lead_id}, {"$set": {"owner_id": owner_id, "owner_team": team}})
+            uow.apply_owner_change(LeadDocument, event["lead_id"], {"owner_id": event["rep_id"],
+                                                                    "owner_team": event.get("team", "")},
+                                   int(event.get("owner_version") or 1))
 
         return self.store.run_once(event, handler, work)
 

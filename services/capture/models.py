@@ -48,6 +48,7 @@ class LeadDocument(Document):
     other_contacts = ListField(StringField())
     owner_id = StringField(default="")
     owner_team = StringField(default="")
+    owner_version = IntField(default=0)  # routing's count of owner changes; the newest wins
     merged_into = StringField(default="")
     captured_by = StringField(default="")
     # Every capture of this lead, first one included: channel, campaign, when, by whom.

@@ -214,8 +214,11 @@ class CaptureService(LeadflowService):
     @event_handler("routing", "lead_assigned")
     def handle_lead_assigned(self, event):
         """Capture keeps the owner on the lead so reps can find and read their own leads here."""
-        return self.store.leads.set_owner(event, "handle_lead_assigned", event["lead_id"], event["rep_id"],
-                                          event.get("team", ""))
+        return self.store.leads.set_owner(event, "handle_lead_assigned")
+
+    @event_handler("routing", "lead_reassigned")
+    def handle_lead_reassigned(self, event):
+        return self.store.leads.set_owner(event, "handle_lead_reassigned")
 
     # ---- public HTTP: forms ----------------------------------------------------------------------
 

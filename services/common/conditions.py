@@ -17,6 +17,10 @@ from services.common.events import ACTIVITY_TYPES
 MAX_PATTERN = 300
 MAX_DEPTH = 6
 CUSTOM_PREFIX = "custom."
+# Fields of capture's lead snapshot a condition may test, plus the derived email_domain.
+LEAD_FIELDS = ("email", "email_domain", "phone_e164", "first_name", "last_name", "company", "company_domain",
+               "title", "country", "region", "city", "industry", "company_size", "source", "medium", "campaign",
+               "tags", "marketing_consent", "external_id", "needs_review")
 FIELD_OPERATORS = ("in", "not_in", "equals", "matches", "contains", "ends_with", "gte", "lte", "between",
                    "present")
 # A pattern that can take exponential time on a crafted title is refused up front.
@@ -36,8 +40,9 @@ class ConditionCompiler:
     """Walks a document once, collecting every violation with its path. ``fields`` are the facts a
     condition may name (besides ``custom.<key>``)."""
 
-    def __init__(self, fields: tuple):
+    def __init__(self, fields: tuple, events: bool = True):
         self.fields = fields
+        self.events = events
         self.violations = []
         self.windows = set()
 
@@ -91,6 +96,9 @@ class ConditionCompiler:
             inner = self.condition(spec["not"], f"{path}.not", fields, depth + 1)
             return inner and Condition(lambda facts, now: not inner.test(facts, now), inner.windows)
         if "event" in spec:
+            if not self.events:
+                self.fail(f"{path}.event", "behaviour is not counted here; test lead fields and the score")
+                return None
             return self._event_condition(spec, path)
         if "field" in spec:
             return self._field_condition(spec, path, fields or self.fields)

@@ -44,6 +44,22 @@ ASSIGNMENT_LATENCY = Histogram(
     "leadflow_routing_assignment_latency_seconds", "Lead captured -> assigned to a rep",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 TASKS_CREATED = Counter("leadflow_routing_tasks_created_total", "Follow-up tasks created")
+LEADS_ASSIGNED = Counter("leadflow_routing_assignments_total", "Leads assigned to a rep, by strategy", ["strategy"])
+LEADS_QUEUED = Counter("leadflow_routing_leads_queued_total",
+                       "Leads put in the fallback queue (no rule matched, no rep available, escalations exhausted)")
+FALLBACK_QUEUE = Gauge("leadflow_routing_fallback_queue_leads", "Leads waiting in the fallback queue now")
+ROUTING_DECISION_SECONDS = Histogram(
+    "leadflow_routing_decision_seconds", "lead_qualified received -> assignment stored",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+SLA_EVENTS = Counter("leadflow_routing_sla_events_total", "First-response SLA warnings, breaches and escalations",
+                     ["stage"])
+REASSIGNMENTS = Counter("leadflow_routing_reassignments_total", "Changes of owner after the first assignment",
+                        ["kind"])
+FIRST_TOUCH_SECONDS = Histogram(
+    "leadflow_routing_first_touch_seconds", "Lead assigned -> first touch (first contact or completed task)",
+    buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200))
+NOTIFICATIONS = Counter("leadflow_routing_notifications_total", "Notifications sent, by kind and channel",
+                        ["kind", "channel"])
 LEADS_CONTACTED = Counter("leadflow_opportunity_leads_contacted_total", "Leads contacted for the first time")
 
 _KNOWN_SOURCES: set[str] = set()

@@ -66,8 +66,13 @@ DEFAULTS = {
     "PUBLIC_MAX_BODY_BYTES": str(64 * 1024),
     # Largest file ImportLeadFile accepts.
     "IMPORT_MAX_BYTES": str(256 * 1024 * 1024),
-    # Routing: the first response to an assigned lead is due this many minutes after assignment.
+    # Routing: the first response to an assigned lead is due this many business minutes after
+    # assignment (of the built-in policy, until an admin stores one).
     "SLA_FIRST_RESPONSE_MINUTES": "120",
+    # Routing's clock: how often SLA warnings, breaches, escalations and the fallback queue are checked.
+    "ROUTING_TIMER_SECONDS": "5",
+    # HMAC-SHA256 key signing notifications posted to team webhooks (X-Leadflow-Signature); empty: unsigned.
+    "NOTIFY_WEBHOOK_SECRET": "",
 }
 
 
@@ -106,6 +111,8 @@ def service_config(service: str) -> dict:
         "SCORING_TIMER_SECONDS": float(_env("SCORING_TIMER_SECONDS")),
         "WIN_MODEL_RETRAIN_HOURS": float(_env("WIN_MODEL_RETRAIN_HOURS")),
         "SLA_FIRST_RESPONSE_MINUTES": int(_env("SLA_FIRST_RESPONSE_MINUTES")),
+        "ROUTING_TIMER_SECONDS": float(_env("ROUTING_TIMER_SECONDS")),
+        "NOTIFY_WEBHOOK_SECRET": _env("NOTIFY_WEBHOOK_SECRET"),
         "CAPTURE_PUBLIC_URL": _env("CAPTURE_PUBLIC_URL") or f"http://127.0.0.1:{port_for('capture', 'http')}",
         "WEBHOOK_SECRETS": _env("WEBHOOK_SECRETS"),
         "TRUSTED_PROXY_HOPS": int(_env("TRUSTED_PROXY_HOPS")),

@@ -114,6 +114,21 @@ class UnitOfWork:
     def update_one(self, document_cls, query: dict, update: dict, upsert: bool = False):
         return self._collection(document_cls).update_one(query, update, upsert=upsert, session=self.session)
 
+    def apply_owner_change(self, document_cls, lead_id: str, fields: dict, owner_version: int,
+                           upsert: bool = False, also: dict | None = None) -> bool:
+        """Set a lead's owner ``fields`` unless a newer owner is recorded already. Routing numbers
+        every change of owner; lead_assigned and lead_reassigned travel on separate queues, so they
+        may arrive in either order, and the highest number must win. False when it was older."""
+        current = self._collection(document_cls).find_one({"_id": lead_id}, {"owner_version": 1},
+                                                           session=self.session)
+        if current is None and not upsert:
+            return False
+        if current is not None and (current.get("owner_version") or 0) >= owner_version:
+            return False
+        update = {**(also or {}), "$set": {**fields, "owner_version": owner_version}}
+        self.update_one(document_cls, {"_id": lead_id}, update, upsert=upsert)
+        return True
+
     def publish(self, event_type: str, subject_ids: dict, snapshot: dict) -> dict:
         event = make_event(event_type, subject_ids, snapshot, trace_id=trace_context.get().get("trace_id", ""))
         self.db[OUTBOX].insert_one({

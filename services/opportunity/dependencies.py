@@ -13,10 +13,11 @@ class ActivityRepository:
 
     def record_assignment_once(self, event: dict, handler: str) -> None:
         def work(uow):
-            # Reassignment moves ownership; an earlier first contact stays recorded.
-            uow.update_one(LeadOwnershipDocument, {"_id": event["lead_id"]}, {"$set": {
-                "rep_id": event["rep_id"], "team": event.get("team", ""),
-                "assigned_at": parse_iso(event["assigned_at"])}}, upsert=True)
+            # Reassignment moves ownership (newest change wins); an earlier first contact stays recorded.
+            moment = event.get("assigned_at") or event.get("reassigned_at")
+            uow.apply_owner_change(LeadOwnershipDocument, event["lead_id"], {
+                "rep_id": event["rep_id"], "team": event.get("team", ""), "assigned_at": parse_iso(moment)},
+                int(event.get("owner_version") or 1), upsert=True)
         return self.store.run_once(event, handler, work)
 
     def ownership(self, lead_id: str):

@@ -1,5 +1,5 @@
 """Opportunity's documents: who owns each lead (from lead_assigned) and the activity log."""
-from mongoengine import DateTimeField, Document, StringField
+from mongoengine import DateTimeField, Document, IntField, StringField
 
 ALIAS = "opportunity"
 
@@ -11,6 +11,7 @@ class LeadOwnershipDocument(Document):
     team = StringField(required=True)
     assigned_at = DateTimeField()
     contacted_at = DateTimeField()
+    owner_version = IntField(default=0)  # routing's count of owner changes; the newest wins
 
 
 class ActivityDocument(Document):

@@ -25,6 +25,10 @@ class OpportunityService(LeadflowService):
     def handle_lead_assigned(self, event):
         return self.activities.record_assignment_once(event, "handle_lead_assigned")
 
+    @event_handler("routing", "lead_reassigned")
+    def handle_lead_reassigned(self, event):
+        return self.activities.record_assignment_once(event, "handle_lead_reassigned")
+
     @opportunity_rpc(roles=SALES)
     def LogActivity(self, request, context):
         now = utcnow()

@@ -26,6 +26,10 @@ PROJECTED_MOMENTS = {
     ("scoring", "lead_disqualified"): {"mql_lost_at": "occurred_at"},
     ("routing", "lead_assigned"): {"assigned_at": "assigned_at"},
     ("routing", "task_created"): {"first_response_due_at": "due_at"},
+    ("routing", "lead_reassigned"): {"reassigned_at": "reassigned_at"},
+    ("routing", "sla_warning"): {"sla_warned_at": "warned_at"},
+    ("routing", "sla_breached"): {"sla_breached_at": "breached_at"},
+    ("routing", "task_completed"): {"task_completed_at": "completed_at"},
     ("opportunity", "lead_contacted"): {"contacted_at": "contacted_at"},
 }
 

@@ -21,6 +21,10 @@ class LeadProgressDocument(Document):
     last_touch_at = DateTimeField()
     last_activity_at = DateTimeField()
     unmerged_at = DateTimeField()
+    reassigned_at = DateTimeField()  # the latest change of owner after the first assignment
+    sla_warned_at = DateTimeField()
+    sla_breached_at = DateTimeField()
+    task_completed_at = DateTimeField()
 
 
 class ConfigChangeDocument(Document):

@@ -35,10 +35,18 @@ class ReportingService(LeadflowService):
     handle_lead_assigned = _projecting("routing", "lead_assigned")
     handle_lead_contacted = _projecting("opportunity", "lead_contacted")
     handle_task_created = _projecting("routing", "task_created")
+    handle_lead_reassigned = _projecting("routing", "lead_reassigned")
+    handle_sla_warning = _projecting("routing", "sla_warning")
+    handle_sla_breached = _projecting("routing", "sla_breached")
+    handle_task_completed = _projecting("routing", "task_completed")
 
     @event_handler("scoring", "config_changed")
     def handle_scoring_config_changed(self, event):
         self.progress.record_config_change(event, "scoring")
+
+    @event_handler("routing", "config_changed")
+    def handle_routing_config_changed(self, event):
+        self.progress.record_config_change(event, "routing")
 
     @reporting_rpc(roles={Role.ADMIN, Role.MANAGER, Role.INTEGRATION})
     def GetFunnel(self, request, context):

@@ -201,6 +201,14 @@ class ScoreRepository:
             return True
         return self.store.run_once(event, handler, work)
 
+    def record_owner(self, event: dict, handler: str):
+        """The owner routing chose (assigned or reassigned), applied newest first whatever the order."""
+        def work(uow):
+            return uow.apply_owner_change(
+                LeadScoreDocument, event["lead_id"], {"owner_id": event["rep_id"], "owner_team": event.get("team", "")},
+                int(event.get("owner_version") or 1), upsert=True, also={"$inc": {"revision": 1}})
+        return self.store.run_once(event, handler, work)
+
     # ---- background rescoring -------------------------------------------------------------------------
 
     def start_rescore(self, requested_by: str) -> RescoreJobDocument:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from services.common.errors import FieldViolation, InvalidArgument
-from services.common.conditions import Condition, ConditionCompiler
+from services.common.conditions import LEAD_FIELDS, Condition, ConditionCompiler
 from services.common.events import ACTIVITY_TYPES
 
 BUILTIN_VERSION = "builtin"
@@ -20,10 +20,6 @@ MAX_BEHAVIOUR_KEPT = 500  # newest events a score keeps; older ones no longer mo
 MAX_RULES = 200
 GROUP_KINDS = ("fit", "engagement")
 
-# Fields of capture's lead snapshot a rule may test, plus the few derived here.
-LEAD_FIELDS = ("email", "email_domain", "phone_e164", "first_name", "last_name", "company", "company_domain",
-               "title", "country", "region", "city", "industry", "company_size", "source", "medium", "campaign",
-               "tags", "marketing_consent", "external_id", "needs_review")
 SCORE_FIELDS = ("score.fit", "score.engagement", "score.total")  # only tag rules see the score
 
 

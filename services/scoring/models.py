@@ -57,6 +57,7 @@ class LeadScoreDocument(Document):
     merged_into = StringField(default="")
     owner_id = StringField(default="")  # the rep routing assigned the lead to (who may read its score)
     owner_team = StringField(default="")
+    owner_version = IntField(default=0)  # routing's count of owner changes; the newest wins
 
 
 class RescoreJobDocument(Document):

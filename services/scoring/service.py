@@ -115,8 +115,11 @@ class ScoringService(LeadflowService):
     @event_handler("routing", "lead_assigned")
     def handle_lead_assigned(self, event):
         """The owner decides who may read the score: reps their own leads, managers their team's."""
-        return self.scores.record(event, "handle_lead_assigned",
-                                  {"owner_id": event["rep_id"], "owner_team": event.get("team", "")})
+        return self.scores.record_owner(event, "handle_lead_assigned")
+
+    @event_handler("routing", "lead_reassigned")
+    def handle_lead_reassigned(self, event):
+        return self.scores.record_owner(event, "handle_lead_reassigned")
 
     # ---- time ------------------------------------------------------------------------------------------
 

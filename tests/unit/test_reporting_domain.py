@@ -1,4 +1,5 @@
 """services.reporting.domain: funnel maths, attribution, and which event marks which stage."""
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -10,7 +11,7 @@ from services.opportunity import events as opportunity_events
 from services.opportunity.domain import Activity, ActivityType, LeadOwnership
 from services.reporting.domain import FUNNEL_ORDER, PROJECTED_MOMENTS, FunnelStep, Stage, funnel, source_of
 from services.routing import events as routing_events
-from services.routing.domain import Assignment, Task, TaskStatus
+from services.routing.domain import Assignment, HistoryEntry, Task, TaskStatus
 from services.scoring import events as scoring_events
 from services.scoring.domain import builtin_model, score_lead
 
@@ -88,6 +89,12 @@ def _emitted_events() -> dict:
         "scoring-d": scoring_events.lead_disqualified(score, {**lead.snapshot(), "source": "demo_request"}),
         "routing": routing_events.lead_assigned(assignment, {"source": "demo_request"}),
         "routing-t": routing_events.task_created(task),
+        "routing-r": routing_events.lead_reassigned(assignment, "rep.two", HistoryEntry(
+            "escalated", "rep.one", NOW, "routing", "rep.two missed the deadline")),
+        "routing-w": routing_events.sla_warning(replace(task, warned_at=NOW)),
+        "routing-b": routing_events.sla_breached(replace(task, breached_at=NOW), "reassign"),
+        "routing-c": routing_events.task_completed(replace(task, completed_at=NOW, completed_by="rep.one"), NOW,
+                                                   True),
         "opportunity": opportunity_events.lead_contacted(activity, LeadOwnership("L-1", "rep.one", "team-a")),
     }
     return {(service.split("-")[0], event_type): make_event(event_type, subjects, snapshot)

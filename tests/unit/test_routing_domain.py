@@ -1,40 +1,56 @@
-"""services.routing.domain: who may take leads, round-robin choice, and the first-response deadline."""
-import itertools
-import random
-from collections import Counter
-from datetime import datetime, timedelta, timezone
+"""services.routing.domain: reps and teams as data, checked field by field, and who may do what."""
+from datetime import datetime, time, timezone
 
 import pytest
 
-from services.common.errors import InvalidArgument
-from services.routing.domain import Rep, RepStatus, choose_round_robin, first_response_due, validate_rep
+from services.common.auth import Principal, Role
+from services.common.errors import InvalidArgument, PermissionDenied
+from services.routing.domain import (Assignment, Rep, RepRole, RepStatus, SizeBand, Task, TaskStatus, Team,
+                                     ensure_may_change_rep, ensure_may_complete, ensure_may_reassign,
+                                     ensure_may_see_assignment, ensure_may_set_availability, task_owner_filter,
+                                     validate_rep, validate_team)
+
+NOW = datetime(2026, 11, 30, 9, 30, tzinfo=timezone.utc)
 
 
-def rep(rep_id="rep.one", name="Rep One", team="team-a", email="", status=RepStatus.ACTIVE) -> Rep:
-    return Rep(rep_id=rep_id, name=name, team=team, email=email, status=status)
+def rep(rep_id="rep.one", name="Rep One", team="team-a", **fields) -> Rep:
+    return Rep(rep_id=rep_id, name=name, team=team, **fields)
 
 
-def violations(candidate, prefix="rep") -> dict:
+def violations(candidate, hours=None, holidays=(), time_zone="", prefix="rep") -> dict:
     with pytest.raises(InvalidArgument) as raised:
-        validate_rep(candidate, prefix)
+        validate_rep(candidate, hours or {}, list(holidays), time_zone, prefix)
     return {v.field: v.description for v in raised.value.violations}
 
 
 # --- validate_rep ------------------------------------------------------------------------------------
 
-def test_valid_rep_is_returned_with_name_trimmed_and_email_normalised():
-    result = validate_rep(rep(name="  Wang Li  ", email=" Wang.Li@Acme.COM ", status=RepStatus.PAUSED))
+def test_valid_rep_is_returned_cleaned_up():
+    result = validate_rep(rep(name="  Wang Li  ", email=" Wang.Li@Acme.COM ", status=RepStatus.PAUSED,
+                              role="AE", territories=[" CN ", "cn", "Shanghai"], industries=["Software"],
+                              size_bands=["1-50", "1000+"], languages=["zh", "EN"], skills=["german"], weight=3,
+                              capacity=25),
+                          {"mon": "09:00-18:00", "fri": "09:00-15:00"}, ["2026-10-01"], "Asia/Shanghai")
 
-    assert result == Rep("rep.one", "Wang Li", "team-a", "wang.li@acme.com", RepStatus.PAUSED)
+    assert (result.name, result.email, result.role, result.status) == \
+        ("Wang Li", "wang.li@acme.com", RepRole.AE, RepStatus.PAUSED)
+    assert result.territories == ["cn", "shanghai"]  # folded, duplicates dropped
+    assert result.industries == ["software"] and result.languages == ["zh", "en"]
+    assert result.size_bands == [SizeBand(1, 50), SizeBand(1000, None)]
+    assert (result.weight, result.capacity) == (3, 25)
+    assert result.calendar.time_zone == "Asia/Shanghai"
+    assert result.calendar.hours == {0: (time(9), time(18)), 4: (time(9), time(15))}
 
 
-def test_rep_without_email_is_fine():
-    assert validate_rep(rep()).email == ""
+def test_a_rep_without_working_hours_counts_every_minute():
+    result = validate_rep(rep(), {}, [], "")
+
+    assert result.calendar is None and result.is_working(NOW)
 
 
 @pytest.mark.parametrize("rep_id", ["a", "rep_1", "R.E-P", "x" * 64])
 def test_good_rep_ids(rep_id):
-    assert validate_rep(rep(rep_id=rep_id)).rep_id == rep_id
+    assert validate_rep(rep(rep_id=rep_id), {}, [], "").rep_id == rep_id
 
 
 @pytest.mark.parametrize("rep_id", ["", "x" * 65, "rep one", "rep/1", "rép", "rep:1"])
@@ -42,125 +58,115 @@ def test_bad_rep_id_is_named(rep_id):
     assert list(violations(rep(rep_id=rep_id))) == ["rep.rep_id"]
 
 
-@pytest.mark.parametrize("name, message", [("", "is required"), ("   ", "is required"),
-                                           ("n" * 201, "must be at most 200 characters (got 201)")])
-def test_bad_name_is_named(name, message):
-    assert violations(rep(name=name)) == {"rep.name": message}
+@pytest.mark.parametrize("fields, field, message", [
+    ({"name": ""}, "rep.name", "is required"),
+    ({"name": "n" * 201}, "rep.name", "must be at most 200 characters (got 201)"),
+    ({"team": "team a"}, "rep.team", "1-64 letters, digits, '.', '_' or '-'"),
+    ({"role": "ceo"}, "rep.role", "must be one of sdr, ae, manager"),
+    ({"weight": 0}, "rep.weight", "must be between 1 and 100"),
+    ({"weight": 101}, "rep.weight", "must be between 1 and 100"),
+    ({"capacity": -1}, "rep.capacity", "must be between 0 (no limit) and 100000"),
+    ({"size_bands": ["big"]}, "rep.size_bands[0]", 'must be "LOW-HIGH" or "LOW+", e.g. "1-50" or "1000+"'),
+    ({"size_bands": ["1-50", "500-100"]}, "rep.size_bands[1]", "low must not be above high"),
+    ({"territories": ["CN", " "]}, "rep.territories[1]", "must be 1-100 characters"),
+    ({"away_from": NOW}, "rep.away_until", "out of office needs both from and until, until after from"),
+    ({"away_from": NOW, "away_until": NOW}, "rep.away_until",
+     "out of office needs both from and until, until after from"),
+])
+def test_each_bad_field_is_named(fields, field, message):
+    assert violations(rep(**fields)) == {field: message}
 
 
-@pytest.mark.parametrize("team, message", [("", "is required"), (" ", "is required"),
-                                           ("team a", "1-64 letters, digits, '.', '_' or '-'"),
-                                           ("t" * 65, "1-64 letters, digits, '.', '_' or '-'")])
-def test_bad_team_is_named(team, message):
-    assert violations(rep(team=team)) == {"rep.team": message}
+def test_a_bad_calendar_is_named_with_the_rest_at_once():
+    found = violations(rep(rep_id="", weight=0), {"mon": "18:00-09:00", "xyz": "09:00-10:00"}, ["2026-13-01"],
+                       "Mars/Olympus", prefix="reps[2]")
+
+    assert set(found) == {"reps[2].rep_id", "reps[2].weight", "reps[2].calendar.time_zone",
+                          "reps[2].calendar.hours[mon]", "reps[2].calendar.hours[xyz]",
+                          "reps[2].calendar.holidays[0]"}
 
 
 def test_bad_email_is_named():
     found = violations(rep(email="wang.li@"))
 
-    assert list(found) == ["rep.email"]
-    assert found["rep.email"].startswith("is not a valid email address")
+    assert list(found) == ["rep.email"] and found["rep.email"].startswith("is not a valid email address")
 
 
-def test_every_rep_violation_is_reported_at_once_under_the_prefix():
-    found = violations(rep(rep_id="", name="", team="", email="nope"), prefix="reps[2]")
+def test_out_of_office_covers_from_inclusive_to_until_exclusive():
+    away = rep(away_from=datetime(2026, 12, 1, tzinfo=timezone.utc),
+               away_until=datetime(2026, 12, 8, tzinfo=timezone.utc))
 
-    assert set(found) == {"reps[2].rep_id", "reps[2].name", "reps[2].team", "reps[2].email"}
-
-
-# --- choose_round_robin ------------------------------------------------------------------------------
-
-REPS = [rep("carol"), rep("alice"), rep("dave"), rep("bob")]
+    assert not away.is_away(datetime(2026, 11, 30, 23, 59, tzinfo=timezone.utc))
+    assert away.is_away(datetime(2026, 12, 1, tzinfo=timezone.utc))
+    assert not away.is_away(datetime(2026, 12, 8, tzinfo=timezone.utc))
 
 
-@pytest.mark.parametrize("count", [1, 2, 3, 4])
-def test_round_robin_gives_every_rep_an_equal_share(count):
-    candidates = REPS[:count]
-    turns = 100 * count
-
-    chosen = Counter(choose_round_robin(candidates, ticket)[0].rep_id for ticket in range(1, turns + 1))
-
-    assert chosen == {r.rep_id: 100 for r in candidates}
-
-
-def test_round_robin_takes_turns_without_repeating_a_rep_within_a_round():
-    picks = [choose_round_robin(REPS, ticket)[0].rep_id for ticket in range(17, 17 + 4 * 5)]
-
-    for start in range(0, len(picks), 4):
-        assert sorted(picks[start:start + 4]) == ["alice", "bob", "carol", "dave"]
-    assert all(a != b for a, b in itertools.pairwise(picks))
-
-
-def test_round_robin_does_not_depend_on_the_order_candidates_arrive_in():
-    """Replicas read the active reps in whatever order the store returns them."""
-    shuffled = list(REPS)
-    random.Random(7).shuffle(shuffled)
-    reversed_ = list(reversed(REPS))
-
-    for ticket in range(40):
-        expected = choose_round_robin(REPS, ticket)[0].rep_id
-        assert choose_round_robin(shuffled, ticket)[0].rep_id == expected
-        assert choose_round_robin(reversed_, ticket)[0].rep_id == expected
-
-
-def test_round_robin_reason_explains_the_turn():
-    chosen, reason = choose_round_robin(REPS, 6)
-
-    assert chosen.rep_id == "carol"  # sorted: alice, bob, carol, dave; 6 % 4 == 2
-    assert "turn 6" in reason
-    assert "among 4 active reps" in reason
-
-
-def test_round_robin_does_not_reorder_the_callers_list():
-    candidates = list(REPS)
-    choose_round_robin(candidates, 3)
-
-    assert candidates == REPS
-
-
-# --- first_response_due ------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("minutes, due", [
-    (0, datetime(2024, 5, 1, 23, 50, tzinfo=timezone.utc)),
-    (15, datetime(2024, 5, 2, 0, 5, tzinfo=timezone.utc)),
-    (24 * 60, datetime(2024, 5, 2, 23, 50, tzinfo=timezone.utc)),
+@pytest.mark.parametrize("band, size, covered", [
+    (SizeBand(1, 50), 1, True), (SizeBand(1, 50), 50, True), (SizeBand(1, 50), 51, False),
+    (SizeBand(1000, None), 999, False), (SizeBand(1000, None), 250_000, True),
 ])
-def test_first_response_is_due_sla_minutes_after_assignment(minutes, due):
-    assert first_response_due(datetime(2024, 5, 1, 23, 50, tzinfo=timezone.utc), minutes) == due
+def test_size_bands(band, size, covered):
+    assert band.covers(size) is covered
 
 
-def test_first_response_due_keeps_the_instant_for_any_time_zone():
-    assigned = datetime(2024, 5, 1, 9, 0, tzinfo=timezone(timedelta(hours=8)))
+# --- validate_team --------------------------------------------------------------------------------------
 
-    assert first_response_due(assigned, 30) == datetime(2024, 5, 1, 1, 30, tzinfo=timezone.utc)
+def test_valid_team_keeps_its_managers_and_webhook():
+    team = validate_team(Team("emea-sdr", " EMEA SDR ", ["li.na", "li.na", "max"], " https://hooks.example/x "))
+
+    assert team == Team("emea-sdr", "EMEA SDR", ["li.na", "max"], "https://hooks.example/x")
+
+
+def test_team_mistakes_are_named():
+    with pytest.raises(InvalidArgument) as raised:
+        validate_team(Team("emea sdr", "", ["bad id"], "ftp://x"))
+
+    assert {v.field for v in raised.value.violations} == {"team.team_id", "team.name", "team.managers[0]",
+                                                          "team.webhook_url"}
 
 
 # --- who may see and change what ------------------------------------------------------------------------
 
 def _principal(role: str, principal_id: str = "li.na", team: str = "team-a"):
-    from services.common.auth import Principal, Role
     return Principal(principal_id, Role(role), team)
 
 
 def test_managers_change_only_their_own_teams_reps_and_admins_any():
-    from services.common.errors import PermissionDenied
-    from services.routing.domain import ensure_may_change_rep
-    rep = Rep(rep_id="wu.lei", name="Wu Lei", team="team-b")
-    ensure_may_change_rep(_principal("admin"), rep)
-    ensure_may_change_rep(_principal("manager", team="team-b"), rep)
+    other = rep(rep_id="wu.lei", team="team-b")
+    ensure_may_change_rep(_principal("admin"), other)
+    ensure_may_change_rep(_principal("manager", team="team-b"), other)
     with pytest.raises(PermissionDenied):
-        ensure_may_change_rep(_principal("manager", team="team-a"), rep)
+        ensure_may_change_rep(_principal("manager", team="team-a"), other)
 
 
-def test_a_rep_sees_only_their_own_assignments_and_tasks():
-    from services.common.errors import PermissionDenied
-    from services.routing.domain import Assignment, ensure_may_see_assignment, task_owner_filter
-    assignment = Assignment("L-1", "li.na", "team-a", "round_robin", "default@1", "turn 1")
+def test_a_rep_sets_only_their_own_availability():
+    ensure_may_set_availability(_principal("rep", "li.na"), rep(rep_id="li.na"))
+    with pytest.raises(PermissionDenied):
+        ensure_may_set_availability(_principal("rep", "li.na"), rep(rep_id="wu.lei"))
+    with pytest.raises(PermissionDenied):
+        ensure_may_set_availability(_principal("manager", team="team-b"), rep(rep_id="wu.lei", team="team-a"))
+
+
+def test_managers_reassign_within_their_team_only():
+    assignment = Assignment("L-1", "li.na", "team-a", "weighted_round_robin", "builtin", "turn")
+    ensure_may_reassign(_principal("admin", team=""), assignment, rep(team="team-z"))
+    ensure_may_reassign(_principal("manager"), assignment, rep(team="team-a"))
+    with pytest.raises(PermissionDenied):
+        ensure_may_reassign(_principal("manager"), assignment, rep(team="team-b"))
+    with pytest.raises(PermissionDenied):
+        ensure_may_reassign(_principal("manager", team="team-b"), assignment, None)
+
+
+def test_a_rep_sees_and_completes_only_their_own_assignments_and_tasks():
+    assignment = Assignment("L-1", "li.na", "team-a", "weighted_round_robin", "builtin", "turn")
+    task = Task("T-1", "L-1", "li.na", "first_response", NOW, TaskStatus.OPEN, NOW)
     ensure_may_see_assignment(_principal("rep"), assignment)
+    ensure_may_complete(_principal("rep"), task)
     with pytest.raises(PermissionDenied):
         ensure_may_see_assignment(_principal("rep", principal_id="zhang.wei"), assignment)
+    with pytest.raises(PermissionDenied):
+        ensure_may_complete(_principal("rep", principal_id="zhang.wei"), task)
     assert task_owner_filter(_principal("rep"), "") == "li.na"
-    assert task_owner_filter(_principal("manager"), "") == ""
     assert task_owner_filter(_principal("manager"), "zhang.wei") == "zhang.wei"
     with pytest.raises(PermissionDenied):
         task_owner_filter(_principal("rep"), "zhang.wei")
