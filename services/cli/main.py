@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -151,8 +152,56 @@ def cmd_funnel(client, args) -> int:
 
 def cmd_rep_put(client, args) -> int:
     status = routing_pb2.REP_STATUS_PAUSED if args.paused else routing_pb2.REP_STATUS_ACTIVE
+    hours = dict(item.split("=", 1) for item in args.hours)  # mon=09:00-18:00
     _print(client.routing.PutRep(routing_pb2.PutRepRequest(rep=routing_pb2.Rep(
-        rep_id=args.rep_id, name=args.name, team=args.team, email=args.email, status=status))))
+        rep_id=args.rep_id, name=args.name, team=args.team, email=args.email, status=status, role=args.role,
+        territories=args.territory, industries=args.industry, size_bands=args.size, languages=args.language,
+        skills=args.skill, weight=args.weight, capacity=args.capacity, time_zone=args.time_zone,
+        working_hours=hours, holidays=args.holiday))))
+    return 0
+
+
+def cmd_rep_away(client, args) -> int:
+    request = routing_pb2.SetRepAvailabilityRequest(
+        rep_id=args.rep_id, away_note=args.note,
+        status=routing_pb2.REP_STATUS_PAUSED if args.paused else routing_pb2.REP_STATUS_ACTIVE)
+    if args.away_from:
+        request.away_from.FromDatetime(datetime.fromisoformat(args.away_from))
+        request.away_until.FromDatetime(datetime.fromisoformat(args.away_until))
+    _print(client.routing.SetRepAvailability(request))
+    return 0
+
+
+def cmd_team_put(client, args) -> int:
+    _print(client.routing.PutTeam(routing_pb2.PutTeamRequest(team=routing_pb2.Team(
+        team_id=args.team_id, name=args.name, managers=args.manager, webhook_url=args.webhook))))
+    return 0
+
+
+def cmd_assignment_show(client, args) -> int:
+    _print(client.routing.GetAssignment(routing_pb2.GetAssignmentRequest(lead_id=args.lead_id)))
+    return 0
+
+
+def cmd_assignment_queue(client, args) -> int:
+    _print(client.routing.ListFallbackQueue(routing_pb2.ListFallbackQueueRequest(page={"page_size": args.limit})))
+    return 0
+
+
+def cmd_assignment_move(client, args) -> int:
+    _print(client.routing.ReassignLead(routing_pb2.ReassignLeadRequest(
+        lead_id=args.lead_id, rep_id=args.to, reason=args.reason)))
+    return 0
+
+
+def cmd_task_list(client, args) -> int:
+    status = routing_pb2.TASK_STATUS_OPEN if args.open else routing_pb2.TASK_STATUS_UNSPECIFIED
+    _print(client.routing.ListTasks(routing_pb2.ListTasksRequest(rep_id=args.rep, status=status)))
+    return 0
+
+
+def cmd_task_done(client, args) -> int:
+    _print(client.routing.CompleteTask(routing_pb2.CompleteTaskRequest(task_id=args.task_id)))
     return 0
 
 
@@ -168,7 +217,7 @@ def cmd_activity_log(client, args) -> int:
     return 0
 
 
-CONFIG_KINDS = ("ScoringModel",)
+CONFIG_KINDS = ("ScoringModel", "RoutingPolicy")
 
 
 def cmd_config_apply(client, args) -> int:
@@ -183,6 +232,11 @@ def cmd_config_apply(client, args) -> int:
     for document in documents:
         definition = struct_pb2.Struct()
         definition.update(document["spec"])
+        if document["kind"] == "RoutingPolicy":
+            policy = client.routing.PutRoutingPolicy(routing_pb2.PutRoutingPolicyRequest(
+                definition=definition, validate_only=args.validate_only)).policy
+            print("RoutingPolicy: valid" if args.validate_only else f"RoutingPolicy: {policy.version} is live")
+            continue
         response = client.scoring.PutScoringModel(scoring_pb2.PutScoringModelRequest(
             definition=definition, validate_only=args.validate_only, rescore=args.rescore))
         if args.validate_only:
@@ -195,9 +249,14 @@ def cmd_config_apply(client, args) -> int:
 
 
 def cmd_config_get(client, args) -> int:
-    model = client.scoring.GetScoringModel(scoring_pb2.GetScoringModelRequest(number=args.version)).model
-    print(f"# {model.version}{' (live)' if model.live else ''}")
-    print(yaml.safe_dump({"kind": "ScoringModel", "spec": MessageToDict(model.definition)}, allow_unicode=True,
+    if args.what == "routing-policy":
+        kind = "RoutingPolicy"
+        version = client.routing.GetRoutingPolicy(routing_pb2.GetRoutingPolicyRequest(number=args.version)).policy
+    else:
+        kind = "ScoringModel"
+        version = client.scoring.GetScoringModel(scoring_pb2.GetScoringModelRequest(number=args.version)).model
+    print(f"# {version.version}{' (live)' if version.live else ''}")
+    print(yaml.safe_dump({"kind": kind, "spec": MessageToDict(version.definition)}, allow_unicode=True,
                          sort_keys=False), end="")
     return 0
 
@@ -326,10 +385,59 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("--team", required=True)
     put.add_argument("--email", default="")
     put.add_argument("--paused", action="store_true")
+    put.add_argument("--role", default="", help="sdr (default), ae or manager")
+    put.add_argument("--territory", action="append", default=[], help="country code, region or city (repeat)")
+    put.add_argument("--industry", action="append", default=[])
+    put.add_argument("--size", action="append", default=[], help='company-size band, "1-50" or "1000+"')
+    put.add_argument("--language", action="append", default=[])
+    put.add_argument("--skill", action="append", default=[])
+    put.add_argument("--weight", type=int, default=1)
+    put.add_argument("--capacity", type=int, default=0, help="most open leads (0: no limit)")
+    put.add_argument("--time-zone", default="", help="IANA name, e.g. Asia/Shanghai")
+    put.add_argument("--hours", action="append", default=[], help="working hours, e.g. mon=09:00-18:00 (repeat)")
+    put.add_argument("--holiday", action="append", default=[], help="a day off, YYYY-MM-DD (repeat)")
     put.set_defaults(run=cmd_rep_put)
-    reps = rep.add_parser("list", help="list reps")
+    reps = rep.add_parser("list", help="list reps with their open leads")
     reps.add_argument("--team", default="")
     reps.set_defaults(run=cmd_rep_list)
+    away = rep.add_parser("away", help="out of office from/until (ISO times), paused, or back (no times)")
+    away.add_argument("rep_id")
+    away.add_argument("--from", dest="away_from", default="")
+    away.add_argument("--until", dest="away_until", default="")
+    away.add_argument("--note", default="")
+    away.add_argument("--paused", action="store_true")
+    away.set_defaults(run=cmd_rep_away)
+
+    team = commands.add_parser("team", help="manage teams").add_subparsers(dest="action", required=True)
+    team_put = team.add_parser("put", help="create or replace a team")
+    team_put.add_argument("team_id")
+    team_put.add_argument("--name", required=True)
+    team_put.add_argument("--manager", action="append", default=[], help="rep id of a manager (repeat)")
+    team_put.add_argument("--webhook", default="", help="URL the team's notifications are posted to")
+    team_put.set_defaults(run=cmd_team_put)
+
+    assignment = commands.add_parser("assignment", help="who got a lead and why").add_subparsers(
+        dest="action", required=True)
+    assignment_show = assignment.add_parser("show", help="the decision and the history of owners")
+    assignment_show.add_argument("lead_id")
+    assignment_show.set_defaults(run=cmd_assignment_show)
+    queue = assignment.add_parser("queue", help="leads no rep could take (the fallback queue)")
+    queue.add_argument("--limit", type=int, default=50)
+    queue.set_defaults(run=cmd_assignment_queue)
+    move = assignment.add_parser("move", help="reassign a lead (to a rep, or by the policy)")
+    move.add_argument("lead_id")
+    move.add_argument("--to", default="", help="rep id; empty lets the policy choose")
+    move.add_argument("--reason", required=True)
+    move.set_defaults(run=cmd_assignment_move)
+
+    task = commands.add_parser("task", help="follow-up tasks").add_subparsers(dest="action", required=True)
+    task_list = task.add_parser("list", help="tasks by due time")
+    task_list.add_argument("--rep", default="")
+    task_list.add_argument("--open", action="store_true")
+    task_list.set_defaults(run=cmd_task_list)
+    task_done = task.add_parser("done", help="complete a task")
+    task_done.add_argument("task_id")
+    task_done.set_defaults(run=cmd_task_done)
 
     activity = commands.add_parser("activity", help="log activities").add_subparsers(dest="action", required=True)
     log = activity.add_parser("log", help="log a call, email, meeting or note on a lead")
@@ -349,13 +457,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     configure = commands.add_parser("config", help="rules as data: apply or show").add_subparsers(
         dest="action", required=True)
-    apply = configure.add_parser("apply", help="apply a YAML file of {kind, spec} documents (kind: ScoringModel)")
+    apply = configure.add_parser("apply", help="apply a YAML file of {kind, spec} documents "
+                                               "(kind: ScoringModel or RoutingPolicy)")
     apply.add_argument("-f", "--file", required=True)
     apply.add_argument("--validate-only", action="store_true", help="check it, store nothing")
     apply.add_argument("--rescore", action="store_true", help="rescore every lead under the new model")
     apply.set_defaults(run=cmd_config_apply)
-    get = configure.add_parser("get", help="print the scoring model as YAML")
-    get.add_argument("what", choices=("scoring-model",))
+    get = configure.add_parser("get", help="print the scoring model or the routing policy as YAML")
+    get.add_argument("what", choices=("scoring-model", "routing-policy"))
     get.add_argument("--version", type=int, default=0, help="version number (default: the live one)")
     get.set_defaults(run=cmd_config_get)
 

@@ -16,13 +16,17 @@ class RedisKeys:
         return ":".join((self.prefix, *parts))
 
 
+def connect_redis(service_name: str) -> RedisKeys:
+    client = redis.Redis.from_url(config["REDIS_URI"], socket_timeout=5, socket_connect_timeout=5,
+                                  decode_responses=True)
+    return RedisKeys(client, f"{config['REDIS_KEY_PREFIX']}:{service_name}")
+
+
 class RedisProvider(DependencyProvider):
     """Subclasses override ``get_dependency`` to wrap ``self.keys`` in a domain-shaped interface."""
 
     def setup(self):
-        client = redis.Redis.from_url(config["REDIS_URI"], socket_timeout=5, socket_connect_timeout=5,
-                                      decode_responses=True)
-        self.keys = RedisKeys(client, f"{config['REDIS_KEY_PREFIX']}:{self.container.service_name}")
+        self.keys = connect_redis(self.container.service_name)
 
     def stop(self):
         self.keys.client.close()

@@ -11,13 +11,33 @@ import uuid
 from pathlib import Path
 
 import grpc
+from google.protobuf import struct_pb2
+from google.protobuf.json_format import MessageToDict
 from leadflow.capture.v1 import capture_pb2
 from leadflow.common.v1 import common_pb2
 from leadflow.reporting.v1 import reporting_pb2
 from leadflow.routing.v1 import routing_pb2
 from leadflow.scoring.v1 import scoring_pb2
 
-DEMO_REPS = (("li.na", "Li Na"), ("zhang.wei", "Zhang Wei"), ("anna.schmidt", "Anna Schmidt"))
+# (rep id, name, team, territories, time zone): the China team works Shanghai hours, the
+# international team covers everywhere else.
+DEMO_REPS = (("li.na", "Li Na", "sales-cn", ["CN", "HK", "TW"], "Asia/Shanghai"),
+             ("zhang.wei", "Zhang Wei", "sales-cn", ["CN"], "Asia/Shanghai"),
+             ("anna.schmidt", "Anna Schmidt", "sales-intl", [], "Europe/Berlin"),
+             ("raj.iyer", "Raj Iyer", "sales-intl", [], "Asia/Kolkata"))
+WORKWEEK = {day: "09:00-18:00" for day in ("mon", "tue", "wed", "thu", "fri")}
+DEMO_POLICY = {
+    "rules": [
+        {"id": "greater-china", "description": "Chinese-speaking leads to the China team, by territory",
+         "when": {"field": "country", "in": ["CN", "HK", "TW"]}, "team": "sales-cn", "match_rep": ["territory"],
+         "strategy": "sticky", "then": "weighted_round_robin"},
+        {"id": "hot-international", "when": {"field": "score.total", "gte": 80}, "team": "sales-intl",
+         "strategy": "least_loaded", "sla_minutes": 60},
+        {"id": "international", "team": "sales-intl"},
+    ],
+    "sla": {"first_response_minutes": 120, "warning_percent": 75, "holidays": ["2027-01-01"]},
+    "escalation": {"action": "reassign", "max_hops": 2},
+}
 
 DEMO_LEADS = (
     dict(email="chen.jie@haier-robotics.cn", phone="+86 138 0013 8000", first_name="Jie", last_name="Chen",
@@ -38,10 +58,36 @@ DEMO_LEADS = (
 )
 
 
-def ensure_reps(client) -> None:
-    for rep_id, name in DEMO_REPS:
+def ensure_routing(client) -> None:
+    """Teams, reps with territories and working hours, and a routing policy: routing as data."""
+    for team_id, name, manager in (("sales-cn", "China sales", "li.na"),
+                                   ("sales-intl", "International sales", "anna.schmidt")):
+        client.routing.PutTeam(routing_pb2.PutTeamRequest(team=routing_pb2.Team(
+            team_id=team_id, name=name, managers=[manager])))
+    for rep_id, name, team, territories, time_zone in DEMO_REPS:
         client.routing.PutRep(routing_pb2.PutRepRequest(rep=routing_pb2.Rep(
-            rep_id=rep_id, name=name, team="sales-cn", email=f"{rep_id}@leadflow.example")))
+            rep_id=rep_id, name=name, team=team, email=f"{rep_id}@leadflow.example", territories=territories,
+            time_zone=time_zone, working_hours=WORKWEEK)))
+    definition = struct_pb2.Struct()
+    definition.update(DEMO_POLICY)
+    live = client.routing.GetRoutingPolicy(routing_pb2.GetRoutingPolicyRequest()).policy
+    if MessageToDict(live.definition) != MessageToDict(definition):
+        client.routing.PutRoutingPolicy(routing_pb2.PutRoutingPolicyRequest(definition=definition))
+
+
+def explain_assignment(rows) -> None:
+    """Why did this rep get this lead? The decision record answers it."""
+    row = next((r for r in rows if r["assignment"] is not None), None)
+    if row is None:
+        return
+    assignment = row["assignment"]
+    print(f"
+why {assignment.rep_id} got {row['lead'].email} ({assignment.policy_version}):")
+    print(f"  {assignment.reason}")
+    for candidate in assignment.considered:
+        print(f"  {candidate.rep_id:14} {candidate.skipped_reason or 'eligible'}")
+    due = assignment.task.due_at.ToDatetime()
+    print(f"  first response due {due:%a %Y-%m-%d %H:%M} UTC (business hours on the rep's calendar)")
 
 
 def _as_new_person(fields: dict, run_id: str) -> dict:
@@ -209,7 +255,7 @@ def scan_demo_card(client) -> None:
 
 
 def run_demo(client, state_dir: Path = Path(".leadflow")) -> None:
-    ensure_reps(client)
+    ensure_routing(client)
     run_id = uuid.uuid4().hex[:8]
     leads = submit(client, run_id)
     print(f"submitted {len(leads)} demo leads through capture.SubmitLead")
@@ -219,4 +265,5 @@ def run_demo(client, state_dir: Path = Path(".leadflow")) -> None:
     rows = follow(client, leads)
     time.sleep(0.5)  # let reporting's projection catch up with the last events
     print_report(rows, client.reporting.GetFunnel(reporting_pb2.GetFunnelRequest()))
+    explain_assignment(rows)
     show_engagement(client, rows)

@@ -17,7 +17,7 @@ from nameko.extensions import DependencyProvider
 
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.events import parse_iso, utcnow
-from services.common.redis_store import RedisProvider
+from services.common.redis_store import connect_redis
 from services.common.store import Store, get_or_not_found
 from services.routing import decision as decisions
 from services.routing import domain, events
@@ -113,11 +113,6 @@ class SharedState:
                              mapping={f"{pool}|{rep_id}": value for rep_id, value in currents.items()})
 
 
-class RoutingState(RedisProvider):
-    def get_dependency(self, worker_ctx):
-        return SharedState(self.keys)
-
-
 @dataclass
 class _Live:
     """This process's copy of the live policy and the reps, re-read when they may have changed."""
@@ -132,7 +127,7 @@ class _Live:
 
 
 class RoutingRepository:
-    def __init__(self, store: "RoutingStore", state: SharedState):
+    def __init__(self, store: "Routing", state: SharedState):
         self.store = store
         self.live = store.live
         self.state = state
@@ -602,23 +597,24 @@ def _lead_name(lead: dict) -> str:
     return label
 
 
-class RoutingStore(Store):
+class Routing(Store):
+    """Routing's store and its shared Redis state, injected together as the repository (a decision
+    needs both)."""
+
     documents = (RepDocument, TeamDocument, RoutingPolicyDocument, TaskDocument, AssignmentDocument)
 
     def setup(self):
         super().setup()
         self.live = _Live()
+        self.keys = connect_redis(self.container.service_name)
+
+    def stop(self):
+        super().stop()
+        self.keys.client.close()
+
+    def check_ready(self) -> None:
+        super().check_ready()
+        self.keys.client.ping()
 
     def get_dependency(self, worker_ctx):
-        return self
-
-
-class Routing(DependencyProvider):
-    """The repository: the store and the shared Redis state together."""
-
-    store = RoutingStore()
-    state = RoutingState()
-
-    def get_dependency(self, worker_ctx):
-        return RoutingRepository(self.store, self.state.get_dependency(worker_ctx))
-
+        return RoutingRepository(self, SharedState(self.keys))

@@ -3,11 +3,17 @@ RabbitMQ, Redis and Mongo wire protocol. Other services are replaced by publishi
 would emit and by listening to what the service under test emits. Run under ``nameko test``:
 inside this eventlet process gRPC calls go through nameko-grpc's client, never grpcio.
 """
+import uuid
+
 import pytest
+from amqp.exceptions import NotFound as QueueNotFound
+from kombu import Connection
 from nameko import config
 from nameko.containers import ServiceContainer
 from nameko_grpc.client import Client
 from nameko_grpc.errors import GrpcError
+
+from services.common.messaging import ReliableEventHandler
 
 from services.common import grpc_transport
 from services.common.settings import service_config
@@ -59,7 +65,7 @@ class Caller:
 # Services whose events no integration test service consumes: a queue for everything they emit stands
 # in for their consumers. Otherwise unconsumed events stay in the outbox (as they must) and each later
 # test's relay offers them to the broker again, where a test's own tap then receives them as its own.
-STAND_IN_CONSUMERS = {"capture", "scoring"}
+STAND_IN_CONSUMERS = {"capture", "scoring", "routing"}
 
 
 @pytest.fixture
@@ -111,3 +117,29 @@ def publish(infra):
     publisher = EventPublisher(infra.amqp_uri)
     yield publisher
     publisher.close()
+
+
+def consumer_queues(service_cls) -> list[str]:
+    """The durable queue of each event handler of a service, named as nameko names them."""
+    return [f"evt-{entrypoint.source_service}-{entrypoint.event_type}--{service_cls.name}.{name}"
+            for name in dir(service_cls)
+            for entrypoint in getattr(getattr(service_cls, name), "nameko_entrypoints", ())
+            if isinstance(entrypoint, ReliableEventHandler)]
+
+
+def start_isolated(run_service, infra, service_cls, **overrides) -> RunningService:
+    """Start a service with a database and Redis keys of its own, and empty consumer queues: policies,
+    reps or models it stores change no other test, and events other tests left waiting in its
+    durable queues (emitted while no such service ran) do not reach it."""
+    with Connection(infra.amqp_uri) as connection:
+        for queue in consumer_queues(service_cls):
+            channel = connection.channel()
+            try:
+                channel.queue_purge(queue)
+            except QueueNotFound:
+                pass  # not declared yet: nothing waits in it
+            finally:
+                channel.close() if channel.is_open else None
+    own = uuid.uuid4().hex[:6]
+    return run_service(service_cls, MONGODB_DB_PREFIX=f"{infra.db_prefix}i{own}",
+                       REDIS_KEY_PREFIX=f"{infra.redis_prefix}:i{own}", **overrides)

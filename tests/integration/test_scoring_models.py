@@ -8,8 +8,6 @@ from datetime import timedelta
 
 from google.protobuf import struct_pb2
 from grpc import StatusCode
-from kombu import Connection
-from amqp.exceptions import NotFound as QueueNotFound
 from leadflow.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 
 from nameko_grpc.errors import GrpcError
@@ -18,6 +16,7 @@ from services.common.events import iso, utcnow
 from services.scoring.models import LeadScoreDocument
 from services.scoring.service import ScoringService
 from tests.conftest import PRINCIPALS
+from tests.integration.conftest import start_isolated
 from tests.support import new_event, violations_of, wait_until
 
 ENGAGEMENT_ONLY = {
@@ -39,30 +38,9 @@ def struct(definition: dict) -> struct_pb2.Struct:
     return message
 
 
-def _purge_scoring_queues(amqp_uri: str) -> None:
-    """Events other tests emitted while no scoring service ran wait in scoring's durable queues; an
-    isolated scoring service starts from empty queues so its counts are its own."""
-    with Connection(amqp_uri) as connection:
-        for source, event_type, handler in SCORING_QUEUES:
-            channel = connection.channel()
-            try:
-                channel.queue_purge(f"evt-{source}-{event_type}--scoring.{handler}")
-            except QueueNotFound:
-                pass  # not declared yet: nothing waits in it
-            finally:
-                channel.close() if channel.is_open else None
-
-
-SCORING_QUEUES = [("capture", t, f"handle_{t}") for t in
-                  ("lead_captured", "lead_merged", "lead_unmerged", "lead_activity_recorded")] + \
-    [("opportunity", t, f"handle_{t}") for t in ("opportunity_won", "opportunity_lost")] + \
-    [("routing", "lead_assigned", "handle_lead_assigned")]
-
-
 def isolated(run_service, infra, **overrides):
     """A scoring service with a database of its own: models stored here change no other test's scores."""
-    _purge_scoring_queues(infra.amqp_uri)
-    return run_service(ScoringService, MONGODB_DB_PREFIX=f"{infra.db_prefix}m{uuid.uuid4().hex[:6]}", **overrides)
+    return start_isolated(run_service, infra, ScoringService, **overrides)
 
 
 def captured(**fields) -> dict:
