@@ -81,8 +81,7 @@ def explain_assignment(rows) -> None:
     if row is None:
         return
     assignment = row["assignment"]
-    print(f"
-why {assignment.rep_id} got {row['lead'].email} ({assignment.policy_version}):")
+    print(f"\nwhy {assignment.rep_id} got {row['lead'].email} ({assignment.policy_version}):")
     print(f"  {assignment.reason}")
     for candidate in assignment.considered:
         print(f"  {candidate.rep_id:14} {candidate.skipped_reason or 'eligible'}")
