@@ -23,7 +23,8 @@ def lead_assigned(assignment, lead: dict):
 def lead_reassigned(assignment, previous_rep_id: str, entry):
     """``rep_id`` is empty when the lead went to the fallback queue."""
     return LEAD_REASSIGNED, {"lead_id": assignment.lead_id}, {
-        "rep_id": assignment.rep_id, "previous_rep_id": previous_rep_id, "team": assignment.team, "kind": entry.kind, "reason": entry.reason,
+        "rep_id": assignment.rep_id, "previous_rep_id": previous_rep_id, "team": assignment.team, "kind": entry.kind,
+        "reason": entry.reason,
         "by": entry.by, "rule_id": entry.rule_id, "policy_version": entry.policy_version,
         "reassigned_at": iso(entry.at), "owner_version": assignment.owner_version,
         "task_id": assignment.task.task_id if assignment.task else "", "queued": assignment.queued}

@@ -70,7 +70,7 @@ def test_three_replicas_assign_each_lead_once_by_weight_within_capacity(three_ro
     sink = EventTap(infra.amqp_uri, "routing", ("#",))  # stands in for the services that consume routing's events
     publish = EventPublisher(infra.amqp_uri)
     events = []
-    for index in range(LEADS):
+    for _ in range(LEADS):
         lead_id = str(uuid.uuid4())
         lead = {"lead_id": lead_id, "captured_at": iso(utcnow()), "source": "replicas", "country": "CN"}
         events.append(make_event("lead_qualified", {"lead_id": lead_id}, {"lead": lead, "score": {"total": 75}}))
