@@ -36,7 +36,7 @@ IMAGE = "ghcr.io/leadflow/leadflow"
 SECRET_NAME = "leadflow-secrets"
 SECRET_SETTINGS = {"AMQP_URI", "MONGODB_URI", "REDIS_URI", "LEADFLOW_AUTH_TOKENS"}
 # Secrets only one service reads.
-SERVICE_SECRETS = {"capture": {"WEBHOOK_SECRETS"}}
+SERVICE_SECRETS = {"capture": {"WEBHOOK_SECRETS"}, "routing": {"NOTIFY_WEBHOOK_SECRET"}}
 SECRET_LOOKING = re.compile(r"PASS|TOKEN|SECRET|CREDENTIAL|_URI$")
 # A pinned image names a full version (major.minor.patch, optionally with a variant) or a digest;
 # "3.11-slim" or "7" move under you.
