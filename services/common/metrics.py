@@ -51,8 +51,10 @@ FALLBACK_QUEUE = Gauge("leadflow_routing_fallback_queue_leads", "Leads waiting i
 ROUTING_DECISION_SECONDS = Histogram(
     "leadflow_routing_decision_seconds", "lead_qualified received -> assignment stored",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
-SLA_EVENTS = Counter("leadflow_routing_sla_events_total", "First-response SLA warnings, breaches and escalations",
-                     ["stage"])
+SLA_WARNINGS = Counter("leadflow_routing_sla_warnings_total", "First-response tasks that reached their warning point")
+SLA_BREACHES = Counter("leadflow_routing_sla_breaches_total", "First-response tasks whose deadline passed while open")
+ESCALATIONS = Counter("leadflow_routing_escalations_total", "Escalations of breached first responses, by action "
+                      "(reassign, notify_manager, queue)", ["action"])
 REASSIGNMENTS = Counter("leadflow_routing_reassignments_total", "Changes of owner after the first assignment",
                         ["kind"])
 FIRST_TOUCH_SECONDS = Histogram(

@@ -99,7 +99,7 @@ class RoutingService(LeadflowService):
     def _advance_sla(self, task, now):
         if task.warned_at is None and task.breached_at is None and task.warn_at and now < task.due_at:
             if self.routing.warn(task, now):
-                metrics.SLA_EVENTS.labels("warning").inc()
+                metrics.SLA_WARNINGS.inc()
             return
         policy = self.routing.policy()
         escalation = decisions.escalation_for(policy, task.escalation_hop)
@@ -107,14 +107,14 @@ class RoutingService(LeadflowService):
             task = self.routing.breach(task, now, escalation.action)
             if task is None:
                 return  # another replica got there first
-            metrics.SLA_EVENTS.labels("breached").inc()
+            metrics.SLA_BREACHES.inc()
         assignment = self.routing.get_assignment(task.lead_id)
         if assignment.task is None or assignment.task.task_id != task.task_id:
             self.routing.stop_checking(task.task_id)  # the lead moved on meanwhile
             return
         if escalation.action == "notify_manager":
             if self.routing.notify_managers(task, now, assignment):
-                metrics.SLA_EVENTS.labels("escalated").inc()
+                metrics.ESCALATIONS.labels("notify_manager").inc()
             return
         if escalation.action == "reassign":
             reason = f"{task.rep_id} missed the first-response deadline (escalation {escalation.hop} of " \
@@ -127,7 +127,7 @@ class RoutingService(LeadflowService):
             moved = self.routing.change_owner(task.lead_id, now, "queued", "routing", reason,
                                               expected_version=assignment.owner_version, expected_task=task.task_id)
         if moved is not None:
-            metrics.SLA_EVENTS.labels("escalated").inc()
+            metrics.ESCALATIONS.labels(escalation.action).inc()
             metrics.REASSIGNMENTS.labels("queued" if moved.queued else "escalated").inc()
             if moved.queued:
                 metrics.LEADS_QUEUED.inc()
