@@ -15,6 +15,10 @@
         the raw broker's consume rate), GetLeadScore p50/p99 (against plain grpcio's health check), and
         TrainWinModel on the X Education export imported through capture (against the same training
         run in this process on the same leads)
+  (ix)  routing on a routing-only platform, one replica and then three: lead_qualified events (published
+        as scoring's relay would) assigned per second under a policy of rules, territories, weights and
+        capacities, and qualification -> assignment latency p50/p99 at half that rate (against the pure
+        decision alone, in this process, and the raw broker's consume rate)
 
 Every figure that depends on the machine is also given as a ratio to a baseline measured in the
 same run, because these machines are noisy. Prints a table and writes bench/results/latest.json.
@@ -118,12 +122,14 @@ class AssignmentWatcher:
     def __init__(self, amqp_uri: str):
         from tests.support import EventTap
         self.tap = EventTap(amqp_uri, "routing", ("lead_assigned",))
+        self.arrived = {}  # lead id -> time.perf_counter() when its lead_assigned reached us
 
     def wait(self, lead_ids: set, timeout: float) -> list:
         deadline = time.monotonic() + timeout
         seen = {}
         while time.monotonic() < deadline and len(seen) < len(lead_ids):
             for event in self.tap.collect(len(self.tap.received) + 1, timeout=0.2):
+                self.arrived.setdefault(event["lead_id"], time.perf_counter())
                 if event["lead_id"] in lead_ids:
                     seen[event["lead_id"]] = event
         return list(seen.values())
@@ -433,6 +439,112 @@ def bench_scoring(infra, table: str, admin_token: str, count: int) -> dict:
     return results
 
 
+# (ix) -----------------------------------------------------------------------------------------------
+BENCH_REPS = [(f"r{i}", ("apac", "emea")[i % 2], 1 + i % 3, ["cn", "sg"] if i % 2 == 0 else ["de", "fr"], 0)
+              for i in range(8)] + [("desk", "desk", 1, [], 0)]
+BENCH_POLICY = {
+    "rules": [
+        {"id": "hot-apac", "when": {"all": [{"field": "country", "in": ["CN", "SG"]},
+                                            {"field": "score.total", "gte": 85}]},
+         "team": "apac", "strategy": "least_loaded", "sla_minutes": 30},
+        {"id": "apac", "when": {"field": "country", "in": ["CN", "SG"]}, "team": "apac", "match_rep": ["territory"]},
+        {"id": "emea", "when": {"field": "country", "in": ["DE", "FR"]}, "team": "emea", "match_rep": ["territory"]},
+    ],
+    "fallback": {"team": "desk"},
+}
+
+
+def bench_lead(index: int) -> dict:
+    from services.common.events import iso
+    return {"lead_id": str(uuid.uuid4()), "country": ("CN", "SG", "DE", "FR", "US")[index % 5], "industry": "software",
+            "company_size": 100 + index % 900, "source": "bench", "captured_at": iso(datetime.now(timezone.utc))}
+
+
+def decisions_in_process(count: int) -> float:
+    """The routing decision alone (pure, no I/O), per second: the ceiling of what a replica could do."""
+    from services.routing.decision import decide
+    from services.routing.domain import Rep
+    from services.routing.policy import compile_policy
+    policy = compile_policy(BENCH_POLICY, "bench")
+    reps = {rep_id: Rep(rep_id, rep_id, team, weight=weight, territories=places)
+            for rep_id, team, weight, places, _ in BENCH_REPS}
+    open_leads, rotations = {}, {}
+    leads = [bench_lead(i) for i in range(count)]
+    started = time.perf_counter()
+    for lead in leads:
+        decision = decide(lead, {"total": 80}, policy, reps, open_leads, rotations, "", datetime.now(timezone.utc))
+        rotations[decision.pool] = {**rotations.get(decision.pool, {}), **decision.rotation}
+        open_leads[decision.rep_id] = open_leads.get(decision.rep_id, 0) + 1
+    return count / (time.perf_counter() - started)
+
+
+def _routing_run(infra, table: str, admin_token: str, replicas: int, count: int) -> dict:
+    from services.common.events import make_event
+    from tests.support import EventPublisher
+    declare_sink(infra.amqp_uri, "routing")
+    logs = Path(tempfile.mkdtemp(prefix=f"leadflow-bench-routing{replicas}-"))
+    stack = Platform({**infra.env(), "LEADFLOW_AUTH_TOKENS": table, "LOG_LEVEL": "WARNING"}, logs,
+                     services=("routing",), replicas=replicas, any_free_port=True).start()
+    publish = EventPublisher(infra.amqp_uri)
+    watcher = AssignmentWatcher(infra.amqp_uri)
+    try:
+        stack.wait_ready()
+        admin = LeadflowClient(admin_token, stack.addresses())
+        for rep_id, team, weight, places, capacity in BENCH_REPS:
+            admin.routing.PutRep(routing_pb2.PutRepRequest(rep=routing_pb2.Rep(
+                rep_id=f"bench.{rep_id}", name=rep_id, team=team, weight=weight, territories=places,
+                capacity=capacity)))
+        from google.protobuf import struct_pb2
+        definition = struct_pb2.Struct()
+        definition.update(BENCH_POLICY)
+        admin.routing.PutRoutingPolicy(routing_pb2.PutRoutingPolicyRequest(definition=definition))
+        time.sleep(1.5)  # every replica reads the new policy (LIVE_CHECK_SECONDS)
+
+        def qualified(index: int) -> dict:
+            lead = bench_lead(index)
+            return make_event("lead_qualified", {"lead_id": lead["lead_id"]},
+                              {"lead": lead, "score": {"total": 70 + index % 30}})
+
+        events = [qualified(i) for i in range(count)]
+        started = time.perf_counter()
+        for event in events:
+            publish("scoring", event)
+        assigned = watcher.wait({e["lead_id"] for e in events}, timeout=900)
+        seconds = time.perf_counter() - started
+        throughput = len(assigned) / seconds
+        # Latency at half that rate, open loop: qualified (published) -> lead_assigned received here, so
+        # it includes the decision, the store write and the event's way out through the outbox.
+        rate = throughput / 2
+        paced = [qualified(i) for i in range(max(20, int(rate * 15 * SCALE)))]
+        sent_at, done = {}, []
+        # The watcher reads while leads are being published, so arrival times are true ones.
+        reader = threading.Thread(target=lambda: done.extend(watcher.wait({e["lead_id"] for e in paced}, 300)))
+        reader.start()
+        start = time.perf_counter()
+        for index, event in enumerate(paced):
+            delay = start + index / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            sent_at[event["lead_id"]] = time.perf_counter()
+            publish("scoring", event)
+        reader.join()
+        latencies = [(watcher.arrived[e["lead_id"]] - sent_at[e["lead_id"]]) * 1000 for e in done]
+        admin.close()
+        return {"replicas": replicas, "leads": count, "assigned": len(assigned), "seconds": seconds,
+                "assigned_per_s": throughput, "latency_offered_per_s": rate, "latency_leads": len(done),
+                "latency_p50_ms": percentile(latencies, 50), "latency_p99_ms": percentile(latencies, 99)}
+    finally:
+        watcher.tap.close()
+        publish.close()
+        stack.stop()
+
+
+def bench_routing(infra, table: str, admin_token: str, count: int) -> dict:
+    return {"one_replica": _routing_run(infra, table, admin_token, 1, count),
+            "three_replicas": _routing_run(infra, table, admin_token, 3, count),
+            "decisions_in_process_per_s": decisions_in_process(max(1000, count))}
+
+
 def in_process_training_seconds(db, config) -> float:
     """The same training on the same leads in this process, without the service around it."""
     from collections import Counter
@@ -503,6 +615,8 @@ def main() -> None:
         results["capture_bulk"] = bench_capture_bulk(infra, table, integration_token, scaled(100_000))
         print("(viii) scoring ...", flush=True)
         results["scoring"] = bench_scoring(infra, table, admin_token, scaled(3000))
+        print("(ix) routing, one and three replicas ...", flush=True)
+        results["routing"] = bench_routing(infra, table, admin_token, scaled(2000))
 
     b, s, p = results["broker"], results["store"], results["pipeline"]
     nameko_check, grpcio_check = results["grpc_health_check_nameko"], results["grpc_health_check_plain_grpcio"]
@@ -519,6 +633,12 @@ def main() -> None:
         "scored_activities_to_broker_consume": results["scoring"]["lead_activity_recorded"]["per_s"]
         / b["consume_per_s"],
         "get_lead_score_to_grpcio_unary_p99": results["scoring"]["get_lead_score"]["p99_ms"] / grpcio_check["p99_ms"],
+        "routing_three_to_one_replica": results["routing"]["three_replicas"]["assigned_per_s"]
+        / results["routing"]["one_replica"]["assigned_per_s"],
+        "routing_three_replicas_to_broker_consume": results["routing"]["three_replicas"]["assigned_per_s"]
+        / b["consume_per_s"],
+        "routing_three_replicas_to_pure_decision": results["routing"]["three_replicas"]["assigned_per_s"]
+        / results["routing"]["decisions_in_process_per_s"],
     }
     if "win_model_xeducation" in results["scoring"]:
         win = results["scoring"]["win_model_xeducation"]
@@ -526,6 +646,13 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
     print_table(results)
+
+
+def routing_row(run: dict) -> tuple:
+    label = f"(ix)  routing, {run['replicas']} replica{'s' if run['replicas'] > 1 else ''}"
+    return label, (f"{run['assigned_per_s']:,.0f} assignments/s ({run['assigned']:,}/{run['leads']:,}); "
+                   f"qualified->assigned p50 {run['latency_p50_ms']:.0f} / p99 {run['latency_p99_ms']:.0f} ms "
+                   f"at {run['latency_offered_per_s']:.0f}/s")
 
 
 def print_table(r: dict) -> None:
@@ -572,6 +699,8 @@ def print_table(r: dict) -> None:
                                                  f"ROC-AUC {win['roc_auc']:.3f} vs naive Bayes "
                                                  f"{win['baseline_roc_auc']:.3f}, {win['leads']:,} leads")]
           if (win := sc.get("win_model_xeducation")) else []),
+        *[routing_row(run) for run in (r["routing"]["one_replica"], r["routing"]["three_replicas"])],
+        ("(ix)  routing decision alone, in process", f"{r['routing']['decisions_in_process_per_s']:,.0f} decisions/s"),
         ("(vi)  RSS per service", ", ".join(f"{k.split('#')[0]} {v:.0f}" for k, v in r["rss_mib"].items()) + " MiB"),
     ] + [(f"ratio {name}", f"{value:.3f}") for name, value in r["ratios"].items()]
     width = max(len(label) for label, _ in rows)
