@@ -6,10 +6,11 @@ rotation, release. The assignment is then written to Mongo in a transaction guar
 ``owner_version``; a replica that lost the race gives its reservation back. So capacity holds and
 turns stay fair however many replicas route at once, and a lead is never assigned twice.
 """
+import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 
 from nameko import config
@@ -21,6 +22,7 @@ from services.common.redis_store import connect_redis
 from services.common.store import Store, get_or_not_found
 from services.routing import decision as decisions
 from services.routing import domain, events
+from services.routing.domain import Considered
 from services.routing.mappers import (assignment_from_document, considered_to_dicts, history_to_dict,
                                       rep_from_document, rep_to_document, task_from_document, task_to_document,
                                       team_from_document, team_to_document)
@@ -37,6 +39,7 @@ LOCK_SECONDS = 10
 QUEUE_RETRY = timedelta(seconds=60)  # a queued lead is tried again this often (reps come into hours)
 TICK_BATCH = 200
 EXISTS, STALE = "exists", "stale"
+DECISION_MEMO_SECONDS = 3600  # longer than any redelivery of the event that asked for the decision
 
 
 class Clock(DependencyProvider):
@@ -99,6 +102,19 @@ class SharedState:
     def remove_open(self, rep_id: str, lead_id: str) -> None:
         if rep_id:
             self.client.srem(self._open_key(rep_id), lead_id)
+
+    def decided(self, memo: str):
+        raw = self.client.get(self.keys.key("decided", memo))
+        if raw is None:
+            return None
+        fields = json.loads(raw)
+        fields["considered"] = tuple(Considered(*c) for c in fields["considered"])
+        return decisions.Decision(**{**fields, "rotation": {}})
+
+    def remember_decision(self, memo: str, decision) -> None:
+        fields = {**asdict(decision), "rotation": {},
+                  "considered": [[c.rep_id, c.skipped, c.rule_id] for c in decision.considered]}
+        self.client.set(self.keys.key("decided", memo), json.dumps(fields), ex=DECISION_MEMO_SECONDS)
 
     def rotations(self) -> dict:
         result = {}
@@ -181,8 +197,9 @@ class RoutingRepository:
             self.state.forget_open_counts()
 
     def open_leads(self, rep_ids) -> dict:
-        with self.state.lock():
-            self._ensure_open_counts(rep_ids)
+        if not self.state.open_ready():
+            with self.state.lock():
+                self._ensure_open_counts(rep_ids)
         return self.state.open_counts(list(rep_ids))
 
     # ---- policy ------------------------------------------------------------------------------------
@@ -246,13 +263,20 @@ class RoutingRepository:
             .order_by("-assigned_at").only("rep_id").first()
         return previous.rep_id if previous else ""
 
-    def decide(self, lead: dict, score: dict, now, excluded=(), manual_rep=None, manual_reason=""):
-        """Decide under the shared lock and reserve the lead in the chosen rep's open set."""
+    def decide(self, lead: dict, score: dict, now, owner_version: int, excluded=(), manual_rep=None,
+               manual_reason=""):
+        """Decide under the shared lock and reserve the lead in the chosen rep's open set. A second
+        worker deciding the same change of owner (a redelivered event racing the first delivery) gets
+        the first one's decision back, so turns advance once per lead, never twice."""
         policy, reps = self.policy(), self.reps()
         sticky = self._sticky_owner(decisions.account_key(lead), lead["lead_id"]) \
             if any(rule.strategy == "sticky" for rule in policy.rules) else ""
+        memo = f"{lead['lead_id']}:{owner_version}"
         with self.state.lock():
             self._ensure_open_counts(reps)
+            earlier = self.state.decided(memo) if manual_rep is None else None
+            if earlier is not None:
+                return policy, earlier
             if manual_rep is not None:
                 decision = decisions.Decision(manual_rep.rep_id, manual_rep.team, "", "manual", manual_reason, (),
                                               sla_minutes=policy.first_response_minutes)
@@ -262,6 +286,8 @@ class RoutingRepository:
             if decision.rep_id:
                 self.state.add_open(decision.rep_id, lead["lead_id"])
                 self.state.save_rotation(decision.pool, decision.rotation)
+            if decision.rep_id and manual_rep is None:  # a manager's choice or an empty one is never reused
+                self.state.remember_decision(memo, decision)
         return policy, decision
 
     def _give_back(self, decision, lead_id: str) -> None:
@@ -291,7 +317,7 @@ class RoutingRepository:
         lead_id = lead["lead_id"]
         if self.is_known(lead_id):
             return None
-        policy, decision = self.decide(lead, score, now, manual_rep=manual_rep, manual_reason=reason)
+        policy, decision = self.decide(lead, score, now, 0, manual_rep=manual_rep, manual_reason=reason)
         rep = self.reps().get(decision.rep_id) or manual_rep
 
         def work(uow):
@@ -366,7 +392,7 @@ class RoutingRepository:
         if kind == "queued":
             policy, decision = self.policy(), decisions.Decision("", "", "", "", reason, ())
         else:
-            policy, decision = self.decide(lead, score, now, excluded=set(previous) | {document.rep_id},
+            policy, decision = self.decide(lead, score, now, version, excluded=set(previous) | {document.rep_id},
                                            manual_rep=target_rep, manual_reason=reason)
         rep = target_rep or self.reps().get(decision.rep_id)
         if not decision.rep_id and document.queued:
