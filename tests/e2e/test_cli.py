@@ -96,3 +96,40 @@ def test_config_apply_checks_a_scoring_model_and_names_each_mistake(platform, tm
     assert "kind: ScoringModel" in shown.stdout and "demo_request" in shown.stdout
     rep = leadflow(platform, "config", "apply", "-f", str(good), who="rep")
     assert rep.returncode == 2 and "PERMISSION_DENIED" in rep.stderr
+
+
+ROUTING_YAML = """\
+kind: RoutingPolicy
+spec:
+  rules:
+    - id: dach
+      when: {field: country, in: [DE, AT, CH]}
+      team: dach
+      strategy: %s
+  escalation: {action: reassign, max_hops: 2}
+"""
+
+
+def test_config_apply_checks_a_routing_policy_and_reps_teams_and_the_queue_are_managed(platform, tmp_path):
+    # Only --validate-only for the policy: the other end-to-end tests run under the built-in policy.
+    good, bad = tmp_path / "routing.yaml", tmp_path / "bad.yaml"
+    good.write_text(ROUTING_YAML % "least_loaded", encoding="utf-8")
+    bad.write_text(ROUTING_YAML % "coin_flip", encoding="utf-8")
+
+    checked = leadflow(platform, "config", "apply", "-f", str(good), "--validate-only")
+    refused = leadflow(platform, "config", "apply", "-f", str(bad))
+    shown = leadflow(platform, "config", "get", "routing-policy")
+    team = leadflow(platform, "team", "put", "cli-team", "--name", "CLI team", "--manager", "cli.boss")
+    rep = leadflow(platform, "rep", "put", "cli.boss", "--name", "Boss", "--team", "cli-team", "--paused",
+                   "--territory", "DE", "--time-zone", "Europe/Berlin", "--hours", "mon=09:00-17:00")
+    bad_rep = leadflow(platform, "rep", "put", "cli.x", "--name", "X", "--team", "cli-team", "--size", "huge")
+    queue = leadflow(platform, "assignment", "queue")
+
+    assert checked.returncode == 0 and checked.stdout.strip() == "RoutingPolicy: valid", checked.stderr
+    assert refused.returncode == 2 and "rules[0].strategy" in refused.stderr
+    assert shown.returncode == 0 and shown.stdout.startswith("# builtin (live)")
+    assert "kind: RoutingPolicy" in shown.stdout and "weighted_round_robin" in shown.stdout
+    assert team.returncode == 0 and "cli.boss" in team.stdout, team.stderr
+    assert rep.returncode == 0 and "Europe/Berlin" in rep.stdout and "09:00-17:00" in rep.stdout, rep.stderr
+    assert bad_rep.returncode == 2 and "rep.size_bands[0]" in bad_rep.stderr
+    assert queue.returncode == 0, queue.stderr
