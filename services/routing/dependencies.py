@@ -633,6 +633,23 @@ class Routing(Store):
         super().setup()
         self.live = _Live()
         self.keys = connect_redis(self.container.service_name)
+        self._queue_leads_waiting_from_before()
+
+    def _queue_leads_waiting_from_before(self) -> None:
+        """Before routing had a fallback queue, a lead no rep could take waited in ``pending_leads``.
+        Each becomes a queued assignment (tried again like any other), so none is lost by an upgrade."""
+        pending = self.db["pending_leads"]
+        for waiting in pending.find():
+            lead = {**waiting.get("lead", {}), "lead_id": waiting["_id"]}
+            at = waiting.get("qualified_at") or utcnow()
+            entry = {"kind": "queued", "rep_id": "", "at": at, "by": "routing", "rule_id": "",
+                     "reason": "fallback queue: waited for an active rep", "policy_version": BUILTIN_VERSION}
+            self.db[AssignmentDocument._get_collection_name()].update_one({"_id": waiting["_id"]}, {"$setOnInsert": {
+                "rep_id": "", "team": "", "strategy": "", "policy_version": BUILTIN_VERSION, "rule_id": "",
+                "reason": entry["reason"], "considered": [], "history": [entry], "lead": lead, "score": {},
+                "account_key": decisions.account_key(lead), "task_id": "", "owner_version": 0, "open": False,
+                "queued": True, "queued_at": at, "retry_queued": True, "retry_at": at}}, upsert=True)
+            pending.delete_one({"_id": waiting["_id"]})
 
     def stop(self):
         super().stop()

@@ -258,7 +258,7 @@ class RoutingService(LeadflowService):
             assignment = self.routing.assign_new(lead, {}, now, manual_rep=target, by=self.caller.id,
                                                  reason=reason if target else "")
         if assignment is None:
-            raise FailedPrecondition(f"lead {lead_id} was assigned by someone else meanwhile; read it again")
+            self._explain_no_move(lead_id)
         self._count_assignment(assignment)
         return routing_pb2.AssignLeadResponse(assignment=mappers.assignment_to_proto(
             self.routing.get_assignment(lead_id)))
@@ -279,10 +279,20 @@ class RoutingService(LeadflowService):
                                           request.reason.strip(), target_rep=target,
                                           expected_version=current.owner_version)
         if moved is None:
-            raise FailedPrecondition(f"lead {request.lead_id} changed owner meanwhile; read it again")
+            self._explain_no_move(request.lead_id, current.owner_version)
         metrics.REASSIGNMENTS.labels("queued" if moved.queued else "manual").inc()
         return routing_pb2.ReassignLeadResponse(assignment=mappers.assignment_to_proto(
             self.routing.get_assignment(request.lead_id)))
+
+    def _explain_no_move(self, lead_id: str, version_read: int | None = None):
+        """Why a manual assignment changed nothing: nobody could take the lead, or someone else moved
+        it first."""
+        now = self.routing.get_assignment(lead_id)
+        if now.queued and (version_read is None or now.owner_version == version_read):
+            raise FailedPrecondition(f"no rep can take lead {lead_id} now (paused, away, outside working hours or "
+                                     "at capacity); it stays in the fallback queue - name a rep to assign it anyway")
+        raise FailedPrecondition(f"lead {lead_id} changed owner meanwhile (now {now.rep_id or 'queued'}); "
+                                 "read it again")
 
     @routing_rpc
     def GetAssignment(self, request, context):

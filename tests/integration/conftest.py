@@ -141,5 +141,5 @@ def start_isolated(run_service, infra, service_cls, **overrides) -> RunningServi
             finally:
                 channel.close() if channel.is_open else None
     own = uuid.uuid4().hex[:6]
-    return run_service(service_cls, MONGODB_DB_PREFIX=f"{infra.db_prefix}i{own}",
-                       REDIS_KEY_PREFIX=f"{infra.redis_prefix}:i{own}", **overrides)
+    return run_service(service_cls, **{"MONGODB_DB_PREFIX": f"{infra.db_prefix}i{own}",
+                                       "REDIS_KEY_PREFIX": f"{infra.redis_prefix}:i{own}", **overrides})

@@ -10,11 +10,13 @@ from collections import Counter
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import pymongo
 from google.protobuf import struct_pb2
 from grpc import StatusCode
 from leadflow.routing.v1 import routing_pb2, routing_pb2_grpc
 
 from services.common.events import iso, utcnow
+from services.common.settings import database_name
 from services.routing.dependencies import Clock
 from services.routing.models import AssignmentDocument, RoutingPolicyDocument, TaskDocument
 from services.routing.service import RoutingService
@@ -191,12 +193,35 @@ def test_an_unroutable_lead_waits_visibly_in_the_fallback_queue_until_a_rep_can_
     assert (queued.lead_id, queued.queued, queued.rep_id) == (event["lead_id"], True, "")
     assert queued.reason == "fallback queue: no available rep under everyone"
     assert emitted.settle(0.3) == []
+    nobody = admin.error("AssignLead", routing_pb2.AssignLeadRequest(lead_id=event["lead_id"]))
+    assert nobody.code == StatusCode.FAILED_PRECONDITION and "no rep can take" in nobody.message
     put_rep(admin, f"late.{uuid.uuid4().hex[:6]}")
 
     [assigned] = emitted.collect(1)
     assert assigned["lead_id"] == event["lead_id"] and assigned["owner_version"] == 1
     assert admin.ListFallbackQueue(routing_pb2.ListFallbackQueueRequest()).assignments == []
     assert [h.kind for h in assignment(admin, event["lead_id"]).history] == ["queued", "assigned"]
+
+
+def test_leads_that_waited_before_the_fallback_queue_existed_are_queued_when_routing_starts(
+        run_service, infra, tokens, tap):
+    prefix = f"{infra.db_prefix}p{uuid.uuid4().hex[:6]}"
+    lead_id = str(uuid.uuid4())
+    with pymongo.MongoClient(infra.mongo_uri) as client:
+        client[database_name(prefix, "routing")]["pending_leads"].insert_one({
+            "_id": lead_id, "lead": {"lead_id": lead_id, "country": "DE", "captured_at": iso(utcnow())},
+            "qualified_at": utcnow()})
+    service = start_isolated(run_service, infra, RoutingService, MONGODB_DB_PREFIX=prefix, **FAST_CLOCK)
+    admin = service.grpc(routing_pb2_grpc.RoutingServiceStub, tokens["admin"])
+    emitted = tap("routing", "lead_assigned")
+
+    [queued] = admin.ListFallbackQueue(routing_pb2.ListFallbackQueueRequest()).assignments
+    put_rep(admin, "amy")
+
+    assert queued.lead_id == lead_id and queued.queued
+    [assigned] = emitted.collect(1)
+    assert (assigned["lead_id"], assigned["rep_id"]) == (lead_id, "amy")
+    assert AssignmentDocument._get_db()["pending_leads"].count_documents({}) == 0
 
 
 # --- the SLA clock ------------------------------------------------------------------------------------------
