@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import timedelta
 
 from eventlet import tpool
+from threadpoolctl import threadpool_limits
 from leadflow.common.v1 import common_pb2
 from leadflow.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from nameko import config
@@ -230,11 +231,10 @@ class ScoringService(LeadflowService):
         config_ = win_model.validate_config(config_)
         examples = self.scores.training_examples(config_)
         started = time.monotonic()
-        # Training is CPU work for seconds: a native thread keeps this replica answering meanwhile.
-        trained = tpool.execute(win_model.train, examples, config_)
+        trained = _off_the_hub(win_model.train, examples, config_)
         seconds = time.monotonic() - started
         live = self.scores.win()
-        live_auc = tpool.execute(win_model.auc_on, live.model, trained.holdout) if live else None
+        live_auc = _off_the_hub(win_model.auc_on, live.model, trained.holdout) if live else None
         if not force and win_model.is_worse(trained.evaluation, live_auc):
             status, reason = "rejected", (f"hold-out ROC-AUC {trained.evaluation.roc_auc:.3f} is below the live "
                                           f"{live.version}'s {live_auc:.3f} on the same leads")
@@ -268,3 +268,15 @@ class ScoringService(LeadflowService):
         return scoring_pb2.PredictWinProbabilityResponse(
             win_probability=probability, win_model_version=live.version,
             factors=[mappers.factor_to_proto(f) for f in factors])
+
+
+def _off_the_hub(function, *args):
+    """Model work is CPU work for seconds: a native thread keeps this replica answering meanwhile.
+    Inside it, scikit-learn must not start a joblib thread pool (gradient boosting's binning does,
+    one thread per OpenMP thread): under eventlet those threads are green, bound to a hub that never
+    runs in the native thread, and the fit deadlocks now and then (the benchmark hung in
+    ``Pool.close``). With OpenMP limited to one thread there, joblib runs sequentially."""
+    def run():
+        with threadpool_limits(limits=1, user_api="openmp"):
+            return function(*args)
+    return tpool.execute(run)
