@@ -39,6 +39,7 @@ LOCK_SECONDS = 10
 QUEUE_RETRY = timedelta(seconds=60)  # a queued lead is tried again this often (reps come into hours)
 TICK_BATCH = 200
 EXISTS, STALE = "exists", "stale"
+IN_FLIGHT_SECONDS = 120  # a reservation younger than this may belong to an assignment still being written
 DECISION_MEMO_SECONDS = 3600  # longer than any redelivery of the event that asked for the decision
 
 
@@ -83,12 +84,26 @@ class SharedState:
         return bool(self.client.exists(self.keys.key("open-ready")))
 
     def rebuild_open(self, by_rep: dict, rep_ids) -> None:
+        """Replace the open sets with the store's open assignments (``by_rep``), keeping reservations
+        made in the last IN_FLIGHT_SECONDS: their assignment may not be committed yet, and dropping
+        them would let another decision fill the same capacity twice."""
+        reps = sorted(set(rep_ids) | set(by_rep))
+        reserved_at = self.client.hgetall(self.keys.key("reserved-at"))
+        horizon = time.time() - IN_FLIGHT_SECONDS
+        read = self.client.pipeline(transaction=False)
+        for rep_id in reps:
+            read.smembers(self._open_key(rep_id))
+        now_open = dict(zip(reps, read.execute(), strict=True))
         pipe = self.client.pipeline(transaction=True)
-        for rep_id in set(rep_ids) | set(by_rep):
+        for rep_id in reps:
+            in_flight = {lead for lead in now_open[rep_id] if float(reserved_at.get(lead, 0)) > horizon}
+            members = set(by_rep.get(rep_id, ())) | in_flight
             pipe.delete(self._open_key(rep_id))
-        for rep_id, lead_ids in by_rep.items():
-            if lead_ids:
-                pipe.sadd(self._open_key(rep_id), *lead_ids)
+            if members:
+                pipe.sadd(self._open_key(rep_id), *members)
+        stale = [lead for lead, at in reserved_at.items() if float(at) <= horizon]
+        if stale:
+            pipe.hdel(self.keys.key("reserved-at"), *stale)
         pipe.set(self.keys.key("open-ready"), "1")
         pipe.execute()
 
@@ -97,7 +112,10 @@ class SharedState:
         self.client.delete(self.keys.key("open-ready"))
 
     def add_open(self, rep_id: str, lead_id: str) -> None:
-        self.client.sadd(self._open_key(rep_id), lead_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.sadd(self._open_key(rep_id), lead_id)
+        pipe.hset(self.keys.key("reserved-at"), lead_id, time.time())
+        pipe.execute()
 
     def remove_open(self, rep_id: str, lead_id: str) -> None:
         if rep_id:

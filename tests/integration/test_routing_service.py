@@ -17,7 +17,7 @@ from leadflow.routing.v1 import routing_pb2, routing_pb2_grpc
 
 from services.common.events import iso, utcnow
 from services.common.settings import database_name
-from services.routing.dependencies import Clock
+from services.routing.dependencies import Clock, Routing
 from services.routing.models import AssignmentDocument, RoutingPolicyDocument, TaskDocument
 from services.routing.service import RoutingService
 from tests.integration.conftest import start_isolated
@@ -180,6 +180,22 @@ def test_capacity_and_sticky_accounts(run_service, infra, tokens, tap, publish):
     assert Counter(owners.values())["small"] == 1  # capacity 1: one open lead at most
     assert admin.GetRep(routing_pb2.GetRepRequest(rep_id="small")).rep.open_leads == 1
     assert len(owners) == 5 and {owners[e["lead_id"]] for e in others} <= {"big", "small"}
+
+
+def test_a_recount_of_open_leads_keeps_reservations_still_being_written(run_service, infra, tokens, tap, publish):
+    service, admin = start(run_service, infra, tokens)
+    put_rep(admin, "small", capacity=1)
+    put_rep(admin, "big")
+    repository = next(d for d in service.container.dependencies if isinstance(d, Routing)).get_dependency(None)
+    repository.state.add_open("small", "lead-being-written")  # another replica's decision, not committed yet
+    repository.state.forget_open_counts()  # the periodic recount comes due meanwhile
+    emitted = tap("routing", "lead_assigned")
+
+    for _ in range(3):
+        publish("scoring", qualified_event())
+
+    assert {e["rep_id"] for e in emitted.collect(3)} == {"big"}
+    assert admin.GetRep(routing_pb2.GetRepRequest(rep_id="small")).rep.open_leads == 1
 
 
 def test_an_unroutable_lead_waits_visibly_in_the_fallback_queue_until_a_rep_can_take_it(
