@@ -217,7 +217,7 @@ def cmd_activity_log(client, args) -> int:
     return 0
 
 
-CONFIG_KINDS = ("ScoringModel", "RoutingPolicy")
+CONFIG_KINDS = ("ScoringModel", "RoutingPolicy", "Pipeline")
 
 
 def cmd_config_apply(client, args) -> int:
@@ -232,6 +232,12 @@ def cmd_config_apply(client, args) -> int:
     for document in documents:
         definition = struct_pb2.Struct()
         definition.update(document["spec"])
+        if document["kind"] == "Pipeline":
+            pipeline = client.opportunity.PutPipeline(opportunity_pb2.PutPipelineRequest(
+                definition=definition, validate_only=args.validate_only)).pipeline
+            print(f"Pipeline {pipeline.pipeline_id}: valid" if args.validate_only else
+                  f"Pipeline {pipeline.pipeline_id}: version {pipeline.version} is live")
+            continue
         if document["kind"] == "RoutingPolicy":
             policy = client.routing.PutRoutingPolicy(routing_pb2.PutRoutingPolicyRequest(
                 definition=definition, validate_only=args.validate_only)).policy
@@ -249,14 +255,21 @@ def cmd_config_apply(client, args) -> int:
 
 
 def cmd_config_get(client, args) -> int:
-    if args.what == "routing-policy":
+    if args.what == "pipeline":
+        kind = "Pipeline"
+        stored = client.opportunity.GetPipeline(opportunity_pb2.GetPipelineRequest(
+            pipeline_id=args.id, version=args.version)).pipeline
+        label = f"{stored.pipeline_id}@{stored.version}"
+    elif args.what == "routing-policy":
         kind = "RoutingPolicy"
-        version = client.routing.GetRoutingPolicy(routing_pb2.GetRoutingPolicyRequest(number=args.version)).policy
+        stored = client.routing.GetRoutingPolicy(routing_pb2.GetRoutingPolicyRequest(number=args.version)).policy
+        label = stored.version
     else:
         kind = "ScoringModel"
-        version = client.scoring.GetScoringModel(scoring_pb2.GetScoringModelRequest(number=args.version)).model
-    print(f"# {version.version}{' (live)' if version.live else ''}")
-    print(yaml.safe_dump({"kind": kind, "spec": MessageToDict(version.definition)}, allow_unicode=True,
+        stored = client.scoring.GetScoringModel(scoring_pb2.GetScoringModelRequest(number=args.version)).model
+        label = stored.version
+    print(f"# {label}{' (live)' if stored.live else ''}")
+    print(yaml.safe_dump({"kind": kind, "spec": MessageToDict(stored.definition)}, allow_unicode=True,
                          sort_keys=False), end="")
     return 0
 
@@ -458,13 +471,14 @@ def build_parser() -> argparse.ArgumentParser:
     configure = commands.add_parser("config", help="rules as data: apply or show").add_subparsers(
         dest="action", required=True)
     apply = configure.add_parser("apply", help="apply a YAML file of {kind, spec} documents "
-                                               "(kind: ScoringModel or RoutingPolicy)")
+                                               "(kind: ScoringModel, RoutingPolicy or Pipeline)")
     apply.add_argument("-f", "--file", required=True)
     apply.add_argument("--validate-only", action="store_true", help="check it, store nothing")
     apply.add_argument("--rescore", action="store_true", help="rescore every lead under the new model")
     apply.set_defaults(run=cmd_config_apply)
-    get = configure.add_parser("get", help="print the scoring model or the routing policy as YAML")
-    get.add_argument("what", choices=("scoring-model", "routing-policy"))
+    get = configure.add_parser("get", help="print the scoring model, the routing policy or a pipeline as YAML")
+    get.add_argument("what", choices=("scoring-model", "routing-policy", "pipeline"))
+    get.add_argument("--id", default="new-business", help="the pipeline's id (for pipeline)")
     get.add_argument("--version", type=int, default=0, help="version number (default: the live one)")
     get.set_defaults(run=cmd_config_get)
 

@@ -35,3 +35,17 @@ def activity_to_proto(activity: Activity) -> opportunity_pb2.Activity:
 def ownership_from_document(document: LeadOwnershipDocument) -> LeadOwnership:
     return LeadOwnership(lead_id=document.id, rep_id=document.rep_id, team=document.team,
                          contacted_at=document.contacted_at)
+
+
+def pipeline_to_proto(pipeline, definition: dict, version: int = 0, created_at=None, created_by: str = "",
+                      live: bool = False) -> opportunity_pb2.Pipeline:
+    """A compiled pipeline with the document it came from and that version's facts."""
+    message = opportunity_pb2.Pipeline(
+        pipeline_id=pipeline.pipeline_id, name=pipeline.name, version=version, created_by=created_by, live=live,
+        lost_reasons=pipeline.lost_reasons, created_at=to_timestamp(created_at),
+        stages=[opportunity_pb2.PipelineStage(
+            stage_id=stage.stage_id, name=stage.name, probability=stage.probability,
+            forecast_category=stage.forecast, exit_fields=stage.exit.fields, exit_activities=stage.exit.activities,
+            exit_attachments=stage.exit.attachments) for stage in pipeline.stages])
+    message.definition.update(definition)
+    return message

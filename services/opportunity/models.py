@@ -1,5 +1,5 @@
 """Opportunity's documents: who owns each lead (from lead_assigned) and the activity log."""
-from mongoengine import DateTimeField, Document, IntField, StringField
+from mongoengine import DateTimeField, DictField, Document, IntField, StringField
 
 ALIAS = "opportunity"
 
@@ -25,3 +25,15 @@ class ActivityDocument(Document):
     logged_by = StringField(required=True)
     occurred_at = DateTimeField(required=True)
     logged_at = DateTimeField(required=True)
+
+
+class PipelineVersionDocument(Document):
+    """One stored version of one pipeline; the highest version of a pipeline id is live."""
+
+    meta = {"db_alias": ALIAS, "collection": "pipeline_versions", "indexes": [("pipeline_id", "-version")]}
+    id = StringField(primary_key=True)  # "<pipeline id>@<version>"
+    pipeline_id = StringField(required=True)
+    version = IntField(required=True)
+    definition = DictField(required=True)
+    created_at = DateTimeField(required=True)
+    created_by = StringField(default="")

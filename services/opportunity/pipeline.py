@@ -178,12 +178,13 @@ def _exit(spec, path: str, fail) -> ExitCriteria:
             if value not in allowed:
                 fail(f"{path}.{name}[{index}]", f"must be one of {', '.join(allowed)}")
     attachments = spec.get("attachments", 0)
-    if isinstance(attachments, bool) or not isinstance(attachments, int) or not 0 <= attachments <= 20:
+    if isinstance(attachments, bool) or not isinstance(attachments, (int, float)) or \
+            int(attachments) != attachments or not 0 <= attachments <= 20:
         fail(f"{path}.attachments", "must be a whole number 0-20")
         attachments = 0
     return ExitCriteria(tuple(f for f in fields if f in OPPORTUNITY_FIELDS) if isinstance(fields, list) else (),
                         tuple(a for a in activities if a in ACTIVITY_KINDS) if isinstance(activities, list) else (),
-                        attachments)
+                        int(attachments))
 
 
 def _unmet(stage: Stage, facts: OpportunityFacts) -> list[str]:

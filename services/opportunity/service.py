@@ -1,6 +1,7 @@
 """Opportunity service: the collaboration record, starting with activities and first contact."""
 import uuid
 
+from google.protobuf.json_format import MessageToDict
 from leadflow.opportunity.v1 import opportunity_pb2, opportunity_pb2_grpc
 
 from services.common import metrics
@@ -12,6 +13,7 @@ from services.common.rpc import LeadflowGrpc
 from services.common.service_base import LeadflowService
 from services.opportunity import domain, mappers
 from services.opportunity.dependencies import OpportunityStore
+from services.opportunity.pipeline import compile_pipeline
 
 opportunity_rpc = LeadflowGrpc.implementing(opportunity_pb2_grpc.OpportunityServiceStub)
 SALES = {Role.ADMIN, Role.MANAGER, Role.REP}
@@ -57,3 +59,33 @@ class OpportunityService(LeadflowService):
         return opportunity_pb2.ListActivitiesResponse(
             activities=[mappers.activity_to_proto(a) for a in activities],
             page={"next_page_token": next_page_token(offset, limit, len(activities))})
+
+    # ---- pipelines ---------------------------------------------------------------------------------
+
+    @opportunity_rpc(roles={Role.ADMIN})
+    def PutPipeline(self, request, context):
+        definition = MessageToDict(request.definition)
+        pipeline = compile_pipeline(definition)  # InvalidArgument names each bad path
+        if request.validate_only:
+            return opportunity_pb2.PutPipelineResponse(pipeline=mappers.pipeline_to_proto(pipeline, definition))
+        document = self.activities.put_pipeline(definition, self.caller.id)
+        return opportunity_pb2.PutPipelineResponse(pipeline=self._pipeline_proto(document, live=True))
+
+    def _pipeline_proto(self, document, live: bool):
+        return mappers.pipeline_to_proto(compile_pipeline(document.definition), document.definition,
+                                         document.version, document.created_at, document.created_by, live)
+
+    @opportunity_rpc
+    def GetPipeline(self, request, context):
+        document = self.activities.pipeline_version(request.pipeline_id, request.version)
+        live = self.activities.pipeline_version(request.pipeline_id) if request.version else document
+        return opportunity_pb2.GetPipelineResponse(pipeline=self._pipeline_proto(
+            document, live=document.version == live.version))
+
+    @opportunity_rpc
+    def ListPipelines(self, request, context):
+        offset, limit = page_window(request.page)
+        documents = self.activities.live_pipelines(offset, limit)
+        return opportunity_pb2.ListPipelinesResponse(
+            pipelines=[self._pipeline_proto(d, live=True) for d in documents],
+            page={"next_page_token": next_page_token(offset, limit, len(documents))})

@@ -48,6 +48,10 @@ class ReportingService(LeadflowService):
     def handle_routing_config_changed(self, event):
         self.progress.record_config_change(event, "routing")
 
+    @event_handler("opportunity", "config_changed")
+    def handle_opportunity_config_changed(self, event):
+        self.progress.record_config_change(event, "opportunity")
+
     @reporting_rpc(roles={Role.ADMIN, Role.MANAGER, Role.INTEGRATION})
     def GetFunnel(self, request, context):
         steps = domain.funnel(self.progress.stage_counts(request.source.strip().lower()))

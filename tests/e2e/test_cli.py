@@ -133,3 +133,29 @@ def test_config_apply_checks_a_routing_policy_and_reps_teams_and_the_queue_are_m
     assert rep.returncode == 0 and "Europe/Berlin" in rep.stdout and "09:00-17:00" in rep.stdout, rep.stderr
     assert bad_rep.returncode == 2 and "rep.size_bands[0]" in bad_rep.stderr
     assert queue.returncode == 0, queue.stderr
+
+
+PIPELINE_YAML = """\
+kind: Pipeline
+spec:
+  id: partner
+  name: Partner deals
+  stages:
+    - {id: registered, probability: 20, exit: {activities: [%s]}}
+    - {id: approved, probability: 60, forecast: commit}
+"""
+
+
+def test_config_apply_checks_a_pipeline_and_shows_the_builtin_one(platform, tmp_path):
+    good, bad = tmp_path / "pipeline.yaml", tmp_path / "bad.yaml"
+    good.write_text(PIPELINE_YAML % "meeting", encoding="utf-8")
+    bad.write_text(PIPELINE_YAML % "fax", encoding="utf-8")
+
+    checked = leadflow(platform, "config", "apply", "-f", str(good), "--validate-only")
+    refused = leadflow(platform, "config", "apply", "-f", str(bad))
+    shown = leadflow(platform, "config", "get", "pipeline")
+
+    assert checked.returncode == 0 and checked.stdout.strip() == "Pipeline partner: valid", checked.stderr
+    assert refused.returncode == 2 and "stages[0].exit.activities[0]" in refused.stderr
+    assert shown.returncode == 0 and shown.stdout.startswith("# new-business@0 (live)"), shown.stderr
+    assert "kind: Pipeline" in shown.stdout and "negotiation" in shown.stdout
