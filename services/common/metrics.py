@@ -63,6 +63,7 @@ FIRST_TOUCH_SECONDS = Histogram(
 NOTIFICATIONS = Counter("leadflow_routing_notifications_total", "Notifications sent, by kind and channel",
                         ["kind", "channel"])
 LEADS_CONTACTED = Counter("leadflow_opportunity_leads_contacted_total", "Leads contacted for the first time")
+LEADS_CONVERTED = Counter("leadflow_opportunity_leads_converted_total", "Leads converted into opportunities")
 
 _KNOWN_SOURCES: set[str] = set()
 MAX_SOURCE_LABELS = 50

@@ -1,12 +1,15 @@
 """Opportunity's repository."""
+import hashlib
+
 from services.common.errors import NotFound
 from services.common.events import parse_iso, utcnow
 from services.common.store import Store, get_or_not_found
 from services.opportunity import events
 from services.opportunity.domain import is_contact
 from services.opportunity.mappers import activity_from_document, activity_to_document, ownership_from_document
-from services.opportunity.models import ActivityDocument, LeadOwnershipDocument, PipelineVersionDocument
-from services.opportunity.pipeline import BUILTIN_NEW_BUSINESS
+from services.opportunity.models import (AccountDocument, ActivityDocument, ContactDocument, LeadOwnershipDocument,
+                                         OpportunityDocument, PipelineVersionDocument)
+from services.opportunity.pipeline import BUILTIN_NEW_BUSINESS, compile_pipeline
 
 
 class ActivityRepository:
@@ -82,8 +85,68 @@ class ActivityRepository:
         return [self.pipeline_version(pipeline_id) for pipeline_id in ids[offset:offset + limit]]
 
 
+    # ---- conversion --------------------------------------------------------------------------------
+
+    def convert(self, conversion, ownership, converted_by: str, now):
+        """Account and contact matched or created, the opportunity created in the pipeline's first
+        stage, the lead marked converted and ``lead_converted`` announced, in one transaction. A lead
+        converted before gets its records back unchanged. Returns (opportunity, account, contact,
+        account_created, contact_created, already_converted)."""
+        stored = self.pipeline_version(conversion.opportunity.pipeline_id)
+        first = compile_pipeline(stored.definition).stages[0]
+        opportunity_id = stable_id("opp", ownership.lead_id)
+        account_id = stable_id("acc", conversion.account_key)
+        contact_id = stable_id("con", conversion.contact_key) if conversion.contact_key else \
+            stable_id("con", f"{ownership.lead_id}:contact")
+
+        def work(uow):
+            existing = uow.find_one(OpportunityDocument, {"_id": opportunity_id})
+            if existing is not None:
+                return (existing, uow.find_one(AccountDocument, {"_id": existing.account_id}),
+                        uow.find_one(ContactDocument, {"_id": existing.contact_id}), False, False, True)
+            account = uow.find_one(AccountDocument, {"_id": account_id})
+            account_created = account is None
+            if account_created:
+                given = conversion.account
+                account = AccountDocument(id=account_id, name=given.name, domain=given.domain,
+                                          industry=given.industry, country=given.country, created_at=now)
+                uow.insert(account)
+            contact = uow.find_one(ContactDocument, {"_id": contact_id})
+            contact_created = contact is None
+            if contact_created:
+                given = conversion.contact
+                contact = ContactDocument(id=contact_id, account_id=account_id, first_name=given.first_name,
+                                          last_name=given.last_name, email=given.email, phone=given.phone,
+                                          title=given.title, created_at=now)
+                uow.insert(contact)
+            draft = conversion.opportunity
+            opportunity = OpportunityDocument(
+                id=opportunity_id, name=draft.name, lead_id=ownership.lead_id, account_id=account_id,
+                contact_id=contact_id, pipeline_id=stored.pipeline_id, pipeline_version=stored.version,
+                stage_id=first.stage_id, owner_id=draft.owner_id or ownership.rep_id, team=ownership.team,
+                amount=draft.amount, currency=draft.currency,
+                close_date=draft.close_date.isoformat() if draft.close_date else "", status="open",
+                history=[{"from": "", "to": first.stage_id, "at": now, "by": converted_by}], created_at=now,
+                created_by=converted_by, version=1)
+            uow.insert(opportunity)
+            uow.update_one(LeadOwnershipDocument, {"_id": ownership.lead_id},
+                           {"$set": {"converted_to": opportunity_id}})
+            uow.publish(*events.lead_converted(opportunity, ownership.rep_id))
+            return opportunity, account, contact, account_created, contact_created, False
+        return self.store.run_in_transaction(work)
+
+    def opportunity(self, opportunity_id: str) -> OpportunityDocument:
+        return get_or_not_found(OpportunityDocument, opportunity_id, "opportunity")
+
+
+def stable_id(prefix: str, key: str) -> str:
+    """The same key always names the same record, so a conversion retried or raced creates one."""
+    return f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+
+
 class OpportunityStore(Store):
-    documents = (LeadOwnershipDocument, ActivityDocument, PipelineVersionDocument)
+    documents = (LeadOwnershipDocument, ActivityDocument, PipelineVersionDocument, AccountDocument, ContactDocument,
+                 OpportunityDocument)
 
     def get_dependency(self, worker_ctx):
         return ActivityRepository(self)

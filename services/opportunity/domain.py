@@ -65,5 +65,13 @@ def ensure_may_work_on(principal: Principal, ownership: LeadOwnership) -> None:
         raise PermissionDenied(f"lead {ownership.lead_id} belongs to another team")
 
 
+def ensure_may_see_opportunity(principal: Principal, owner_id: str, team: str) -> None:
+    """Reps see their own opportunities, managers their team's; admins and integrations any."""
+    if principal.role == Role.REP and owner_id != principal.id:
+        raise PermissionDenied("this opportunity belongs to another rep")
+    if principal.role == Role.MANAGER and team != principal.team:
+        raise PermissionDenied("this opportunity belongs to another team")
+
+
 def is_contact(activity: Activity) -> bool:
     return activity.type in CONTACT_TYPES

@@ -49,3 +49,31 @@ def pipeline_to_proto(pipeline, definition: dict, version: int = 0, created_at=N
             exit_attachments=stage.exit.attachments) for stage in pipeline.stages])
     message.definition.update(definition)
     return message
+
+
+_STATUS_TO_PROTO = {"open": opportunity_pb2.OPPORTUNITY_STATUS_OPEN, "won": opportunity_pb2.OPPORTUNITY_STATUS_WON,
+                    "lost": opportunity_pb2.OPPORTUNITY_STATUS_LOST}
+
+
+def account_to_proto(document) -> opportunity_pb2.Account:
+    return opportunity_pb2.Account(account_id=document.id, name=document.name, domain=document.domain,
+                                   industry=document.industry, country=document.country)
+
+
+def contact_to_proto(document) -> opportunity_pb2.Contact:
+    return opportunity_pb2.Contact(contact_id=document.id, account_id=document.account_id,
+                                   first_name=document.first_name, last_name=document.last_name,
+                                   email=document.email, phone=document.phone, title=document.title)
+
+
+def opportunity_to_proto(document, stage) -> opportunity_pb2.Opportunity:
+    """``stage``: the compiled pipeline stage the opportunity is in (None once closed)."""
+    probability = {"won": 100, "lost": 0}.get(document.status, stage.probability if stage else 0)
+    forecast = "closed" if document.status != "open" else (stage.forecast if stage else "")
+    return opportunity_pb2.Opportunity(
+        opportunity_id=document.id, name=document.name, lead_id=document.lead_id, account_id=document.account_id,
+        contact_id=document.contact_id, pipeline_id=document.pipeline_id, pipeline_version=document.pipeline_version,
+        stage_id=document.stage_id, probability=probability, forecast_category=forecast, owner_id=document.owner_id,
+        team=document.team, amount=document.amount, currency=document.currency, close_date=document.close_date,
+        status=_STATUS_TO_PROTO[document.status], created_at=to_timestamp(document.created_at),
+        version=document.version)

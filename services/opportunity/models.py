@@ -1,5 +1,5 @@
 """Opportunity's documents: who owns each lead (from lead_assigned) and the activity log."""
-from mongoengine import DateTimeField, DictField, Document, IntField, StringField
+from mongoengine import DateTimeField, DictField, Document, IntField, ListField, StringField
 
 ALIAS = "opportunity"
 
@@ -12,6 +12,7 @@ class LeadOwnershipDocument(Document):
     assigned_at = DateTimeField()
     contacted_at = DateTimeField()
     owner_version = IntField(default=0)  # routing's count of owner changes; the newest wins
+    converted_to = StringField()  # the opportunity this lead became
 
 
 class ActivityDocument(Document):
@@ -37,3 +38,54 @@ class PipelineVersionDocument(Document):
     definition = DictField(required=True)
     created_at = DateTimeField(required=True)
     created_by = StringField(default="")
+
+
+class AccountDocument(Document):
+    """``_id`` derives from the matching key (web domain, else name): one account per company."""
+
+    meta = {"db_alias": ALIAS, "collection": "accounts"}
+    id = StringField(primary_key=True)
+    name = StringField(required=True)
+    domain = StringField(default="")
+    industry = StringField(default="")
+    country = StringField(default="")
+    created_at = DateTimeField(required=True)
+
+
+class ContactDocument(Document):
+    """``_id`` derives from the email when there is one: one contact per address."""
+
+    meta = {"db_alias": ALIAS, "collection": "contacts", "indexes": ["account_id"]}
+    id = StringField(primary_key=True)
+    account_id = StringField(required=True)
+    first_name = StringField(default="")
+    last_name = StringField(default="")
+    email = StringField(default="")
+    phone = StringField(default="")
+    title = StringField(default="")
+    created_at = DateTimeField(required=True)
+
+
+class OpportunityDocument(Document):
+    """``_id`` derives from the lead id: a lead converts into one opportunity, however often asked."""
+
+    meta = {"db_alias": ALIAS, "collection": "opportunities",
+            "indexes": [("owner_id", "status"), ("team", "status"), ("pipeline_id", "stage_id")]}
+    id = StringField(primary_key=True)
+    name = StringField(required=True)
+    lead_id = StringField(required=True)
+    account_id = StringField(required=True)
+    contact_id = StringField(required=True)
+    pipeline_id = StringField(required=True)
+    pipeline_version = IntField(default=0)
+    stage_id = StringField(required=True)
+    owner_id = StringField(required=True)
+    team = StringField(default="")
+    amount = StringField(default="")  # decimal text
+    currency = StringField(default="")
+    close_date = StringField(default="")  # YYYY-MM-DD
+    status = StringField(required=True, choices=("open", "won", "lost"))
+    history = ListField(DictField())  # {from, to, at, by}
+    created_at = DateTimeField(required=True)
+    created_by = StringField(default="")
+    version = IntField(default=1)

@@ -1,11 +1,13 @@
 """Opportunity service: the collaboration record, starting with activities and first contact."""
 import uuid
+from datetime import date
 
 from google.protobuf.json_format import MessageToDict
 from leadflow.opportunity.v1 import opportunity_pb2, opportunity_pb2_grpc
 
 from services.common import metrics
 from services.common.auth import Role
+from services.common.errors import FieldViolation, InvalidArgument
 from services.common.events import utcnow
 from services.common.mappers import from_timestamp, next_page_token, page_window
 from services.common.messaging import event_handler
@@ -13,6 +15,7 @@ from services.common.rpc import LeadflowGrpc
 from services.common.service_base import LeadflowService
 from services.opportunity import domain, mappers
 from services.opportunity.dependencies import OpportunityStore
+from services.opportunity.conversion import AccountInput, ContactInput, OpportunityInput, validate_conversion
 from services.opportunity.pipeline import compile_pipeline
 
 opportunity_rpc = LeadflowGrpc.implementing(opportunity_pb2_grpc.OpportunityServiceStub)
@@ -89,3 +92,44 @@ class OpportunityService(LeadflowService):
         return opportunity_pb2.ListPipelinesResponse(
             pipelines=[self._pipeline_proto(d, live=True) for d in documents],
             page={"next_page_token": next_page_token(offset, limit, len(documents))})
+
+    # ---- conversion ---------------------------------------------------------------------------------
+
+    @opportunity_rpc(roles=SALES)
+    def ConvertLead(self, request, context):
+        now = utcnow()
+        draft = request.opportunity
+        close_date = None
+        if draft.close_date:
+            try:
+                close_date = date.fromisoformat(draft.close_date)
+            except ValueError:
+                raise InvalidArgument([FieldViolation("opportunity.close_date",
+                                                      "must be a date, YYYY-MM-DD")]) from None
+        account, contact = request.account, request.contact
+        conversion = validate_conversion(
+            AccountInput(account.name, account.domain, account.industry, account.country),
+            ContactInput(contact.first_name, contact.last_name, contact.email, contact.phone, contact.title),
+            OpportunityInput(draft.name, draft.pipeline_id, draft.amount, draft.currency, close_date, draft.owner_id),
+            now.date())
+        ownership = self.activities.ownership(request.lead_id)
+        domain.ensure_may_work_on(self.caller, ownership)
+        opportunity, account_doc, contact_doc, account_created, contact_created, already = \
+            self.activities.convert(conversion, ownership, self.caller.id, now)
+        if not already:
+            metrics.LEADS_CONVERTED.inc()
+        return opportunity_pb2.ConvertLeadResponse(
+            opportunity=self._opportunity_proto(opportunity), account=mappers.account_to_proto(account_doc),
+            contact=mappers.contact_to_proto(contact_doc), account_created=account_created,
+            contact_created=contact_created, already_converted=already)
+
+    def _opportunity_proto(self, document):
+        stored = self.activities.pipeline_version(document.pipeline_id, document.pipeline_version) \
+            if document.pipeline_version else self.activities.pipeline_version(document.pipeline_id)
+        return mappers.opportunity_to_proto(document, compile_pipeline(stored.definition).stage(document.stage_id))
+
+    @opportunity_rpc(roles=SALES | {Role.INTEGRATION})
+    def GetOpportunity(self, request, context):
+        document = self.activities.opportunity(request.opportunity_id)
+        domain.ensure_may_see_opportunity(self.caller, document.owner_id, document.team)
+        return opportunity_pb2.GetOpportunityResponse(opportunity=self._opportunity_proto(document))
