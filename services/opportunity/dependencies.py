@@ -3,7 +3,7 @@ import hashlib
 
 from services.common.errors import NotFound
 from services.common.events import parse_iso, utcnow
-from services.common.store import Store, get_or_not_found
+from services.common.store import StaleWrite, Store, get_or_not_found
 from services.opportunity import events
 from services.opportunity.domain import is_contact
 from services.opportunity.mappers import activity_from_document, activity_to_document, ownership_from_document
@@ -137,6 +137,35 @@ class ActivityRepository:
 
     def opportunity(self, opportunity_id: str) -> OpportunityDocument:
         return get_or_not_found(OpportunityDocument, opportunity_id, "opportunity")
+
+    def activity_kinds(self, lead_id: str) -> set:
+        """Kinds of activity logged on the opportunity's lead (its one collaboration record)."""
+        return set(ActivityDocument.objects(lead_id=lead_id).distinct("type"))
+
+    def change(self, opportunity_id: str, apply):
+        """Read, ``apply(document)`` (which changes it and returns the events to announce, or raises),
+        and write back only if nobody wrote in between (its version); otherwise read and apply again.
+        So concurrent moves each see the other's result and history is never overwritten."""
+        collection = OpportunityDocument._get_collection()
+
+        def work(uow):
+            document = uow.find_one(OpportunityDocument, {"_id": opportunity_id})
+            if document is None:
+                raise NotFound("opportunity", opportunity_id)
+            read_version = document.version
+            announced = apply(document)
+            document.version = read_version + 1
+            document.validate()
+            if collection.replace_one({"_id": opportunity_id, "version": read_version},
+                                      document.to_mongo().to_dict(), session=uow.session).matched_count != 1:
+                raise StaleWrite(opportunity_id)
+            for event in announced:
+                uow.publish(*event)
+            return document
+        return self.store.run_in_transaction(work)
+
+    def list_opportunities(self, filters: dict, offset: int, limit: int) -> list:
+        return list(OpportunityDocument.objects(**filters).order_by("-created_at", "id").skip(offset).limit(limit))
 
 
 def stable_id(prefix: str, key: str) -> str:

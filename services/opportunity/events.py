@@ -4,6 +4,9 @@ from services.common.events import iso
 LEAD_CONTACTED = "lead_contacted"
 CONFIG_CHANGED = "config_changed"
 LEAD_CONVERTED = "lead_converted"
+OPPORTUNITY_STAGE_CHANGED = "opportunity_stage_changed"
+OPPORTUNITY_WON = "opportunity_won"
+OPPORTUNITY_LOST = "opportunity_lost"
 
 
 def lead_contacted(activity, ownership):
@@ -25,3 +28,24 @@ def lead_converted(opportunity, rep_id: str):
         "pipeline_id": opportunity.pipeline_id, "stage_id": opportunity.stage_id, "amount": opportunity.amount,
         "currency": opportunity.currency, "close_date": opportunity.close_date,
         "converted_at": iso(opportunity.created_at)}
+
+
+def _snapshot(opportunity) -> dict:
+    """What reporting needs about an opportunity, carried by each of its events."""
+    return {"owner_id": opportunity.owner_id, "team": opportunity.team, "account_id": opportunity.account_id,
+            "pipeline_id": opportunity.pipeline_id, "stage_id": opportunity.stage_id, "amount": opportunity.amount,
+            "currency": opportunity.currency, "close_date": opportunity.close_date,
+            "engaged_at": iso(opportunity.created_at)}
+
+
+def stage_changed(opportunity, from_stage: str, at, by: str):
+    return OPPORTUNITY_STAGE_CHANGED, {"opportunity_id": opportunity.id, "lead_id": opportunity.lead_id}, {
+        **_snapshot(opportunity), "from_stage": from_stage, "to_stage": opportunity.stage_id, "changed_at": iso(at),
+        "changed_by": by}
+
+
+def closed(opportunity):
+    event_type = OPPORTUNITY_WON if opportunity.status == "won" else OPPORTUNITY_LOST
+    return event_type, {"opportunity_id": opportunity.id, "lead_id": opportunity.lead_id}, {
+        **_snapshot(opportunity), "closed_from": opportunity.closed_from, "lost_reason": opportunity.lost_reason,
+        "closed_at": iso(opportunity.closed_at)}

@@ -51,6 +51,8 @@ def pipeline_to_proto(pipeline, definition: dict, version: int = 0, created_at=N
     return message
 
 
+STATUS_FROM_PROTO = {opportunity_pb2.OPPORTUNITY_STATUS_OPEN: "open", opportunity_pb2.OPPORTUNITY_STATUS_WON: "won",
+                     opportunity_pb2.OPPORTUNITY_STATUS_LOST: "lost"}
 _STATUS_TO_PROTO = {"open": opportunity_pb2.OPPORTUNITY_STATUS_OPEN, "won": opportunity_pb2.OPPORTUNITY_STATUS_WON,
                     "lost": opportunity_pb2.OPPORTUNITY_STATUS_LOST}
 
@@ -69,6 +71,8 @@ def contact_to_proto(document) -> opportunity_pb2.Contact:
 def opportunity_to_proto(document, stage) -> opportunity_pb2.Opportunity:
     """``stage``: the compiled pipeline stage the opportunity is in (None once closed)."""
     probability = {"won": 100, "lost": 0}.get(document.status, stage.probability if stage else 0)
+    if document.status == "open" and document.probability_override is not None:
+        probability = document.probability_override
     forecast = "closed" if document.status != "open" else (stage.forecast if stage else "")
     return opportunity_pb2.Opportunity(
         opportunity_id=document.id, name=document.name, lead_id=document.lead_id, account_id=document.account_id,
@@ -76,4 +80,9 @@ def opportunity_to_proto(document, stage) -> opportunity_pb2.Opportunity:
         stage_id=document.stage_id, probability=probability, forecast_category=forecast, owner_id=document.owner_id,
         team=document.team, amount=document.amount, currency=document.currency, close_date=document.close_date,
         status=_STATUS_TO_PROTO[document.status], created_at=to_timestamp(document.created_at),
-        version=document.version)
+        version=document.version, next_step=document.next_step, qualification=dict(document.qualification or {}),
+        probability_overridden=document.probability_override is not None, lost_reason=document.lost_reason,
+        close_note=document.close_note, closed_at=to_timestamp(document.closed_at),
+        history=[opportunity_pb2.StageChange(from_stage=h.get("from", ""), to_stage=h.get("to", ""),
+                                             at=to_timestamp(h.get("at")), by=h.get("by", ""),
+                                             reason=h.get("reason", "")) for h in document.history or []])

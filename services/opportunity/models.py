@@ -85,7 +85,14 @@ class OpportunityDocument(Document):
     currency = StringField(default="")
     close_date = StringField(default="")  # YYYY-MM-DD
     status = StringField(required=True, choices=("open", "won", "lost"))
-    history = ListField(DictField())  # {from, to, at, by}
+    next_step = StringField(default="")
+    qualification = DictField()  # decision_maker, budget, authority, need, timeline, competitor
+    probability_override = IntField(null=True)
+    lost_reason = StringField(default="")
+    close_note = StringField(default="")
+    closed_at = DateTimeField()
+    closed_from = StringField(default="")  # the open stage it was closed from, where a reopen returns it
+    history = ListField(DictField())  # {from, to, at, by, reason}
     created_at = DateTimeField(required=True)
     created_by = StringField(default="")
-    version = IntField(default=1)
+    version = IntField(default=1)  # optimistic concurrency: every write checks and raises it

@@ -7,13 +7,13 @@ from leadflow.opportunity.v1 import opportunity_pb2, opportunity_pb2_grpc
 
 from services.common import metrics
 from services.common.auth import Role
-from services.common.errors import FieldViolation, InvalidArgument
+from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, Validator
 from services.common.events import utcnow
 from services.common.mappers import from_timestamp, next_page_token, page_window
 from services.common.messaging import event_handler
 from services.common.rpc import LeadflowGrpc
 from services.common.service_base import LeadflowService
-from services.opportunity import domain, mappers
+from services.opportunity import domain, events, lifecycle, mappers
 from services.opportunity.dependencies import OpportunityStore
 from services.opportunity.conversion import AccountInput, ContactInput, OpportunityInput, validate_conversion
 from services.opportunity.pipeline import compile_pipeline
@@ -123,13 +123,129 @@ class OpportunityService(LeadflowService):
             contact=mappers.contact_to_proto(contact_doc), account_created=account_created,
             contact_created=contact_created, already_converted=already)
 
-    def _opportunity_proto(self, document):
+    def _pipeline_of(self, document):
+        """The pipeline version the opportunity follows (its version is pinned at conversion)."""
         stored = self.activities.pipeline_version(document.pipeline_id, document.pipeline_version) \
             if document.pipeline_version else self.activities.pipeline_version(document.pipeline_id)
-        return mappers.opportunity_to_proto(document, compile_pipeline(stored.definition).stage(document.stage_id))
+        return compile_pipeline(stored.definition)
+
+    def _opportunity_proto(self, document):
+        return mappers.opportunity_to_proto(document, self._pipeline_of(document).stage(document.stage_id))
+
+    def _changed(self, opportunity_id: str, apply):
+        """Check the caller may change it, then apply under optimistic versioning."""
+        current = self.activities.opportunity(opportunity_id)
+        domain.ensure_may_see_opportunity(self.caller, current.owner_id, current.team)
+        return self._opportunity_proto(self.activities.change(opportunity_id, apply))
 
     @opportunity_rpc(roles=SALES | {Role.INTEGRATION})
     def GetOpportunity(self, request, context):
         document = self.activities.opportunity(request.opportunity_id)
         domain.ensure_may_see_opportunity(self.caller, document.owner_id, document.team)
         return opportunity_pb2.GetOpportunityResponse(opportunity=self._opportunity_proto(document))
+
+    @opportunity_rpc(roles=SALES)
+    def UpdateOpportunity(self, request, context):
+        given = request.opportunity
+        changes = lifecycle.validate_changes(
+            list(request.update_mask),
+            {"name": given.name, "amount": given.amount, "currency": given.currency, "close_date": given.close_date,
+             "next_step": given.next_step, "qualification": dict(given.qualification)},
+            request.probability_override, utcnow().date())
+
+        def apply(document):
+            lifecycle.ensure_version(document, request.expected_version)
+            lifecycle.ensure_open(document)
+            for name, value in changes.fields.items():
+                setattr(document, name, value)
+            document.qualification = {**(document.qualification or {}), **changes.qualification}
+            document.qualification = {k: v for k, v in document.qualification.items() if v}
+            return []
+        return opportunity_pb2.UpdateOpportunityResponse(opportunity=self._changed(request.opportunity_id, apply))
+
+    @opportunity_rpc(roles=SALES)
+    def MoveOpportunityStage(self, request, context):
+        now, by = utcnow(), self.caller.id
+
+        def apply(document):
+            lifecycle.ensure_version(document, request.expected_version)
+            lifecycle.ensure_open(document)
+            pipeline = self._pipeline_of(document)
+            if pipeline.stage(request.stage_id) is None:
+                raise InvalidArgument([FieldViolation("stage_id", f"no open stage {request.stage_id!r} in pipeline "
+                                                                  f"{pipeline.pipeline_id}; close it to win or lose")])
+            facts = lifecycle.facts_of(document, self.activities.activity_kinds(document.lead_id), 0)
+            lifecycle.blocked_move(pipeline, document, request.stage_id, facts)
+            before = document.stage_id
+            document.stage_id = request.stage_id
+            document.history = [*document.history, {"from": before, "to": request.stage_id, "at": now, "by": by}]
+            return [events.stage_changed(document, before, now, by)]
+        moved = self._changed(request.opportunity_id, apply)
+        return opportunity_pb2.MoveOpportunityStageResponse(opportunity=moved)
+
+    @opportunity_rpc(roles=SALES)
+    def CloseOpportunity(self, request, context):
+        now, by = utcnow(), self.caller.id
+
+        def apply(document):
+            lifecycle.ensure_version(document, request.expected_version)
+            lifecycle.ensure_open(document)
+            pipeline = self._pipeline_of(document)
+            target = lifecycle.validate_close(pipeline, request.won, request.lost_reason, request.note)
+            facts = lifecycle.facts_of(document, self.activities.activity_kinds(document.lead_id), 0)
+            lifecycle.blocked_move(pipeline, document, target, facts)
+            before = document.stage_id
+            document.closed_from, document.stage_id = before, target
+            document.status = "won" if request.won else "lost"
+            document.lost_reason = "" if request.won else request.lost_reason
+            document.close_note, document.closed_at = request.note.strip(), now
+            document.history = [*document.history, {"from": before, "to": target, "at": now, "by": by,
+                                                    "reason": document.lost_reason or request.note.strip()}]
+            return [events.stage_changed(document, before, now, by), events.closed(document)]
+        closed = self._changed(request.opportunity_id, apply)
+        (metrics.OPPORTUNITIES_WON if request.won else metrics.OPPORTUNITIES_LOST).inc()
+        return opportunity_pb2.CloseOpportunityResponse(opportunity=closed)
+
+    @opportunity_rpc(roles={Role.ADMIN, Role.MANAGER})
+    def ReopenOpportunity(self, request, context):
+        check = Validator()
+        if check.required(request.reason.strip(), "reason"):
+            check.max_length(request.reason, lifecycle.MAX_TEXT, "reason")
+        check.raise_if_invalid()
+        now, by = utcnow(), self.caller.id
+
+        def apply(document):
+            if document.status == "open":
+                raise FailedPrecondition(f"opportunity {document.id} is open already")
+            before = document.stage_id
+            document.stage_id, document.status = document.closed_from, "open"
+            document.lost_reason, document.close_note, document.closed_at = "", "", None
+            document.history = [*document.history, {"from": before, "to": document.stage_id, "at": now, "by": by,
+                                                    "reason": request.reason.strip()}]
+            return [events.stage_changed(document, before, now, by)]
+        return opportunity_pb2.ReopenOpportunityResponse(opportunity=self._changed(request.opportunity_id, apply))
+
+    @opportunity_rpc(roles=SALES | {Role.INTEGRATION})
+    def ListOpportunities(self, request, context):
+        filters = {}
+        if request.close_before:
+            try:
+                date.fromisoformat(request.close_before)
+            except ValueError:
+                raise InvalidArgument([FieldViolation("close_before", "must be a date, YYYY-MM-DD")]) from None
+            filters["close_date__ne"] = ""
+        owner, team = request.owner_id, request.team
+        if self.caller.role == Role.REP:
+            owner = self.caller.id
+        elif self.caller.role == Role.MANAGER:
+            team = self.caller.team
+        for name, value in (("owner_id", owner), ("team", team), ("pipeline_id", request.pipeline_id),
+                            ("stage_id", request.stage_id), ("status", mappers.STATUS_FROM_PROTO.get(request.status)),
+                            ("close_date__lte", request.close_before)):
+            if value:
+                filters[name] = value
+        offset, limit = page_window(request.page)
+        documents = self.activities.list_opportunities(filters, offset, limit)
+        return opportunity_pb2.ListOpportunitiesResponse(
+            opportunities=[self._opportunity_proto(d) for d in documents],
+            page={"next_page_token": next_page_token(offset, limit, len(documents))})

@@ -31,6 +31,10 @@ PROJECTED_MOMENTS = {
     ("routing", "sla_breached"): {"sla_breached_at": "breached_at"},
     ("routing", "task_completed"): {"task_completed_at": "completed_at"},
     ("opportunity", "lead_contacted"): {"contacted_at": "contacted_at"},
+    ("opportunity", "lead_converted"): {"converted_at": "converted_at"},
+    ("opportunity", "opportunity_stage_changed"): {"stage_changed_at": "changed_at"},
+    ("opportunity", "opportunity_won"): {"won_at": "closed_at"},
+    ("opportunity", "opportunity_lost"): {"lost_at": "closed_at"},
 }
 
 

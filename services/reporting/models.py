@@ -25,6 +25,10 @@ class LeadProgressDocument(Document):
     sla_warned_at = DateTimeField()
     sla_breached_at = DateTimeField()
     task_completed_at = DateTimeField()
+    converted_at = DateTimeField()
+    stage_changed_at = DateTimeField()  # the opportunity's latest stage change
+    won_at = DateTimeField()
+    lost_at = DateTimeField()
 
 
 class ConfigChangeDocument(Document):

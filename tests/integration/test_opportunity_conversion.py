@@ -88,3 +88,126 @@ def test_conversion_mistakes_are_named_and_only_the_owner_side_may_convert(run_s
     assert no_pipeline.code == StatusCode.NOT_FOUND and unassigned.code == StatusCode.NOT_FOUND
     assert denied.code == StatusCode.PERMISSION_DENIED
     assert OpportunityDocument.objects.count() == 0 and AccountDocument.objects.count() == 0
+
+
+def converted(rep, publish) -> opportunity_pb2.Opportunity:
+    return rep.ConvertLead(conversion(assign(publish))).opportunity
+
+
+def move(opportunity_id: str, stage_id: str, expected_version: int = 0):
+    return opportunity_pb2.MoveOpportunityStageRequest(opportunity_id=opportunity_id, stage_id=stage_id,
+                                                       expected_version=expected_version)
+
+
+def test_exit_criteria_block_a_move_by_name_until_they_are_met(run_service, infra, tokens, tap, publish):
+    service = start_isolated(run_service, infra, OpportunityService)
+    rep = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["rep"])
+    changed = tap("opportunity", "opportunity_stage_changed")
+    opportunity = converted(rep, publish)
+
+    blocked = rep.error("MoveOpportunityStage", move(opportunity.opportunity_id, "discovery"))
+    skipping = rep.error("MoveOpportunityStage", move(opportunity.opportunity_id, "proposal"))
+    unknown = rep.error("MoveOpportunityStage", move(opportunity.opportunity_id, "party"))
+    updated = rep.UpdateOpportunity(opportunity_pb2.UpdateOpportunityRequest(
+        opportunity_id=opportunity.opportunity_id, expected_version=1,
+        opportunity=opportunity_pb2.Opportunity(qualification={"need": "200 seats", "budget": "EUR 50k"},
+                                                next_step="demo on Friday"),
+        update_mask=["qualification.need", "qualification.budget", "next_step"])).opportunity
+    still = rep.error("MoveOpportunityStage", move(opportunity.opportunity_id, "discovery"))
+    rep.LogActivity(opportunity_pb2.LogActivityRequest(lead_id=opportunity.lead_id,
+                                                       type=opportunity_pb2.ACTIVITY_TYPE_CALL))
+    moved = rep.MoveOpportunityStage(move(opportunity.opportunity_id, "discovery", updated.version)).opportunity
+
+    assert blocked.code == StatusCode.FAILED_PRECONDITION
+    assert blocked.message == ("cannot move to discovery: qualification: field need is empty; "
+                               "qualification: field budget is empty; qualification: no call logged")
+    assert "does not skip stages" in skipping.message
+    assert unknown.code == StatusCode.INVALID_ARGUMENT and set(violations_of(unknown.status)) == {"stage_id"}
+    assert (updated.version, dict(updated.qualification)["need"], updated.next_step) == (2, "200 seats",
+                                                                                         "demo on Friday")
+    assert still.message == "cannot move to discovery: qualification: no call logged"
+    assert (moved.stage_id, moved.probability, moved.version) == ("discovery", 25, 3)
+    assert [(h.from_stage, h.to_stage, h.by) for h in moved.history] == [
+        ("", "qualification", "rep.one"), ("qualification", "discovery", "rep.one")]
+    [event] = changed.collect(1)
+    assert (event["from_stage"], event["to_stage"], event["lead_id"]) == ("qualification", "discovery",
+                                                                          opportunity.lead_id)
+
+
+def test_a_stale_version_is_refused_and_concurrent_changes_keep_every_history_entry(
+        run_service, infra, tokens, publish):
+    service = start_isolated(run_service, infra, OpportunityService)
+    rep = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["rep"])
+    manager = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["manager"])
+    opportunity = converted(rep, publish)
+    rep.UpdateOpportunity(opportunity_pb2.UpdateOpportunityRequest(
+        opportunity_id=opportunity.opportunity_id, opportunity=opportunity_pb2.Opportunity(
+            qualification={"need": "yes", "budget": "yes"}),
+        update_mask=["qualification.need", "qualification.budget"]))
+    rep.LogActivity(opportunity_pb2.LogActivityRequest(lead_id=opportunity.lead_id,
+                                                       type=opportunity_pb2.ACTIVITY_TYPE_CALL))
+
+    stale = rep.error("MoveOpportunityStage", move(opportunity.opportunity_id, "discovery", expected_version=1))
+    # Without an expected version, two people moving at once both land, one after the other.
+    rep.MoveOpportunityStage(move(opportunity.opportunity_id, "discovery"))
+    back = manager.MoveOpportunityStage(move(opportunity.opportunity_id, "qualification")).opportunity
+
+    assert stale.code == StatusCode.FAILED_PRECONDITION and "changed meanwhile" in stale.message
+    assert [(h.from_stage, h.to_stage) for h in back.history] == [
+        ("", "qualification"), ("qualification", "discovery"), ("discovery", "qualification")]
+    assert back.version == 4
+
+
+def test_closing_lost_needs_a_known_reason_and_a_reopen_returns_to_the_stage(run_service, infra, tokens, tap,
+                                                                              publish):
+    service = start_isolated(run_service, infra, OpportunityService)
+    rep = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["rep"])
+    manager = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["manager"])
+    outsider = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["outsider_rep"])
+    outcomes = tap("opportunity", "opportunity_won", "opportunity_lost")
+    opportunity = converted(rep, publish)
+
+    no_reason = rep.error("CloseOpportunity", opportunity_pb2.CloseOpportunityRequest(
+        opportunity_id=opportunity.opportunity_id, won=False, lost_reason="bad vibes"))
+    won_too_early = rep.error("CloseOpportunity", opportunity_pb2.CloseOpportunityRequest(
+        opportunity_id=opportunity.opportunity_id, won=True))
+    denied = outsider.error("CloseOpportunity", opportunity_pb2.CloseOpportunityRequest(
+        opportunity_id=opportunity.opportunity_id, won=False, lost_reason="price"))
+    lost = rep.CloseOpportunity(opportunity_pb2.CloseOpportunityRequest(
+        opportunity_id=opportunity.opportunity_id, won=False, lost_reason="price",
+        note="went with a cheaper tool")).opportunity
+    after_close = rep.error("MoveOpportunityStage", move(opportunity.opportunity_id, "discovery"))
+    rep_reopen = rep.error("ReopenOpportunity", opportunity_pb2.ReopenOpportunityRequest(
+        opportunity_id=opportunity.opportunity_id, reason="they called back"))
+    reopened = manager.ReopenOpportunity(opportunity_pb2.ReopenOpportunityRequest(
+        opportunity_id=opportunity.opportunity_id, reason="they called back")).opportunity
+
+    assert set(violations_of(no_reason.status)) == {"lost_reason"}
+    assert won_too_early.code == StatusCode.FAILED_PRECONDITION and "no call logged" in won_too_early.message
+    assert denied.code == StatusCode.PERMISSION_DENIED
+    assert (lost.status, lost.stage_id, lost.lost_reason, lost.probability, lost.forecast_category) == \
+        (opportunity_pb2.OPPORTUNITY_STATUS_LOST, "closed_lost", "price", 0, "closed")
+    assert "reopen it first" in after_close.message and rep_reopen.code == StatusCode.PERMISSION_DENIED
+    assert (reopened.status, reopened.stage_id, reopened.lost_reason) == \
+        (opportunity_pb2.OPPORTUNITY_STATUS_OPEN, "qualification", "")
+    assert [h.to_stage for h in reopened.history] == ["qualification", "closed_lost", "qualification"]
+    [event] = outcomes.collect(1)
+    assert (event["event_type"], event["lead_id"], event["lost_reason"]) == \
+        ("opportunity_lost", opportunity.lead_id, "price")
+
+
+def test_listing_follows_who_is_asking(run_service, infra, tokens, publish):
+    service = start_isolated(run_service, infra, OpportunityService)
+    rep = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["rep"])
+    admin = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["admin"])
+    mine = converted(rep, publish)
+    theirs = admin.ConvertLead(conversion(assign(publish, rep_id="rep.far", team="team-b"))).opportunity
+
+    seen_by_rep = rep.ListOpportunities(opportunity_pb2.ListOpportunitiesRequest(owner_id="rep.far")).opportunities
+    seen_by_admin = admin.ListOpportunities(opportunity_pb2.ListOpportunitiesRequest(team="team-b")).opportunities
+    closing = admin.ListOpportunities(opportunity_pb2.ListOpportunitiesRequest(close_before="2099-12-31"))
+    bad = admin.error("ListOpportunities", opportunity_pb2.ListOpportunitiesRequest(close_before="soon"))
+
+    assert [o.opportunity_id for o in seen_by_rep] == [mine.opportunity_id]
+    assert [o.opportunity_id for o in seen_by_admin] == [theirs.opportunity_id]
+    assert len(closing.opportunities) == 2 and set(violations_of(bad.status)) == {"close_before"}

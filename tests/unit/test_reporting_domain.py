@@ -9,6 +9,7 @@ from services.capture.domain import Lead, touch_of
 from services.common.events import make_event, parse_iso
 from services.opportunity import events as opportunity_events
 from services.opportunity.domain import Activity, ActivityType, LeadOwnership
+from services.opportunity.models import OpportunityDocument
 from services.reporting.domain import FUNNEL_ORDER, PROJECTED_MOMENTS, FunnelStep, Stage, funnel, source_of
 from services.routing import events as routing_events
 from services.routing.domain import Assignment, HistoryEntry, Task, TaskStatus
@@ -78,6 +79,11 @@ def _emitted_events() -> dict:
     assignment = Assignment("L-1", "rep.one", "team-a", "round_robin", "default@1", "turn 1", assigned_at=NOW,
                             task=task)
     activity = Activity("A-1", "L-1", ActivityType.CALL, "", "", "", "rep.one", NOW, NOW)
+    common = dict(id="opp-1", name="Acme", lead_id="L-1", account_id="acc-1", contact_id="con-1",
+                  pipeline_id="new-business", owner_id="rep.one", team="team-a", created_at=NOW)
+    opportunity = OpportunityDocument(**common, stage_id="discovery", status="open")
+    won = OpportunityDocument(**common, stage_id="closed_won", status="won", closed_at=NOW)
+    lost = OpportunityDocument(**common, stage_id="closed_lost", status="lost", lost_reason="price", closed_at=NOW)
     produced = {
         "capture": capture_events.lead_captured(lead),
         "capture-m": capture_events.lead_merged(lead, touch_of(lead, "crm-sync")),
@@ -96,6 +102,10 @@ def _emitted_events() -> dict:
         "routing-c": routing_events.task_completed(replace(task, completed_at=NOW, completed_by="rep.one"), NOW,
                                                    True),
         "opportunity": opportunity_events.lead_contacted(activity, LeadOwnership("L-1", "rep.one", "team-a")),
+        "opportunity-c": opportunity_events.lead_converted(opportunity, "rep.one"),
+        "opportunity-s": opportunity_events.stage_changed(opportunity, "qualification", NOW, "rep.one"),
+        "opportunity-w": opportunity_events.closed(won),
+        "opportunity-l": opportunity_events.closed(lost),
     }
     return {(service.split("-")[0], event_type): make_event(event_type, subjects, snapshot)
             for service, (event_type, subjects, snapshot) in produced.items()}
