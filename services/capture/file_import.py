@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 from services.capture import domain, importing
 from services.common import metrics
-from services.common.errors import FieldViolation, InvalidArgument, Validator
+from services.common.errors import InvalidArgument, Validator
 from services.common.events import utcnow
+from services.common.streams import receive_chunks, stream_header
 
 BATCH_ROWS = 500
 MAX_REPORTED_REJECTIONS = 1000
@@ -62,14 +63,10 @@ class LeadFileImport:
         self.max_bytes = max_bytes
 
     def run(self, messages) -> ImportReport:
-        messages = iter(messages)
-        first = next(messages, None)
-        if first is None or first.WhichOneof("part") != "header":
-            raise InvalidArgument([FieldViolation("header", "the first message must carry the import header")])
-        header = first.header
+        header, chunks = stream_header(messages)
         defaults = _header_settings(header)
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
-            self._receive(messages, spool)
+            receive_chunks(chunks, spool, self.max_bytes)
             spool.seek(0)
             head = spool.read(8)
             spool.seek(0)
@@ -85,18 +82,6 @@ class LeadFileImport:
                                ("unchanged", report.unchanged), ("rejected", report.rejected)):
             metrics.IMPORT_ROWS.labels(outcome).inc(count)
         return report
-
-    def _receive(self, messages, spool) -> None:
-        received = 0
-        for index, message in enumerate(messages, start=1):
-            if message.WhichOneof("part") != "chunk":
-                raise InvalidArgument([FieldViolation(f"messages[{index}]", "only the first message is a header")])
-            received += len(message.chunk)
-            if received > self.max_bytes:
-                raise InvalidArgument([FieldViolation("chunk", f"the file is larger than {self.max_bytes} bytes")])
-            spool.write(message.chunk)
-        if received == 0:
-            raise InvalidArgument([FieldViolation("file", "is empty")])
 
     def _mapping(self, header, source: str, headers: list) -> dict:
         """The caller's mapping; else the one saved for this source (for the columns this file has);
