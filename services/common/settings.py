@@ -71,6 +71,8 @@ DEFAULTS = {
     "SLA_FIRST_RESPONSE_MINUTES": "120",
     # Routing's clock: how often SLA warnings, breaches, escalations and the fallback queue are checked.
     "ROUTING_TIMER_SECONDS": "5",
+    # Largest file UploadAttachment accepts.
+    "ATTACHMENT_MAX_BYTES": str(25 * 1024 * 1024),
     # HMAC-SHA256 key signing notifications posted to team webhooks (X-Leadflow-Signature); empty: unsigned.
     "NOTIFY_WEBHOOK_SECRET": "",
 }
@@ -113,6 +115,7 @@ def service_config(service: str) -> dict:
         "SLA_FIRST_RESPONSE_MINUTES": int(_env("SLA_FIRST_RESPONSE_MINUTES")),
         "ROUTING_TIMER_SECONDS": float(_env("ROUTING_TIMER_SECONDS")),
         "NOTIFY_WEBHOOK_SECRET": _env("NOTIFY_WEBHOOK_SECRET"),
+        "ATTACHMENT_MAX_BYTES": int(_env("ATTACHMENT_MAX_BYTES")),
         "CAPTURE_PUBLIC_URL": _env("CAPTURE_PUBLIC_URL") or f"http://127.0.0.1:{port_for('capture', 'http')}",
         "WEBHOOK_SECRETS": _env("WEBHOOK_SECRETS"),
         "TRUSTED_PROXY_HOPS": int(_env("TRUSTED_PROXY_HOPS")),

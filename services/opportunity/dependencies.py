@@ -1,5 +1,9 @@
 """Opportunity's repository."""
 import hashlib
+import uuid
+
+import gridfs
+from bson import ObjectId
 
 from services.common.errors import NotFound
 from services.common.events import parse_iso, utcnow
@@ -7,8 +11,8 @@ from services.common.store import StaleWrite, Store, get_or_not_found
 from services.opportunity import events
 from services.opportunity.domain import is_contact
 from services.opportunity.mappers import activity_from_document, activity_to_document, ownership_from_document
-from services.opportunity.models import (AccountDocument, ActivityDocument, ContactDocument, LeadOwnershipDocument,
-                                         OpportunityDocument, PipelineVersionDocument)
+from services.opportunity.models import (AccountDocument, ActivityDocument, AttachmentDocument, ContactDocument,
+                                         LeadOwnershipDocument, OpportunityDocument, PipelineVersionDocument)
 from services.opportunity.pipeline import BUILTIN_NEW_BUSINESS, compile_pipeline
 
 
@@ -164,6 +168,41 @@ class ActivityRepository:
             return document
         return self.store.run_in_transaction(work)
 
+    # ---- attachments -----------------------------------------------------------------------------
+
+    def _files(self):
+        return gridfs.GridFS(self.store.db, collection="attachments")
+
+    def store_attachment(self, opportunity_id: str, filename: str, content_type: str, spool, size: int,
+                         uploaded_by: str, now) -> AttachmentDocument:
+        """The bytes go to GridFS first, then the record; a crash in between leaves an unlisted file,
+        never a record without its bytes."""
+        digest = hashlib.sha256()
+        for block in iter(lambda: spool.read(1 << 20), b""):
+            digest.update(block)
+        spool.seek(0)
+        file_id = self._files().put(spool, filename=filename, content_type=content_type)
+        document = AttachmentDocument(id=str(uuid.uuid4()), opportunity_id=opportunity_id, filename=filename,
+                                      content_type=content_type, size=size, sha256=digest.hexdigest(),
+                                      file_id=str(file_id), uploaded_by=uploaded_by, uploaded_at=now)
+        document.save(force_insert=True)
+        return document
+
+    def attachment(self, attachment_id: str) -> AttachmentDocument:
+        return get_or_not_found(AttachmentDocument, attachment_id, "attachment")
+
+    def attachment_chunks(self, document: AttachmentDocument, chunk_bytes: int):
+        stored = self._files().get(ObjectId(document.file_id))
+        for block in iter(lambda: stored.read(chunk_bytes), b""):
+            yield block
+
+    def attachments(self, opportunity_id: str, offset: int, limit: int) -> list:
+        return list(AttachmentDocument.objects(opportunity_id=opportunity_id).order_by("-uploaded_at")
+                    .skip(offset).limit(limit))
+
+    def attachment_count(self, opportunity_id: str) -> int:
+        return AttachmentDocument.objects(opportunity_id=opportunity_id).count()
+
     def list_opportunities(self, filters: dict, offset: int, limit: int) -> list:
         return list(OpportunityDocument.objects(**filters).order_by("-created_at", "id").skip(offset).limit(limit))
 
@@ -175,7 +214,7 @@ def stable_id(prefix: str, key: str) -> str:
 
 class OpportunityStore(Store):
     documents = (LeadOwnershipDocument, ActivityDocument, PipelineVersionDocument, AccountDocument, ContactDocument,
-                 OpportunityDocument)
+                 OpportunityDocument, AttachmentDocument)
 
     def get_dependency(self, worker_ctx):
         return ActivityRepository(self)

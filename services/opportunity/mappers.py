@@ -86,3 +86,10 @@ def opportunity_to_proto(document, stage) -> opportunity_pb2.Opportunity:
         history=[opportunity_pb2.StageChange(from_stage=h.get("from", ""), to_stage=h.get("to", ""),
                                              at=to_timestamp(h.get("at")), by=h.get("by", ""),
                                              reason=h.get("reason", "")) for h in document.history or []])
+
+
+def attachment_to_proto(document) -> opportunity_pb2.Attachment:
+    return opportunity_pb2.Attachment(
+        attachment_id=document.id, opportunity_id=document.opportunity_id, filename=document.filename,
+        content_type=document.content_type, size=document.size, sha256=document.sha256,
+        uploaded_by=document.uploaded_by, uploaded_at=to_timestamp(document.uploaded_at))

@@ -96,3 +96,18 @@ class OpportunityDocument(Document):
     created_at = DateTimeField(required=True)
     created_by = StringField(default="")
     version = IntField(default=1)  # optimistic concurrency: every write checks and raises it
+
+
+class AttachmentDocument(Document):
+    """A file on an opportunity; its bytes are in GridFS (bucket ``attachments``)."""
+
+    meta = {"db_alias": ALIAS, "collection": "attachment_records", "indexes": [("opportunity_id", "-uploaded_at")]}
+    id = StringField(primary_key=True)
+    opportunity_id = StringField(required=True)
+    filename = StringField(required=True)
+    content_type = StringField(required=True)
+    size = IntField(required=True)
+    sha256 = StringField(required=True)
+    file_id = StringField(required=True)  # GridFS id
+    uploaded_by = StringField(required=True)
+    uploaded_at = DateTimeField(required=True)

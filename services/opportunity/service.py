@@ -1,9 +1,11 @@
 """Opportunity service: the collaboration record, starting with activities and first contact."""
+import tempfile
 import uuid
 from datetime import date
 
 from google.protobuf.json_format import MessageToDict
 from leadflow.opportunity.v1 import opportunity_pb2, opportunity_pb2_grpc
+from nameko import config
 
 from services.common import metrics
 from services.common.auth import Role
@@ -13,13 +15,16 @@ from services.common.mappers import from_timestamp, next_page_token, page_window
 from services.common.messaging import event_handler
 from services.common.rpc import LeadflowGrpc
 from services.common.service_base import LeadflowService
-from services.opportunity import domain, events, lifecycle, mappers
+from services.common.streams import receive_chunks, stream_header
+from services.opportunity import attachments, domain, events, lifecycle, mappers
 from services.opportunity.dependencies import OpportunityStore
 from services.opportunity.conversion import AccountInput, ContactInput, OpportunityInput, validate_conversion
 from services.opportunity.pipeline import compile_pipeline
 
 opportunity_rpc = LeadflowGrpc.implementing(opportunity_pb2_grpc.OpportunityServiceStub)
 SALES = {Role.ADMIN, Role.MANAGER, Role.REP}
+SPOOL_IN_MEMORY = 1 << 20  # larger uploads spill to a temporary file
+DOWNLOAD_CHUNK_BYTES = 256 * 1024
 
 
 class OpportunityService(LeadflowService):
@@ -174,7 +179,8 @@ class OpportunityService(LeadflowService):
             if pipeline.stage(request.stage_id) is None:
                 raise InvalidArgument([FieldViolation("stage_id", f"no open stage {request.stage_id!r} in pipeline "
                                                                   f"{pipeline.pipeline_id}; close it to win or lose")])
-            facts = lifecycle.facts_of(document, self.activities.activity_kinds(document.lead_id), 0)
+            facts = lifecycle.facts_of(document, self.activities.activity_kinds(document.lead_id),
+                                       self.activities.attachment_count(document.id))
             lifecycle.blocked_move(pipeline, document, request.stage_id, facts)
             before = document.stage_id
             document.stage_id = request.stage_id
@@ -192,7 +198,8 @@ class OpportunityService(LeadflowService):
             lifecycle.ensure_open(document)
             pipeline = self._pipeline_of(document)
             target = lifecycle.validate_close(pipeline, request.won, request.lost_reason, request.note)
-            facts = lifecycle.facts_of(document, self.activities.activity_kinds(document.lead_id), 0)
+            facts = lifecycle.facts_of(document, self.activities.activity_kinds(document.lead_id),
+                                       self.activities.attachment_count(document.id))
             lifecycle.blocked_move(pipeline, document, target, facts)
             before = document.stage_id
             document.closed_from, document.stage_id = before, target
@@ -248,4 +255,45 @@ class OpportunityService(LeadflowService):
         documents = self.activities.list_opportunities(filters, offset, limit)
         return opportunity_pb2.ListOpportunitiesResponse(
             opportunities=[self._opportunity_proto(d) for d in documents],
+            page={"next_page_token": next_page_token(offset, limit, len(documents))})
+
+    # ---- attachments ------------------------------------------------------------------------------
+
+    def _visible_opportunity(self, opportunity_id: str):
+        document = self.activities.opportunity(opportunity_id)
+        domain.ensure_may_see_opportunity(self.caller, document.owner_id, document.team)
+        return document
+
+    @opportunity_rpc(roles=SALES)
+    def UploadAttachment(self, request, context):
+        header, chunks = stream_header(request)
+        filename, content_type = attachments.validate_header(header.filename, header.content_type)
+        opportunity = self._visible_opportunity(header.opportunity_id)
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+            size = receive_chunks(chunks, spool, config["ATTACHMENT_MAX_BYTES"])
+            spool.seek(0)
+            attachments.check_content(content_type, spool.read(attachments.SNIFF_BYTES))
+            spool.seek(0)
+            document = self.activities.store_attachment(opportunity.id, filename, content_type, spool, size,
+                                                        self.caller.id, utcnow())
+        return opportunity_pb2.UploadAttachmentResponse(attachment=mappers.attachment_to_proto(document))
+
+    @opportunity_rpc(roles=SALES | {Role.INTEGRATION})
+    def DownloadAttachment(self, request, context):
+        document = self.activities.attachment(request.attachment_id)
+        self._visible_opportunity(document.opportunity_id)  # checked before the first byte is sent
+        return self._stream(document)
+
+    def _stream(self, document):
+        yield opportunity_pb2.DownloadAttachmentResponse(attachment=mappers.attachment_to_proto(document))
+        for block in self.activities.attachment_chunks(document, DOWNLOAD_CHUNK_BYTES):
+            yield opportunity_pb2.DownloadAttachmentResponse(chunk=block)
+
+    @opportunity_rpc(roles=SALES | {Role.INTEGRATION})
+    def ListAttachments(self, request, context):
+        self._visible_opportunity(request.opportunity_id)
+        offset, limit = page_window(request.page)
+        documents = self.activities.attachments(request.opportunity_id, offset, limit)
+        return opportunity_pb2.ListAttachmentsResponse(
+            attachments=[mappers.attachment_to_proto(d) for d in documents],
             page={"next_page_token": next_page_token(offset, limit, len(documents))})

@@ -211,3 +211,59 @@ def test_listing_follows_who_is_asking(run_service, infra, tokens, publish):
     assert [o.opportunity_id for o in seen_by_rep] == [mine.opportunity_id]
     assert [o.opportunity_id for o in seen_by_admin] == [theirs.opportunity_id]
     assert len(closing.opportunities) == 2 and set(violations_of(bad.status)) == {"close_before"}
+
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n" + bytes(range(256)) * 5000 + b"\n%%EOF\n"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def upload(opportunity_id: str, content: bytes, content_type="application/pdf", filename="proposal.pdf"):
+    header = opportunity_pb2.AttachmentHeader(opportunity_id=opportunity_id, filename=filename,
+                                              content_type=content_type)
+    chunks = [content[i:i + 300_000] for i in range(0, len(content), 300_000)]
+    return iter([opportunity_pb2.UploadAttachmentRequest(header=header),
+                 *(opportunity_pb2.UploadAttachmentRequest(chunk=c) for c in chunks)])
+
+
+def test_attachments_round_trip_are_checked_and_count_for_exit_criteria(run_service, infra, tokens, publish):
+    service = start_isolated(run_service, infra, OpportunityService, ATTACHMENT_MAX_BYTES=2_000_000)
+    rep = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["rep"])
+    outsider = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["outsider_rep"])
+    lead_id = assign(publish)
+    opportunity = rep.ConvertLead(conversion(lead_id)).opportunity
+    rep.UpdateOpportunity(opportunity_pb2.UpdateOpportunityRequest(
+        opportunity_id=opportunity.opportunity_id, opportunity=opportunity_pb2.Opportunity(
+            qualification={"need": "y", "budget": "y", "decision_maker": "CFO"}),
+        update_mask=["qualification.need", "qualification.budget", "qualification.decision_maker"]))
+    for kind in (opportunity_pb2.ACTIVITY_TYPE_CALL, opportunity_pb2.ACTIVITY_TYPE_MEETING):
+        rep.LogActivity(opportunity_pb2.LogActivityRequest(lead_id=lead_id, type=kind))
+    for stage in ("discovery", "proposal"):
+        rep.MoveOpportunityStage(move(opportunity.opportunity_id, stage))
+    needs_file = rep.error("MoveOpportunityStage", move(opportunity.opportunity_id, "negotiation"))
+
+    stored = rep.UploadAttachment(upload(opportunity.opportunity_id, PDF)).attachment
+    received = list(rep.DownloadAttachment(opportunity_pb2.DownloadAttachmentRequest(
+        attachment_id=stored.attachment_id)))
+    moved = rep.MoveOpportunityStage(move(opportunity.opportunity_id, "negotiation")).opportunity
+    disguised = rep.error("UploadAttachment", upload(opportunity.opportunity_id, PNG))
+    not_accepted = rep.error("UploadAttachment", upload(opportunity.opportunity_id, b"MZ\x90\x00",
+                                                        content_type="application/x-msdownload",
+                                                        filename="../setup.exe"))
+    too_big = rep.error("UploadAttachment", upload(opportunity.opportunity_id, PDF * 2))
+    denied = outsider.error("UploadAttachment", upload(opportunity.opportunity_id, PDF))
+    hidden = outsider.error("ListAttachments", opportunity_pb2.ListAttachmentsRequest(
+        opportunity_id=opportunity.opportunity_id))
+
+    assert "proposal: 1 more attachment(s) needed" in needs_file.message
+    assert (stored.filename, stored.content_type, stored.size, stored.uploaded_by) == \
+        ("proposal.pdf", "application/pdf", len(PDF), "rep.one")
+    assert received[0].attachment == stored and b"".join(r.chunk for r in received[1:]) == PDF
+    assert len(received) > 2  # streamed in chunks, not one message
+    assert moved.stage_id == "negotiation"
+    assert set(violations_of(disguised.status)) == {"file"} and "image/png" in disguised.message
+    assert set(violations_of(not_accepted.status)) == {"header.filename", "header.content_type"}
+    assert set(violations_of(too_big.status)) == {"chunk"}
+    assert denied.code == hidden.code == StatusCode.PERMISSION_DENIED
+    listed = rep.ListAttachments(opportunity_pb2.ListAttachmentsRequest(
+        opportunity_id=opportunity.opportunity_id)).attachments
+    assert [a.attachment_id for a in listed] == [stored.attachment_id]
