@@ -64,6 +64,8 @@ NOTIFICATIONS = Counter("leadflow_routing_notifications_total", "Notifications s
                         ["kind", "channel"])
 LEADS_CONTACTED = Counter("leadflow_opportunity_leads_contacted_total", "Leads contacted for the first time")
 LEADS_CONVERTED = Counter("leadflow_opportunity_leads_converted_total", "Leads converted into opportunities")
+LEADS_SALES_VERDICTS = Counter("leadflow_opportunity_sales_verdicts_total",
+                               "Sales' verdicts on leads (qualified, disqualified, recycle)", ["outcome"])
 OPPORTUNITIES_WON = Counter("leadflow_opportunity_won_total", "Opportunities closed won")
 OPPORTUNITIES_LOST = Counter("leadflow_opportunity_lost_total", "Opportunities closed lost")
 

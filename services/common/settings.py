@@ -71,6 +71,8 @@ DEFAULTS = {
     "SLA_FIRST_RESPONSE_MINUTES": "120",
     # Routing's clock: how often SLA warnings, breaches, escalations and the fallback queue are checked.
     "ROUTING_TIMER_SECONDS": "5",
+    # The questions QualifyLead needs answered to qualify a lead (BANT by default), comma-separated.
+    "QUALIFICATION_FRAMEWORK": "budget,authority,need,timeline",
     # Largest file UploadAttachment accepts.
     "ATTACHMENT_MAX_BYTES": str(25 * 1024 * 1024),
     # HMAC-SHA256 key signing notifications posted to team webhooks (X-Leadflow-Signature); empty: unsigned.
@@ -116,6 +118,7 @@ def service_config(service: str) -> dict:
         "ROUTING_TIMER_SECONDS": float(_env("ROUTING_TIMER_SECONDS")),
         "NOTIFY_WEBHOOK_SECRET": _env("NOTIFY_WEBHOOK_SECRET"),
         "ATTACHMENT_MAX_BYTES": int(_env("ATTACHMENT_MAX_BYTES")),
+        "QUALIFICATION_FRAMEWORK": _env("QUALIFICATION_FRAMEWORK"),
         "CAPTURE_PUBLIC_URL": _env("CAPTURE_PUBLIC_URL") or f"http://127.0.0.1:{port_for('capture', 'http')}",
         "WEBHOOK_SECRETS": _env("WEBHOOK_SECRETS"),
         "TRUSTED_PROXY_HOPS": int(_env("TRUSTED_PROXY_HOPS")),

@@ -4,6 +4,7 @@ import uuid
 
 import gridfs
 from bson import ObjectId
+from mongoengine.queryset.visitor import Q
 
 from services.common.errors import NotFound
 from services.common.events import parse_iso, utcnow
@@ -38,6 +39,7 @@ class ActivityRepository:
         in the same transaction. True when this was the first contact."""
         def work(uow):
             uow.insert(activity_to_document(activity))
+            uow.publish(*events.activity_logged(activity, ownership))
             if not is_contact(activity):
                 return False
             first = uow.update_one(LeadOwnershipDocument, {"_id": activity.lead_id, "contacted_at": None},
@@ -51,6 +53,14 @@ class ActivityRepository:
         return [activity_from_document(d) for d in ActivityDocument.objects(lead_id=lead_id)
                 .order_by("-occurred_at", "-logged_at").skip(offset).limit(limit)]
 
+
+    def qualify(self, ownership, recorded: dict, by: str, now) -> None:
+        """Record sales' verdict on the lead and announce it, together."""
+        def work(uow):
+            uow.update_one(LeadOwnershipDocument, {"_id": ownership.lead_id},
+                           {"$set": {"qualification": {**recorded, "at": now, "by": by}}})
+            uow.publish(*events.verdict(ownership.lead_id, ownership, recorded, now, by))
+        self.store.run_in_transaction(work)
 
     # ---- pipelines -------------------------------------------------------------------------------
 
@@ -203,8 +213,12 @@ class ActivityRepository:
     def attachment_count(self, opportunity_id: str) -> int:
         return AttachmentDocument.objects(opportunity_id=opportunity_id).count()
 
-    def list_opportunities(self, filters: dict, offset: int, limit: int) -> list:
-        return list(OpportunityDocument.objects(**filters).order_by("-created_at", "id").skip(offset).limit(limit))
+    def list_opportunities(self, filters: dict, offset: int, limit: int, works_on: str = "") -> list:
+        """``works_on``: only those this person owns or collaborates on."""
+        query = OpportunityDocument.objects(**filters)
+        if works_on:
+            query = query.filter(Q(owner_id=works_on) | Q(collaborator_ids=works_on))
+        return list(query.order_by("-created_at", "id").skip(offset).limit(limit))
 
 
 def stable_id(prefix: str, key: str) -> str:

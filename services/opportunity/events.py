@@ -4,6 +4,9 @@ from services.common.events import iso
 LEAD_CONTACTED = "lead_contacted"
 CONFIG_CHANGED = "config_changed"
 LEAD_CONVERTED = "lead_converted"
+ACTIVITY_LOGGED = "activity_logged"
+VERDICT_EVENTS = {"qualified": "lead_sales_qualified", "disqualified": "lead_sales_disqualified",
+                  "recycle": "lead_recycled"}
 OPPORTUNITY_STAGE_CHANGED = "opportunity_stage_changed"
 OPPORTUNITY_WON = "opportunity_won"
 OPPORTUNITY_LOST = "opportunity_lost"
@@ -49,3 +52,19 @@ def closed(opportunity):
     return event_type, {"opportunity_id": opportunity.id, "lead_id": opportunity.lead_id}, {
         **_snapshot(opportunity), "closed_from": opportunity.closed_from, "lost_reason": opportunity.lost_reason,
         "closed_at": iso(opportunity.closed_at)}
+
+
+def activity_logged(activity, ownership):
+    """Every logged activity, with the colleagues it mentions, for a notifier and the lead's timeline."""
+    return ACTIVITY_LOGGED, {"lead_id": activity.lead_id, "activity_id": activity.activity_id}, {
+        "activity_type": activity.type.value, "logged_by": activity.logged_by, "mentions": activity.mentions,
+        "subject": activity.subject, "occurred_at": iso(activity.occurred_at), "rep_id": ownership.rep_id,
+        "team": ownership.team}
+
+
+def verdict(lead_id: str, ownership, recorded: dict, at, by: str):
+    """``rep_id`` is the lead's owner: a disqualified or recycled lead leaves their desk."""
+    return VERDICT_EVENTS[recorded["outcome"]], {"lead_id": lead_id}, {
+        "rep_id": ownership.rep_id, "team": ownership.team, "reason": recorded["reason"],
+        "recycle_on": recorded["recycle_on"], "answers": recorded["answers"], "qualified_at": iso(at),
+        "qualified_by": by}

@@ -12,24 +12,28 @@ ACTIVITY_TYPE_FROM_PROTO = {
     opportunity_pb2.ACTIVITY_TYPE_NOTE: ActivityType.NOTE,
 }
 _ACTIVITY_TYPE_TO_PROTO = {v: k for k, v in ACTIVITY_TYPE_FROM_PROTO.items()}
-_ACTIVITY_FIELDS = ("lead_id", "subject", "body", "outcome", "logged_by", "occurred_at", "logged_at")
+_ACTIVITY_FIELDS = ("lead_id", "subject", "body", "outcome", "logged_by", "occurred_at", "logged_at", "next_step")
 
 
 def activity_to_document(activity: Activity) -> ActivityDocument:
-    return ActivityDocument(id=activity.activity_id, type=activity.type.value,
+    return ActivityDocument(id=activity.activity_id, type=activity.type.value, mentions=activity.mentions,
+                            participants=activity.participants,
                             **{name: getattr(activity, name) for name in _ACTIVITY_FIELDS})
 
 
 def activity_from_document(document: ActivityDocument) -> Activity:
-    return Activity(activity_id=document.id, type=ActivityType(document.type),
-                    **{name: getattr(document, name) for name in _ACTIVITY_FIELDS})
+    return Activity(activity_id=document.id, type=ActivityType(document.type), mentions=list(document.mentions or []),
+                    participants=list(document.participants or []),
+                    **{name: getattr(document, name) or "" if name == "next_step" else getattr(document, name)
+                       for name in _ACTIVITY_FIELDS})
 
 
 def activity_to_proto(activity: Activity) -> opportunity_pb2.Activity:
     return opportunity_pb2.Activity(
         activity_id=activity.activity_id, lead_id=activity.lead_id, type=_ACTIVITY_TYPE_TO_PROTO[activity.type],
         subject=activity.subject, body=activity.body, outcome=activity.outcome, logged_by=activity.logged_by,
-        occurred_at=to_timestamp(activity.occurred_at), logged_at=to_timestamp(activity.logged_at))
+        occurred_at=to_timestamp(activity.occurred_at), logged_at=to_timestamp(activity.logged_at),
+        mentions=activity.mentions, participants=activity.participants, next_step=activity.next_step)
 
 
 def ownership_from_document(document: LeadOwnershipDocument) -> LeadOwnership:
@@ -83,6 +87,10 @@ def opportunity_to_proto(document, stage) -> opportunity_pb2.Opportunity:
         version=document.version, next_step=document.next_step, qualification=dict(document.qualification or {}),
         probability_overridden=document.probability_override is not None, lost_reason=document.lost_reason,
         close_note=document.close_note, closed_at=to_timestamp(document.closed_at),
+        collaborators=[opportunity_pb2.Collaborator(user_id=c.get("user_id", ""), role=c.get("role", ""),
+                                                    added_by=c.get("added_by", ""),
+                                                    added_at=to_timestamp(c.get("added_at")))
+                       for c in document.collaborators or []],
         history=[opportunity_pb2.StageChange(from_stage=h.get("from", ""), to_stage=h.get("to", ""),
                                              at=to_timestamp(h.get("at")), by=h.get("by", ""),
                                              reason=h.get("reason", "")) for h in document.history or []])

@@ -13,6 +13,7 @@ class LeadOwnershipDocument(Document):
     contacted_at = DateTimeField()
     owner_version = IntField(default=0)  # routing's count of owner changes; the newest wins
     converted_to = StringField()  # the opportunity this lead became
+    qualification = DictField()  # sales' verdict: outcome, answers, reason, recycle_on, at, by
 
 
 class ActivityDocument(Document):
@@ -26,6 +27,9 @@ class ActivityDocument(Document):
     logged_by = StringField(required=True)
     occurred_at = DateTimeField(required=True)
     logged_at = DateTimeField(required=True)
+    mentions = ListField(StringField())
+    participants = ListField(StringField())
+    next_step = StringField(default="")
 
 
 class PipelineVersionDocument(Document):
@@ -70,7 +74,7 @@ class OpportunityDocument(Document):
     """``_id`` derives from the lead id: a lead converts into one opportunity, however often asked."""
 
     meta = {"db_alias": ALIAS, "collection": "opportunities",
-            "indexes": [("owner_id", "status"), ("team", "status"), ("pipeline_id", "stage_id")]}
+            "indexes": [("owner_id", "status"), ("team", "status"), ("pipeline_id", "stage_id"), "collaborator_ids"]}
     id = StringField(primary_key=True)
     name = StringField(required=True)
     lead_id = StringField(required=True)
@@ -93,6 +97,8 @@ class OpportunityDocument(Document):
     closed_at = DateTimeField()
     closed_from = StringField(default="")  # the open stage it was closed from, where a reopen returns it
     history = ListField(DictField())  # {from, to, at, by, reason}
+    collaborators = ListField(DictField())  # {user_id, role, added_by, added_at}
+    collaborator_ids = ListField(StringField())  # the same ids, indexed for "opportunities I work on"
     created_at = DateTimeField(required=True)
     created_by = StringField(default="")
     version = IntField(default=1)  # optimistic concurrency: every write checks and raises it

@@ -11,7 +11,7 @@ from services.common import metrics
 from services.common.auth import Role
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, Validator
 from services.common.events import utcnow
-from services.common.mappers import from_timestamp, next_page_token, page_window
+from services.common.mappers import from_timestamp, next_page_token, page_window, to_timestamp
 from services.common.messaging import event_handler
 from services.common.rpc import LeadflowGrpc
 from services.common.service_base import LeadflowService
@@ -23,6 +23,9 @@ from services.opportunity.pipeline import compile_pipeline
 
 opportunity_rpc = LeadflowGrpc.implementing(opportunity_pb2_grpc.OpportunityServiceStub)
 SALES = {Role.ADMIN, Role.MANAGER, Role.REP}
+VERDICTS = {opportunity_pb2.QUALIFICATION_OUTCOME_QUALIFIED: domain.Verdict.QUALIFIED,
+            opportunity_pb2.QUALIFICATION_OUTCOME_DISQUALIFIED: domain.Verdict.DISQUALIFIED,
+            opportunity_pb2.QUALIFICATION_OUTCOME_RECYCLE: domain.Verdict.RECYCLE}
 SPOOL_IN_MEMORY = 1 << 20  # larger uploads spill to a temporary file
 DOWNLOAD_CHUNK_BYTES = 256 * 1024
 
@@ -46,12 +49,14 @@ class OpportunityService(LeadflowService):
         occurred_at = from_timestamp(request.occurred_at)
         domain.validate_activity(request.lead_id, activity_type, request.subject, request.body, request.outcome,
                                  occurred_at, now)
+        mentions = domain.mentions_of(request.body, list(request.mentions))
+        participants = domain.validate_participants(list(request.participants), request.next_step)
         ownership = self.activities.ownership(request.lead_id)
         domain.ensure_may_work_on(self.caller, ownership)
         activity = domain.Activity(
             activity_id=str(uuid.uuid4()), lead_id=request.lead_id, type=activity_type, subject=request.subject,
             body=request.body, outcome=request.outcome, logged_by=self.caller.id, occurred_at=occurred_at or now,
-            logged_at=now)
+            logged_at=now, mentions=mentions, participants=participants, next_step=request.next_step.strip())
         first_contact = self.activities.log(activity, ownership)
         if first_contact:
             metrics.LEADS_CONTACTED.inc()
@@ -139,14 +144,12 @@ class OpportunityService(LeadflowService):
 
     def _changed(self, opportunity_id: str, apply):
         """Check the caller may change it, then apply under optimistic versioning."""
-        current = self.activities.opportunity(opportunity_id)
-        domain.ensure_may_see_opportunity(self.caller, current.owner_id, current.team)
+        self._visible_opportunity(opportunity_id)
         return self._opportunity_proto(self.activities.change(opportunity_id, apply))
 
     @opportunity_rpc(roles=SALES | {Role.INTEGRATION})
     def GetOpportunity(self, request, context):
-        document = self.activities.opportunity(request.opportunity_id)
-        domain.ensure_may_see_opportunity(self.caller, document.owner_id, document.team)
+        document = self._visible_opportunity(request.opportunity_id)
         return opportunity_pb2.GetOpportunityResponse(opportunity=self._opportunity_proto(document))
 
     @opportunity_rpc(roles=SALES)
@@ -234,7 +237,7 @@ class OpportunityService(LeadflowService):
 
     @opportunity_rpc(roles=SALES | {Role.INTEGRATION})
     def ListOpportunities(self, request, context):
-        filters = {}
+        filters, works_on = {}, ""
         if request.close_before:
             try:
                 date.fromisoformat(request.close_before)
@@ -243,7 +246,7 @@ class OpportunityService(LeadflowService):
             filters["close_date__ne"] = ""
         owner, team = request.owner_id, request.team
         if self.caller.role == Role.REP:
-            owner = self.caller.id
+            owner, works_on = "", self.caller.id  # their own and those they collaborate on
         elif self.caller.role == Role.MANAGER:
             team = self.caller.team
         for name, value in (("owner_id", owner), ("team", team), ("pipeline_id", request.pipeline_id),
@@ -252,7 +255,7 @@ class OpportunityService(LeadflowService):
             if value:
                 filters[name] = value
         offset, limit = page_window(request.page)
-        documents = self.activities.list_opportunities(filters, offset, limit)
+        documents = self.activities.list_opportunities(filters, offset, limit, works_on)
         return opportunity_pb2.ListOpportunitiesResponse(
             opportunities=[self._opportunity_proto(d) for d in documents],
             page={"next_page_token": next_page_token(offset, limit, len(documents))})
@@ -261,7 +264,8 @@ class OpportunityService(LeadflowService):
 
     def _visible_opportunity(self, opportunity_id: str):
         document = self.activities.opportunity(opportunity_id)
-        domain.ensure_may_see_opportunity(self.caller, document.owner_id, document.team)
+        domain.ensure_may_see_opportunity(self.caller, document.owner_id, document.team,
+                                          document.collaborator_ids or ())
         return document
 
     @opportunity_rpc(roles=SALES)
@@ -297,3 +301,31 @@ class OpportunityService(LeadflowService):
         return opportunity_pb2.ListAttachmentsResponse(
             attachments=[mappers.attachment_to_proto(d) for d in documents],
             page={"next_page_token": next_page_token(offset, limit, len(documents))})
+
+    # ---- qualification and collaboration ---------------------------------------------------------------
+
+    @opportunity_rpc(roles=SALES)
+    def QualifyLead(self, request, context):
+        now = utcnow()
+        framework = tuple(k.strip() for k in config["QUALIFICATION_FRAMEWORK"].split(",") if k.strip())
+        recorded = domain.validate_verdict(VERDICTS.get(request.outcome), dict(request.answers), request.reason,
+                                           request.recycle_on, framework, now.date())
+        ownership = self.activities.ownership(request.lead_id)
+        domain.ensure_may_work_on(self.caller, ownership)
+        self.activities.qualify(ownership, recorded, self.caller.id, now)
+        metrics.LEADS_SALES_VERDICTS.labels(recorded["outcome"]).inc()
+        return opportunity_pb2.QualifyLeadResponse(outcome=request.outcome, qualified_at=to_timestamp(now))
+
+    @opportunity_rpc(roles=SALES)
+    def AddCollaborator(self, request, context):
+        domain.validate_collaborator(request.user_id, request.role)
+        now, by = utcnow(), self.caller.id
+
+        def apply(document):
+            if request.user_id == document.owner_id or request.user_id in (document.collaborator_ids or []):
+                raise FailedPrecondition(f"{request.user_id} works on this opportunity already")
+            document.collaborators = [*document.collaborators, {"user_id": request.user_id, "role": request.role,
+                                                                "added_by": by, "added_at": now}]
+            document.collaborator_ids = [*(document.collaborator_ids or []), request.user_id]
+            return []
+        return opportunity_pb2.AddCollaboratorResponse(opportunity=self._changed(request.opportunity_id, apply))

@@ -28,6 +28,10 @@ class LeadProgressDocument(Document):
     converted_at = DateTimeField()
     stage_changed_at = DateTimeField()  # the opportunity's latest stage change
     won_at = DateTimeField()
+    sales_activity_at = DateTimeField()  # the latest activity sales logged
+    sales_qualified_at = DateTimeField()
+    sales_disqualified_at = DateTimeField()
+    recycled_at = DateTimeField()
     lost_at = DateTimeField()
 
 

@@ -596,7 +596,8 @@ class RoutingRepository:
         return self.complete_task(task.id, "lead_contacted", contacted_at, event, handler)
 
     def release(self, event: dict, handler: str, lead_id: str):
-        """The lead left the rep's desk (converted): it no longer counts toward their capacity."""
+        """The lead left the rep's desk (converted, disqualified or recycled by sales): it no longer
+        counts toward their capacity."""
         def work(uow):
             document = uow.find_one(AssignmentDocument, {"_id": lead_id})
             if document is None or not document.open:

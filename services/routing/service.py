@@ -55,8 +55,17 @@ class RoutingService(LeadflowService):
 
     @event_handler("opportunity", "lead_converted")
     def handle_lead_converted(self, event):
-        """A converted lead no longer counts toward its rep's capacity."""
+        """A converted lead no longer counts toward its rep's capacity, nor does one sales
+        disqualified or sent back to nurture."""
         return self.routing.release(event, "handle_lead_converted", event["lead_id"])
+
+    @event_handler("opportunity", "lead_sales_disqualified")
+    def handle_lead_sales_disqualified(self, event):
+        return self.routing.release(event, "handle_lead_sales_disqualified", event["lead_id"])
+
+    @event_handler("opportunity", "lead_recycled")
+    def handle_lead_recycled(self, event):
+        return self.routing.release(event, "handle_lead_recycled", event["lead_id"])
 
     @event_handler("routing", "notification_requested")
     def handle_notification_requested(self, event):

@@ -267,3 +267,68 @@ def test_attachments_round_trip_are_checked_and_count_for_exit_criteria(run_serv
     listed = rep.ListAttachments(opportunity_pb2.ListAttachmentsRequest(
         opportunity_id=opportunity.opportunity_id)).attachments
     assert [a.attachment_id for a in listed] == [stored.attachment_id]
+
+
+def test_sales_verdicts_need_their_answers_and_are_announced(run_service, infra, tokens, tap, publish):
+    service = start_isolated(run_service, infra, OpportunityService)
+    rep = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["rep"])
+    verdicts = tap("opportunity", "lead_sales_qualified", "lead_sales_disqualified", "lead_recycled")
+    good, bad, later = assign(publish), assign(publish), assign(publish)
+    bant = {"budget": "EUR 50k approved", "authority": "CFO signs", "need": "200 seats", "timeline": "Q1"}
+
+    half = rep.error("QualifyLead", opportunity_pb2.QualifyLeadRequest(
+        lead_id=good, outcome=opportunity_pb2.QUALIFICATION_OUTCOME_QUALIFIED, answers={"budget": "yes",
+                                                                                         "colour": "red"}))
+    no_reason = rep.error("QualifyLead", opportunity_pb2.QualifyLeadRequest(
+        lead_id=bad, outcome=opportunity_pb2.QUALIFICATION_OUTCOME_DISQUALIFIED))
+    past = rep.error("QualifyLead", opportunity_pb2.QualifyLeadRequest(
+        lead_id=later, outcome=opportunity_pb2.QUALIFICATION_OUTCOME_RECYCLE, recycle_on="2020-01-01"))
+    rep.QualifyLead(opportunity_pb2.QualifyLeadRequest(
+        lead_id=good, outcome=opportunity_pb2.QUALIFICATION_OUTCOME_QUALIFIED, answers=bant))
+    rep.QualifyLead(opportunity_pb2.QualifyLeadRequest(
+        lead_id=bad, outcome=opportunity_pb2.QUALIFICATION_OUTCOME_DISQUALIFIED, reason="a student project"))
+    rep.QualifyLead(opportunity_pb2.QualifyLeadRequest(
+        lead_id=later, outcome=opportunity_pb2.QUALIFICATION_OUTCOME_RECYCLE, recycle_on="2099-06-01"))
+
+    assert set(violations_of(half.status)) == {"answers[colour]", "answers[authority]", "answers[need]",
+                                               "answers[timeline]"}
+    assert set(violations_of(no_reason.status)) == {"reason"} and set(violations_of(past.status)) == {"recycle_on"}
+    announced = {e["lead_id"]: e for e in verdicts.collect(3)}
+    assert announced[good]["event_type"] == "lead_sales_qualified" and announced[good]["answers"] == bant
+    assert (announced[bad]["event_type"], announced[bad]["reason"]) == ("lead_sales_disqualified",
+                                                                        "a student project")
+    assert (announced[later]["event_type"], announced[later]["recycle_on"]) == ("lead_recycled", "2099-06-01")
+    assert LeadOwnershipDocument.objects(id=good).get().qualification["by"] == "rep.one"
+
+
+def test_collaborators_see_the_opportunity_and_mentions_are_announced(run_service, infra, tokens, tap, publish):
+    service = start_isolated(run_service, infra, OpportunityService)
+    rep = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["rep"])
+    colleague = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["outsider_rep"])
+    logged = tap("opportunity", "activity_logged")
+    opportunity = converted(rep, publish)
+
+    before = colleague.error("GetOpportunity", opportunity_pb2.GetOpportunityRequest(
+        opportunity_id=opportunity.opportunity_id))
+    bad_role = rep.error("AddCollaborator", opportunity_pb2.AddCollaboratorRequest(
+        opportunity_id=opportunity.opportunity_id, user_id="rep.far", role="cheerleader"))
+    added = rep.AddCollaborator(opportunity_pb2.AddCollaboratorRequest(
+        opportunity_id=opportunity.opportunity_id, user_id="rep.far", role="presales")).opportunity
+    twice = rep.error("AddCollaborator", opportunity_pb2.AddCollaboratorRequest(
+        opportunity_id=opportunity.opportunity_id, user_id="rep.far", role="presales"))
+    seen = colleague.GetOpportunity(opportunity_pb2.GetOpportunityRequest(
+        opportunity_id=opportunity.opportunity_id)).opportunity
+    listed = colleague.ListOpportunities(opportunity_pb2.ListOpportunitiesRequest()).opportunities
+    activity = rep.LogActivity(opportunity_pb2.LogActivityRequest(
+        lead_id=opportunity.lead_id, type=opportunity_pb2.ACTIVITY_TYPE_MEETING,
+        body="Demo went well; @rep.far please prepare the security answers (cc max.keller@acme.de)",
+        mentions=["manager.wang"], participants=["Max Keller", "rep.far"], next_step="send the proposal")).activity
+
+    assert before.code == StatusCode.PERMISSION_DENIED and set(violations_of(bad_role.status)) == {"role"}
+    assert [(c.user_id, c.role, c.added_by) for c in added.collaborators] == [("rep.far", "presales", "rep.one")]
+    assert twice.code == StatusCode.FAILED_PRECONDITION
+    assert seen.opportunity_id == opportunity.opportunity_id
+    assert [o.opportunity_id for o in listed] == [opportunity.opportunity_id]
+    assert list(activity.mentions) == ["manager.wang", "rep.far"] and activity.next_step == "send the proposal"
+    event = logged.wait_for(lambda e: e["activity_id"] == activity.activity_id)[0]
+    assert event["mentions"] == ["manager.wang", "rep.far"] and event["logged_by"] == "rep.one"

@@ -79,6 +79,7 @@ def _emitted_events() -> dict:
     assignment = Assignment("L-1", "rep.one", "team-a", "round_robin", "default@1", "turn 1", assigned_at=NOW,
                             task=task)
     activity = Activity("A-1", "L-1", ActivityType.CALL, "", "", "", "rep.one", NOW, NOW)
+    owner = LeadOwnership("L-1", "rep.one", "team-a")
     common = dict(id="opp-1", name="Acme", lead_id="L-1", account_id="acc-1", contact_id="con-1",
                   pipeline_id="new-business", owner_id="rep.one", team="team-a", created_at=NOW)
     opportunity = OpportunityDocument(**common, stage_id="discovery", status="open")
@@ -101,8 +102,12 @@ def _emitted_events() -> dict:
         "routing-b": routing_events.sla_breached(replace(task, breached_at=NOW), "reassign"),
         "routing-c": routing_events.task_completed(replace(task, completed_at=NOW, completed_by="rep.one"), NOW,
                                                    True),
-        "opportunity": opportunity_events.lead_contacted(activity, LeadOwnership("L-1", "rep.one", "team-a")),
+        "opportunity": opportunity_events.lead_contacted(activity, owner),
         "opportunity-c": opportunity_events.lead_converted(opportunity, "rep.one"),
+        "opportunity-a": opportunity_events.activity_logged(activity, owner),
+        **{f"opportunity-{outcome}": opportunity_events.verdict(
+            "L-1", owner, {"outcome": outcome, "reason": "", "recycle_on": "", "answers": {}}, NOW, "rep.one")
+           for outcome in ("qualified", "disqualified", "recycle")},
         "opportunity-s": opportunity_events.stage_changed(opportunity, "qualification", NOW, "rep.one"),
         "opportunity-w": opportunity_events.closed(won),
         "opportunity-l": opportunity_events.closed(lost),
