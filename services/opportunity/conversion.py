@@ -54,6 +54,28 @@ class Conversion:
     extra: dict = field(default_factory=dict)
 
 
+def checked_amount(check: Validator, text: str, where: str) -> Decimal | None:
+    """Money as a decimal (never a float): non-negative, below 10^12; None when not given."""
+    if not text.strip():
+        return None
+    try:
+        amount = Decimal(text.strip())
+    except InvalidOperation:
+        check.check(False, where, "must be a decimal number, e.g. 12500.00")
+        return None
+    if check.check(amount.is_finite() and Decimal(0) <= amount < MAX_AMOUNT, where,
+                   "must be a non-negative amount below 10^12"):
+        return amount
+    return None
+
+
+def checked_currency(check: Validator, code: str, where: str) -> str:
+    code = code.strip().upper()
+    check.check(bool(code) and pycountry.currencies.get(alpha_3=code) is not None, where,
+                "must be an ISO 4217 code such as CNY, EUR or USD")
+    return code
+
+
 def account_key(account: AccountInput) -> str:
     """The same company, however it is written: its web domain, else its name without case or spacing."""
     if account.domain:
@@ -87,18 +109,10 @@ def validate_conversion(account: AccountInput, contact: ContactInput, opportunit
     title = opportunity.name.strip()
     if check.required(title, "opportunity.name"):
         check.max_length(title, 200, "opportunity.name")
-    amount = None
-    if opportunity.amount.strip():
-        try:
-            amount = Decimal(opportunity.amount.strip())
-            check.check(amount.is_finite() and Decimal(0) <= amount < MAX_AMOUNT, "opportunity.amount",
-                        "must be a non-negative amount below 10^12")
-        except InvalidOperation:
-            check.check(False, "opportunity.amount", "must be a decimal number, e.g. 12500.00")
+    amount = checked_amount(check, opportunity.amount, "opportunity.amount")
     currency = opportunity.currency.strip().upper()
     if currency or amount is not None:
-        check.check(bool(currency) and pycountry.currencies.get(alpha_3=currency) is not None,
-                    "opportunity.currency", "must be an ISO 4217 code such as CNY, EUR or USD")
+        checked_currency(check, currency, "opportunity.currency")
     if opportunity.close_date is not None:
         check.check(opportunity.close_date >= today, "opportunity.close_date", "must not be in the past")
     check.raise_if_invalid()

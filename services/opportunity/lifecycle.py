@@ -3,12 +3,9 @@ the exit criteria see, and what closing needs. The service reads, calls these, a
 guarded by the opportunity's version."""
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
-
-import pycountry
 
 from services.common.errors import FailedPrecondition, Validator
-from services.opportunity.conversion import MAX_AMOUNT
+from services.opportunity.conversion import checked_amount, checked_currency
 from services.opportunity.pipeline import LOST, WON, OpportunityFacts, Pipeline, missing_to_leave
 
 # BANT, plus who decides and who else is bidding: the qualification facts sales records.
@@ -52,17 +49,10 @@ def validate_changes(mask: list, values: dict, probability_override: int, today:
             if check.required(text, where):
                 check.max_length(text, 200, where)
         elif name == "amount" and text:
-            try:
-                amount = Decimal(text)
-                check.check(amount.is_finite() and Decimal(0) <= amount < MAX_AMOUNT, where,
-                            "must be a non-negative amount below 10^12")
-                text = str(amount)
-            except InvalidOperation:
-                check.check(False, where, "must be a decimal number, e.g. 12500.00")
+            amount = checked_amount(check, text, where)
+            text = str(amount) if amount is not None else text
         elif name == "currency" and text:
-            text = text.upper()
-            check.check(pycountry.currencies.get(alpha_3=text) is not None, where,
-                        "must be an ISO 4217 code such as CNY, EUR or USD")
+            text = checked_currency(check, text, where)
         elif name == "close_date" and text:
             try:
                 check.check(date.fromisoformat(text) >= today, where, "must not be in the past")

@@ -142,6 +142,11 @@ class OpportunityService(LeadflowService):
     def _opportunity_proto(self, document):
         return mappers.opportunity_to_proto(document, self._pipeline_of(document).stage(document.stage_id))
 
+    def _facts(self, document):
+        """What the exit criteria see: the fields, the lead's logged activity kinds, the files."""
+        return lifecycle.facts_of(document, self.activities.activity_kinds(document.lead_id),
+                                  self.activities.attachment_count(document.id))
+
     def _changed(self, opportunity_id: str, apply):
         """Check the caller may change it, then apply under optimistic versioning."""
         self._visible_opportunity(opportunity_id)
@@ -182,9 +187,7 @@ class OpportunityService(LeadflowService):
             if pipeline.stage(request.stage_id) is None:
                 raise InvalidArgument([FieldViolation("stage_id", f"no open stage {request.stage_id!r} in pipeline "
                                                                   f"{pipeline.pipeline_id}; close it to win or lose")])
-            facts = lifecycle.facts_of(document, self.activities.activity_kinds(document.lead_id),
-                                       self.activities.attachment_count(document.id))
-            lifecycle.blocked_move(pipeline, document, request.stage_id, facts)
+            lifecycle.blocked_move(pipeline, document, request.stage_id, self._facts(document))
             before = document.stage_id
             document.stage_id = request.stage_id
             document.history = [*document.history, {"from": before, "to": request.stage_id, "at": now, "by": by}]
@@ -201,9 +204,7 @@ class OpportunityService(LeadflowService):
             lifecycle.ensure_open(document)
             pipeline = self._pipeline_of(document)
             target = lifecycle.validate_close(pipeline, request.won, request.lost_reason, request.note)
-            facts = lifecycle.facts_of(document, self.activities.activity_kinds(document.lead_id),
-                                       self.activities.attachment_count(document.id))
-            lifecycle.blocked_move(pipeline, document, target, facts)
+            lifecycle.blocked_move(pipeline, document, target, self._facts(document))
             before = document.stage_id
             document.closed_from, document.stage_id = before, target
             document.status = "won" if request.won else "lost"
