@@ -114,6 +114,13 @@ class UnitOfWork:
     def update_one(self, document_cls, query: dict, update: dict, upsert: bool = False):
         return self._collection(document_cls).update_one(query, update, upsert=upsert, session=self.session)
 
+    def next_number(self, document_cls, field: str = "_id", query: dict | None = None) -> int:
+        """The next version number of a versioned document (the highest ``field`` among those matching
+        ``query``, plus one), read inside the writing transaction so two writers cannot take the same."""
+        latest = self._collection(document_cls).find_one(query or {}, sort=[(field, -1)], projection={field: 1},
+                                                         session=self.session)
+        return (latest[field] if latest else 0) + 1
+
     def apply_owner_change(self, document_cls, lead_id: str, fields: dict, owner_version: int,
                            upsert: bool = False, also: dict | None = None) -> bool:
         """Set a lead's owner ``fields`` unless a newer owner is recorded already. Routing numbers

@@ -69,9 +69,7 @@ class ActivityRepository:
         pipeline_id = definition["id"]
 
         def work(uow):
-            latest = uow.db[PipelineVersionDocument._get_collection_name()].find_one(
-                {"pipeline_id": pipeline_id}, sort=[("version", -1)], projection={"version": 1}, session=uow.session)
-            version = (latest["version"] if latest else 0) + 1
+            version = uow.next_number(PipelineVersionDocument, "version", {"pipeline_id": pipeline_id})
             document = PipelineVersionDocument(id=f"{pipeline_id}@{version}", pipeline_id=pipeline_id,
                                                version=version, definition=definition, created_at=utcnow(),
                                                created_by=created_by)

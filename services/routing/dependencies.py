@@ -239,9 +239,7 @@ class RoutingRepository:
 
     def put_policy(self, definition: dict, created_by: str) -> RoutingPolicyDocument:
         def work(uow):
-            latest = uow.db[RoutingPolicyDocument._get_collection_name()].find_one(
-                {}, sort=[("_id", -1)], projection={"_id": 1}, session=uow.session)
-            document = RoutingPolicyDocument(id=(latest["_id"] if latest else 0) + 1, definition=definition,
+            document = RoutingPolicyDocument(id=uow.next_number(RoutingPolicyDocument), definition=definition,
                                              created_at=utcnow(), created_by=created_by)
             uow.insert(document)
             uow.publish(*events.config_changed(f"{POLICY_PREFIX}{document.id}", created_by))

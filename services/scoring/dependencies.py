@@ -97,7 +97,7 @@ class ScoreRepository:
     def put_model(self, definition: dict, created_by: str) -> ScoringModelDocument:
         """Store a new version (already compiled by the caller) and make it live."""
         def work(uow):
-            document = ScoringModelDocument(id=_next_version(uow, ScoringModelDocument), definition=definition,
+            document = ScoringModelDocument(id=uow.next_number(ScoringModelDocument), definition=definition,
                                             created_at=utcnow(), created_by=created_by)
             uow.insert(document)
             uow.publish(*events.config_changed("scoring_model", f"{MODEL_PREFIX}{document.id}", created_by))
@@ -263,7 +263,7 @@ class ScoreRepository:
 
         def work(uow):
             document = WinModelDocument(
-                id=_next_version(uow, WinModelDocument), status=status, status_reason=reason,
+                id=uow.next_number(WinModelDocument), status=status, status_reason=reason,
                 artefact_id=str(artefact_id), config={**asdict(trained.config)},
                 evaluation=asdict(trained.evaluation), features=[c.name for c in trained.spec.columns],
                 trained_at=utcnow(), trained_by=trained_by, training_seconds=seconds)
@@ -291,13 +291,6 @@ class ScoreRepository:
         collection.update_one({"_id": name}, {"$setOnInsert": {"next_run_at": now + every}}, upsert=True)
         return collection.find_one_and_update(
             {"_id": name, "next_run_at": {"$lte": now}}, {"$set": {"next_run_at": now + every}}) is not None
-
-
-def _next_version(uow, document_cls) -> int:
-    """The next version number of a versioned document, read inside the writing transaction."""
-    latest = uow.db[document_cls._get_collection_name()].find_one(
-        {}, sort=[("_id", -1)], projection={"_id": 1}, session=uow.session)
-    return (latest["_id"] if latest else 0) + 1
 
 
 def _visible(score: domain.Score) -> tuple:
