@@ -21,6 +21,14 @@ def _projecting(source_service: str, event_type: str):
     return handle
 
 
+def _recording_config_changes(source_service: str):
+    """The history of rules-as-data changes (models, policies, pipelines) of one service."""
+    @event_handler(source_service, "config_changed")
+    def handle(self, event):
+        self.progress.record_config_change(event, source_service)
+    return handle
+
+
 class ReportingService(LeadflowService):
     name = "reporting"
     progress = ReportingStore()
@@ -48,17 +56,9 @@ class ReportingService(LeadflowService):
     handle_sla_breached = _projecting("routing", "sla_breached")
     handle_task_completed = _projecting("routing", "task_completed")
 
-    @event_handler("scoring", "config_changed")
-    def handle_scoring_config_changed(self, event):
-        self.progress.record_config_change(event, "scoring")
-
-    @event_handler("routing", "config_changed")
-    def handle_routing_config_changed(self, event):
-        self.progress.record_config_change(event, "routing")
-
-    @event_handler("opportunity", "config_changed")
-    def handle_opportunity_config_changed(self, event):
-        self.progress.record_config_change(event, "opportunity")
+    handle_scoring_config_changed = _recording_config_changes("scoring")
+    handle_routing_config_changed = _recording_config_changes("routing")
+    handle_opportunity_config_changed = _recording_config_changes("opportunity")
 
     @reporting_rpc(roles={Role.ADMIN, Role.MANAGER, Role.INTEGRATION})
     def GetFunnel(self, request, context):
