@@ -5,7 +5,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from services.capture import domain, importing
-from services.common import metrics
+from services.common import metrics, tabular
 from services.common.errors import InvalidArgument, Validator
 from services.common.events import utcnow
 from services.common.streams import receive_chunks, stream_header
@@ -70,8 +70,8 @@ class LeadFileImport:
             spool.seek(0)
             head = spool.read(8)
             spool.seek(0)
-            fmt = importing.detect_format(header.filename, head)
-            headers, rows = importing.read_rows(spool, fmt)
+            fmt = tabular.detect_format(header.filename, head)
+            headers, rows = tabular.read_rows(spool, fmt)
             with rows:
                 mapping = self._mapping(header, defaults.source, headers)
                 report = ImportReport(mapping=mapping, dry_run=header.dry_run)

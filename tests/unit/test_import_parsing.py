@@ -8,18 +8,16 @@ from openpyxl import Workbook
 
 from services.capture.domain import MAX_CUSTOM_FIELDS, LeadInput
 from services.capture.importing import (
-    MAX_COLUMNS,
     ImportDefaults,
     column_for_field,
-    detect_format,
     guess_mapping,
     parse_company_size,
-    read_rows,
     row_to_lead_input,
     split_full_name,
     validate_mapping,
 )
 from services.common.errors import InvalidArgument
+from services.common.tabular import MAX_COLUMNS, detect_format, read_rows
 
 # The column names of the public X Education data set (its schema, not its rows).
 XEDUCATION_HEADER = [
