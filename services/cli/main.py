@@ -23,6 +23,7 @@ from leadflow.routing.v1 import routing_pb2
 from leadflow.scoring.v1 import scoring_pb2
 
 from services.cli import dead_letters
+from services.cli.history import history_requests
 from services.cli.client import LeadflowClient
 from services.common.auth import Principal, Role, new_token, token_entry
 from services.common.settings import DEFAULTS, SERVICE_NAMES
@@ -115,6 +116,42 @@ def cmd_lead_import(client, args) -> int:
         print(f"  {column:40} -> {target}")
     for rejected in report.rejected_rows:
         print(f"  row {rejected.row} ({rejected.column or '-'}): {rejected.reason}")
+    return 0
+
+
+def cmd_opportunity_import(client, args) -> int:
+    """Upload a sales history (opportunities, and optionally accounts, sales teams, products)."""
+    files = {table: path for table, path in (("opportunities", args.opportunities), ("accounts", args.accounts),
+                                             ("sales_teams", args.sales_teams), ("products", args.products))
+             if path}
+    header = opportunity_pb2.OpportunityImportHeader(
+        pipeline_id=args.pipeline, currency=args.currency, external_id_prefix=args.id_prefix,
+        stage_map=dict(item.split("=", 1) for item in args.stage),
+        owner_ids=dict(item.split("=", 1) for item in args.owner), default_team=args.team, dry_run=args.dry_run)
+    report = client.opportunity.ImportOpportunities(history_requests(header, files), timeout=3600)
+    print(f"{report.rows} opportunity rows: {report.imported} imported, {report.unchanged} unchanged, "
+          f"{report.rejected} rejected, {report.accounts_created} accounts created"
+          f"{' (dry run, nothing stored)' if report.dry_run else ''}")
+    for stage, count in sorted(report.by_stage.items()):
+        print(f"  {stage:30} {count}")
+    for table, mapping in sorted(report.mappings.items()):
+        print(f"  {table}: {mapping}")
+    for note in report.notes:
+        print(f"  note: {note}")
+    tables = {number: name for name, number in opportunity_pb2.ImportTable.items()}
+    for rejected in report.rejections:
+        table = tables[rejected.table].removeprefix("IMPORT_TABLE_").lower()
+        print(f"  {table} row {rejected.row} ({rejected.column or '-'}): {rejected.reason}")
+    return 0
+
+
+def cmd_opportunity_list(client, args) -> int:
+    response = client.opportunity.ListOpportunities(opportunity_pb2.ListOpportunitiesRequest(
+        owner_id=args.owner, pipeline_id=args.pipeline, stage_id=args.stage,
+        page=common_pb2.PageRequest(page_size=args.limit)))
+    for item in response.opportunities:
+        print(f"{item.opportunity_id}  {item.stage_id:14} {item.amount or '-':>10} {item.currency:3}  "
+              f"{item.owner_id:20} {item.name}")
     return 0
 
 
@@ -451,6 +488,29 @@ def build_parser() -> argparse.ArgumentParser:
     task_done = task.add_parser("done", help="complete a task")
     task_done.add_argument("task_id")
     task_done.set_defaults(run=cmd_task_done)
+
+    opportunity = commands.add_parser("opportunity", help="opportunities and sales history").add_subparsers(
+        dest="action", required=True)
+    history = opportunity.add_parser("import", help="import a sales history and print the report")
+    history.add_argument("opportunities", help="CSV or XLSX, one row per opportunity")
+    history.add_argument("--accounts", default="", help="CSV or XLSX of the customer companies")
+    history.add_argument("--sales-teams", default="", help="CSV or XLSX of agent, manager, office")
+    history.add_argument("--products", default="", help="CSV or XLSX of the product list")
+    history.add_argument("--currency", required=True, help="ISO 4217 currency of the amounts")
+    history.add_argument("--pipeline", default="", help="pipeline id (default new-business)")
+    history.add_argument("--id-prefix", default="", help="prefix for the external ids, e.g. maven:")
+    history.add_argument("--stage", action="append", default=[], metavar="WORD=STAGE",
+                         help="a stage word of the file -> won, lost or a stage id")
+    history.add_argument("--owner", action="append", default=[], metavar="NAME=USER_ID")
+    history.add_argument("--team", default="", help="team of owners no sales team row places")
+    history.add_argument("--dry-run", action="store_true", help="check and report, store nothing")
+    history.set_defaults(run=cmd_opportunity_import)
+    listing = opportunity.add_parser("list", help="opportunities, newest first")
+    listing.add_argument("--owner", default="")
+    listing.add_argument("--pipeline", default="")
+    listing.add_argument("--stage", default="")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(run=cmd_opportunity_list)
 
     activity = commands.add_parser("activity", help="log activities").add_subparsers(dest="action", required=True)
     log = activity.add_parser("log", help="log a call, email, meeting or note on a lead")

@@ -67,6 +67,7 @@ LEADS_CONVERTED = Counter("leadflow_opportunity_leads_converted_total", "Leads c
 LEADS_SALES_VERDICTS = Counter("leadflow_opportunity_sales_verdicts_total",
                                "Sales' verdicts on leads (qualified, disqualified, recycle)", ["outcome"])
 OPPORTUNITIES_WON = Counter("leadflow_opportunity_won_total", "Opportunities closed won")
+OPPORTUNITIES_IMPORTED = Counter("leadflow_opportunity_imported_total", "Historical opportunities imported")
 OPPORTUNITIES_LOST = Counter("leadflow_opportunity_lost_total", "Opportunities closed lost")
 
 _KNOWN_SOURCES: set[str] = set()

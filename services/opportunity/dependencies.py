@@ -1,6 +1,7 @@
 """Opportunity's repository."""
 import hashlib
 import uuid
+from datetime import datetime, time, timezone
 
 import gridfs
 from bson import ObjectId
@@ -10,6 +11,7 @@ from services.common.errors import NotFound
 from services.common.events import parse_iso, utcnow
 from services.common.store import StaleWrite, Store, get_or_not_found
 from services.opportunity import events
+from services.opportunity.conversion import AccountInput, account_key
 from services.opportunity.domain import is_contact
 from services.opportunity.mappers import activity_from_document, activity_to_document, ownership_from_document
 from services.opportunity.models import (AccountDocument, ActivityDocument, AttachmentDocument, ContactDocument,
@@ -132,20 +134,77 @@ class ActivityRepository:
                                           title=given.title, created_at=now)
                 uow.insert(contact)
             draft = conversion.opportunity
+            owner = draft.owner_id or ownership.rep_id
+            # An SDR qualifies, an AE sells: naming another owner hands the deal over, on the record.
+            handoff = [{"from": ownership.rep_id, "to": owner, "at": now, "by": converted_by, "reason": "handoff"}] \
+                if owner != ownership.rep_id else []
             opportunity = OpportunityDocument(
                 id=opportunity_id, name=draft.name, lead_id=ownership.lead_id, account_id=account_id,
-                contact_id=contact_id, pipeline_id=stored.pipeline_id, pipeline_version=stored.version,
-                stage_id=first.stage_id, owner_id=draft.owner_id or ownership.rep_id, team=ownership.team,
+                account_name=account.name, contact_id=contact_id, pipeline_id=stored.pipeline_id,
+                pipeline_version=stored.version, stage_id=first.stage_id, owner_id=owner, team=ownership.team,
                 amount=draft.amount, currency=draft.currency,
                 close_date=draft.close_date.isoformat() if draft.close_date else "", status="open",
-                history=[{"from": "", "to": first.stage_id, "at": now, "by": converted_by}], created_at=now,
-                created_by=converted_by, version=1)
+                history=[{"from": "", "to": first.stage_id, "at": now, "by": converted_by}], owner_history=handoff,
+                engaged_at=now, created_at=now, created_by=converted_by, version=1)
             uow.insert(opportunity)
             uow.update_one(LeadOwnershipDocument, {"_id": ownership.lead_id},
                            {"$set": {"converted_to": opportunity_id}})
             uow.publish(*events.lead_converted(opportunity, ownership.rep_id))
             return opportunity, account, contact, account_created, contact_created, False
         return self.store.run_in_transaction(work)
+
+    def import_history(self, batch: list, pipeline, pipeline_version: int, currency: str, prefix: str,
+                       imported_by: str, now) -> tuple[int, int, int]:
+        """Store a batch of HistoricalOpportunity in one transaction: the accounts they name (created
+        once, by name), the opportunities not imported before (by prefixed external id) and one
+        ``opportunity_imported`` each. Returns (imported, unchanged, accounts_created)."""
+        last_open = pipeline.stages[-1].stage_id
+
+        def work(uow):
+            ids = {stable_id("opp", f"import:{prefix}{row.external_id}"): row for row in batch}
+            known = {d["_id"] for d in uow.db[OpportunityDocument._get_collection_name()].find(
+                {"_id": {"$in": list(ids)}}, {"_id": 1}, session=uow.session)}
+            fresh = {opportunity_id: row for opportunity_id, row in ids.items() if opportunity_id not in known}
+            accounts = {}
+            for row in fresh.values():
+                if row.account is not None:
+                    accounts.setdefault(stable_id("acc", account_key(AccountInput(row.account.name, "", "", ""))),
+                                        row.account)
+            stored_accounts = {d["_id"] for d in uow.db[AccountDocument._get_collection_name()].find(
+                {"_id": {"$in": list(accounts)}}, {"_id": 1}, session=uow.session)}
+            new_accounts = [AccountDocument(id=account_id, name=a.name, industry=a.industry, country=a.country,
+                                            employees=a.employees, location=a.location, parent=a.parent,
+                                            created_at=now)
+                            for account_id, a in accounts.items() if account_id not in stored_accounts]
+            uow.insert_many(new_accounts)
+            documents = [self._historical(opportunity_id, row, pipeline.pipeline_id, pipeline_version, last_open,
+                                          currency, prefix, imported_by, now)
+                         for opportunity_id, row in fresh.items()]
+            uow.insert_many(documents)
+            uow.publish_many([events.imported(document) for document in documents])
+            return len(documents), len(known), len(new_accounts)
+        return self.store.run_in_transaction(work)
+
+    @staticmethod
+    def _historical(opportunity_id, row, pipeline_id, pipeline_version, last_open, currency, prefix, by, now):
+        engaged_at = _midnight(row.engaged_on)
+        closed_at = _midnight(row.closed_on) if row.status != "open" else None
+        history = [{"from": "", "to": row.stage_id if row.status == "open" else last_open,
+                    "at": engaged_at or now, "by": row.owner_id, "reason": "imported"}]
+        if closed_at:
+            history.append({"from": last_open, "to": row.stage_id, "at": closed_at, "by": row.owner_id,
+                            "reason": row.lost_reason})
+        account_id = stable_id("acc", account_key(AccountInput(row.account.name, "", "", ""))) if row.account else ""
+        return OpportunityDocument(
+            id=opportunity_id, name=row.name, account_id=account_id,
+            account_name=row.account.name if row.account else "", pipeline_id=pipeline_id,
+            pipeline_version=pipeline_version, stage_id=row.stage_id, owner_id=row.owner_id, team=row.team,
+            manager_id=row.manager_id, office=row.office, product=row.product, amount=row.amount,
+            currency=currency if row.amount else "",
+            close_date=row.closed_on.isoformat() if row.closed_on else "", status=row.status,
+            lost_reason=row.lost_reason, closed_at=closed_at, closed_from=last_open if closed_at else "",
+            history=history, external_id=f"{prefix}{row.external_id}", engaged_at=engaged_at, created_at=now,
+            created_by=by, version=1)
 
     def opportunity(self, opportunity_id: str) -> OpportunityDocument:
         return get_or_not_found(OpportunityDocument, opportunity_id, "opportunity")
@@ -171,8 +230,9 @@ class ActivityRepository:
             if collection.replace_one({"_id": opportunity_id, "version": read_version},
                                       document.to_mongo().to_dict(), session=uow.session).matched_count != 1:
                 raise StaleWrite(opportunity_id)
-            for event in announced:
-                uow.publish(*event)
+            for event_type, subject_ids, snapshot in announced:
+                # The events were made inside apply, before the write raised the version they carry.
+                uow.publish(event_type, subject_ids, {**snapshot, "version": document.version})
             return document
         return self.store.run_in_transaction(work)
 
@@ -217,6 +277,11 @@ class ActivityRepository:
         if works_on:
             query = query.filter(Q(owner_id=works_on) | Q(collaborator_ids=works_on))
         return list(query.order_by("-created_at", "id").skip(offset).limit(limit))
+
+
+def _midnight(day):
+    """A history's date as the start of that day, UTC (the files carry no time of day)."""
+    return datetime.combine(day, time(0), tzinfo=timezone.utc) if day else None
 
 
 def stable_id(prefix: str, key: str) -> str:

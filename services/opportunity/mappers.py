@@ -63,7 +63,7 @@ _STATUS_TO_PROTO = {"open": opportunity_pb2.OPPORTUNITY_STATUS_OPEN, "won": oppo
 
 def account_to_proto(document) -> opportunity_pb2.Account:
     return opportunity_pb2.Account(account_id=document.id, name=document.name, domain=document.domain,
-                                   industry=document.industry, country=document.country)
+                                   industry=document.industry, country=document.country or "")
 
 
 def contact_to_proto(document) -> opportunity_pb2.Contact:
@@ -93,7 +93,14 @@ def opportunity_to_proto(document, stage) -> opportunity_pb2.Opportunity:
                        for c in document.collaborators or []],
         history=[opportunity_pb2.StageChange(from_stage=h.get("from", ""), to_stage=h.get("to", ""),
                                              at=to_timestamp(h.get("at")), by=h.get("by", ""),
-                                             reason=h.get("reason", "")) for h in document.history or []])
+                                             reason=h.get("reason", "")) for h in document.history or []],
+        product=document.product or "", account_name=document.account_name or "", office=document.office or "",
+        manager_id=document.manager_id or "", external_id=document.external_id or "",
+        engaged_at=to_timestamp(document.engaged_at),
+        owner_history=[opportunity_pb2.OwnerChange(from_owner=h.get("from", ""), to_owner=h.get("to", ""),
+                                                   at=to_timestamp(h.get("at")), by=h.get("by", ""),
+                                                   reason=h.get("reason", ""))
+                       for h in document.owner_history or []])
 
 
 def attachment_to_proto(document) -> opportunity_pb2.Attachment:
@@ -101,3 +108,12 @@ def attachment_to_proto(document) -> opportunity_pb2.Attachment:
         attachment_id=document.id, opportunity_id=document.opportunity_id, filename=document.filename,
         content_type=document.content_type, size=document.size, sha256=document.sha256,
         uploaded_by=document.uploaded_by, uploaded_at=to_timestamp(document.uploaded_at))
+
+
+def history_report_to_proto(report, table_numbers: dict) -> opportunity_pb2.ImportOpportunitiesResponse:
+    return opportunity_pb2.ImportOpportunitiesResponse(
+        rows=report.rows, imported=report.imported, unchanged=report.unchanged, rejected=report.rejected,
+        rejections=[opportunity_pb2.ImportRejection(table=table_numbers[r.table], row=r.row, column=r.column,
+                                                     reason=r.reason) for r in report.rejections],
+        by_stage=report.by_stage, accounts_created=report.accounts_created, notes=report.notes,
+        mappings=report.mappings, dry_run=report.dry_run)

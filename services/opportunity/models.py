@@ -53,6 +53,9 @@ class AccountDocument(Document):
     domain = StringField(default="")
     industry = StringField(default="")
     country = StringField(default="")
+    employees = IntField(default=0)
+    location = StringField(default="")  # as a history file wrote it, e.g. "Philipines"
+    parent = StringField(default="")  # name of the company it is a subsidiary of
     created_at = DateTimeField(required=True)
 
 
@@ -71,15 +74,17 @@ class ContactDocument(Document):
 
 
 class OpportunityDocument(Document):
-    """``_id`` derives from the lead id: a lead converts into one opportunity, however often asked."""
+    """``_id`` derives from the lead id (a lead converts into one opportunity, however often asked),
+    or for imported history from the prefixed external id (importing again finds it)."""
 
     meta = {"db_alias": ALIAS, "collection": "opportunities",
             "indexes": [("owner_id", "status"), ("team", "status"), ("pipeline_id", "stage_id"), "collaborator_ids"]}
     id = StringField(primary_key=True)
     name = StringField(required=True)
-    lead_id = StringField(required=True)
-    account_id = StringField(required=True)
-    contact_id = StringField(required=True)
+    lead_id = StringField(default="")  # "" for imported history, which has no lead here
+    account_id = StringField(default="")
+    account_name = StringField(default="")
+    contact_id = StringField(default="")
     pipeline_id = StringField(required=True)
     pipeline_version = IntField(default=0)
     stage_id = StringField(required=True)
@@ -99,6 +104,12 @@ class OpportunityDocument(Document):
     history = ListField(DictField())  # {from, to, at, by, reason}
     collaborators = ListField(DictField())  # {user_id, role, added_by, added_at}
     collaborator_ids = ListField(StringField())  # the same ids, indexed for "opportunities I work on"
+    owner_history = ListField(DictField())  # {from, to, at, by, reason}: the SDR -> AE handoff and later moves
+    product = StringField(default="")
+    office = StringField(default="")  # the owner's regional office, when the history names one
+    manager_id = StringField(default="")
+    external_id = StringField(default="")  # id in the system the history came from
+    engaged_at = DateTimeField()  # when selling began: conversion, or the history's engage date
     created_at = DateTimeField(required=True)
     created_by = StringField(default="")
     version = IntField(default=1)  # optimistic concurrency: every write checks and raises it

@@ -16,7 +16,7 @@ from services.common.messaging import event_handler
 from services.common.rpc import LeadflowGrpc
 from services.common.service_base import LeadflowService
 from services.common.streams import receive_chunks, stream_header
-from services.opportunity import attachments, domain, events, lifecycle, mappers
+from services.opportunity import attachments, domain, events, history_files, lifecycle, mappers
 from services.opportunity.dependencies import OpportunityStore
 from services.opportunity.conversion import AccountInput, ContactInput, OpportunityInput, validate_conversion
 from services.opportunity.pipeline import compile_pipeline
@@ -26,6 +26,10 @@ SALES = {Role.ADMIN, Role.MANAGER, Role.REP}
 VERDICTS = {opportunity_pb2.QUALIFICATION_OUTCOME_QUALIFIED: domain.Verdict.QUALIFIED,
             opportunity_pb2.QUALIFICATION_OUTCOME_DISQUALIFIED: domain.Verdict.DISQUALIFIED,
             opportunity_pb2.QUALIFICATION_OUTCOME_RECYCLE: domain.Verdict.RECYCLE}
+IMPORT_TABLES = {opportunity_pb2.IMPORT_TABLE_OPPORTUNITIES: "opportunities",
+                 opportunity_pb2.IMPORT_TABLE_ACCOUNTS: "accounts",
+                 opportunity_pb2.IMPORT_TABLE_SALES_TEAMS: "sales_teams",
+                 opportunity_pb2.IMPORT_TABLE_PRODUCTS: "products"}
 SPOOL_IN_MEMORY = 1 << 20  # larger uploads spill to a temporary file
 DOWNLOAD_CHUNK_BYTES = 256 * 1024
 
@@ -65,10 +69,16 @@ class OpportunityService(LeadflowService):
 
     @opportunity_rpc(roles=SALES | {Role.INTEGRATION})
     def ListActivities(self, request, context):
-        ownership = self.activities.ownership(request.lead_id)
-        domain.ensure_may_work_on(self.caller, ownership)
+        if request.opportunity_id and request.lead_id:
+            raise InvalidArgument([FieldViolation("opportunity_id", "give a lead_id or an opportunity_id, not both")])
+        if request.opportunity_id:
+            # The opportunity's record is its lead's: whoever may see the opportunity sees it.
+            lead_id = self._visible_opportunity(request.opportunity_id).lead_id
+        else:
+            lead_id = request.lead_id
+            domain.ensure_may_work_on(self.caller, self.activities.ownership(lead_id))
         offset, limit = page_window(request.page)
-        activities = self.activities.list(request.lead_id, offset, limit)
+        activities = self.activities.list(lead_id, offset, limit) if lead_id else []
         return opportunity_pb2.ListActivitiesResponse(
             activities=[mappers.activity_to_proto(a) for a in activities],
             page={"next_page_token": next_page_token(offset, limit, len(activities))})
@@ -173,7 +183,7 @@ class OpportunityService(LeadflowService):
                 setattr(document, name, value)
             document.qualification = {**(document.qualification or {}), **changes.qualification}
             document.qualification = {k: v for k, v in document.qualification.items() if v}
-            return []
+            return [events.updated(document, sorted(request.update_mask))]
         return opportunity_pb2.UpdateOpportunityResponse(opportunity=self._changed(request.opportunity_id, apply))
 
     @opportunity_rpc(roles=SALES)
@@ -330,3 +340,13 @@ class OpportunityService(LeadflowService):
             document.collaborator_ids = [*(document.collaborator_ids or []), request.user_id]
             return []
         return opportunity_pb2.AddCollaboratorResponse(opportunity=self._changed(request.opportunity_id, apply))
+
+    # ---- history --------------------------------------------------------------------------------------
+
+    @opportunity_rpc(roles={Role.ADMIN})
+    def ImportOpportunities(self, request, context):
+        header, rest = stream_header(request)
+        settings = history_files.settings_of(header)  # a bad header is refused before any byte is read
+        files = history_files.receive_files(rest, IMPORT_TABLES, config["IMPORT_MAX_BYTES"])
+        report = history_files.HistoryImport(self.activities, self.caller.id).run(settings, files)
+        return mappers.history_report_to_proto(report, {name: number for number, name in IMPORT_TABLES.items()})

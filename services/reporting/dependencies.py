@@ -1,8 +1,11 @@
 """Reporting's projection store."""
+import pymongo.errors
+from bson.decimal128 import Decimal128
+
 from services.common.events import parse_iso
 from services.common.store import Store
-from services.reporting.domain import FUNNEL_ORDER, source_of, stage_field
-from services.reporting.models import ConfigChangeDocument, LeadProgressDocument
+from services.reporting.domain import FUNNEL_ORDER, opportunity_fact, source_of, stage_field
+from services.reporting.models import ConfigChangeDocument, LeadProgressDocument, OpportunityFactDocument
 
 
 class ProgressProjection:
@@ -29,6 +32,20 @@ class ProgressProjection:
             update["$set"] = labels
         LeadProgressDocument._get_collection().update_one({"_id": event["lead_id"]}, update, upsert=True)
 
+    def project_opportunity(self, event: dict) -> None:
+        """Keep the newest snapshot of the event's opportunity. Idempotent and order-proof without a
+        transaction: a write only lands over an older version, and when a newer one is stored the
+        upsert's insert collides with it and is dropped."""
+        fact = opportunity_fact(event)
+        if fact["amount"] is not None:
+            fact["amount"] = Decimal128(fact["amount"])
+        collection = OpportunityFactDocument._get_collection()
+        try:
+            collection.update_one({"_id": event["opportunity_id"], "version": {"$lt": fact["version"]}},
+                                  {"$set": fact}, upsert=True)
+        except pymongo.errors.DuplicateKeyError:
+            pass  # a newer (or the same) version is stored already
+
     def record_config_change(self, event: dict, source_service: str) -> None:
         """Keyed by event id, so a redelivered change is one record."""
         ConfigChangeDocument._get_collection().update_one({"_id": event["event_id"]}, {"$setOnInsert": {
@@ -43,7 +60,7 @@ class ProgressProjection:
 
 
 class ReportingStore(Store):
-    documents = (LeadProgressDocument, ConfigChangeDocument)
+    documents = (LeadProgressDocument, ConfigChangeDocument, OpportunityFactDocument)
 
     def get_dependency(self, worker_ctx):
         return ProgressProjection(self)

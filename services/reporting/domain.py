@@ -2,6 +2,8 @@
 from dataclasses import dataclass
 from enum import Enum
 
+from services.common.events import parse_iso
+
 
 class Stage(str, Enum):
     CAPTURED = "captured"
@@ -40,6 +42,24 @@ PROJECTED_MOMENTS = {
     ("opportunity", "opportunity_won"): {"won_at": "closed_at"},
     ("opportunity", "opportunity_lost"): {"lost_at": "closed_at"},
 }
+
+
+# Opportunity events carry the opportunity's whole snapshot; reporting keeps the newest per opportunity.
+OPPORTUNITY_SNAPSHOT_EVENTS = frozenset({"lead_converted", "opportunity_stage_changed", "opportunity_won",
+                                         "opportunity_lost", "opportunity_updated", "opportunity_imported"})
+_FACT_TEXT = ("lead_id", "owner_id", "team", "manager_id", "office", "account_id", "account_name", "product",
+              "pipeline_id", "stage_id", "status", "currency", "close_date", "lost_reason", "external_id")
+
+
+def opportunity_fact(event: dict) -> dict:
+    """The opportunity read model's fields from one snapshot event; amount stays decimal text."""
+    fact = {name: event.get(name) or "" for name in _FACT_TEXT}
+    fact["status"] = fact["status"] or "open"
+    fact["amount"] = event.get("amount") or None
+    fact["engaged_at"] = parse_iso(event["engaged_at"]) if event.get("engaged_at") else None
+    fact["closed_at"] = parse_iso(event["closed_at"]) if event.get("closed_at") else None
+    fact["version"] = int(event.get("version") or 1)
+    return fact
 
 
 def stage_field(stage: Stage) -> str:

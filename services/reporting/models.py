@@ -1,5 +1,6 @@
-"""Reporting's read model: one document per lead with the moment it reached each stage."""
-from mongoengine import DateTimeField, DictField, Document, StringField
+"""Reporting's read models: one document per lead with the moment it reached each stage, and one per
+opportunity with its latest snapshot."""
+from mongoengine import DateTimeField, Decimal128Field, DictField, Document, IntField, StringField
 
 ALIAS = "reporting"
 
@@ -46,3 +47,31 @@ class ConfigChangeDocument(Document):
     occurred_at = DateTimeField(required=True)
     source_service = StringField(default="")
     details = DictField()
+
+
+class OpportunityFactDocument(Document):
+    """One document per opportunity, the latest snapshot its events carried (newest ``version``
+    wins, whichever arrives last): what win rate, cycle, forecast and value reports read."""
+
+    meta = {"db_alias": ALIAS, "collection": "opportunity_facts",
+            "indexes": [("status", "closed_at"), ("owner_id", "status"), ("team", "status"), "pipeline_id"]}
+    id = StringField(primary_key=True)  # opportunity id
+    lead_id = StringField(default="")
+    owner_id = StringField(default="")
+    team = StringField(default="")
+    manager_id = StringField(default="")
+    office = StringField(default="")
+    account_id = StringField(default="")
+    account_name = StringField(default="")
+    product = StringField(default="")
+    pipeline_id = StringField(default="")
+    stage_id = StringField(default="")
+    status = StringField(default="")
+    amount = Decimal128Field(null=True)  # exact decimal, summed exactly; None when unknown
+    currency = StringField(default="")
+    close_date = StringField(default="")
+    engaged_at = DateTimeField()
+    closed_at = DateTimeField()
+    lost_reason = StringField(default="")
+    external_id = StringField(default="")
+    version = IntField(default=0)

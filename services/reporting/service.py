@@ -13,11 +13,16 @@ _STAGE_TO_PROTO = {stage: getattr(reporting_pb2, f"FUNNEL_STAGE_{stage.name}") f
 
 
 def _projecting(source_service: str, event_type: str):
-    moments = domain.PROJECTED_MOMENTS[(source_service, event_type)]
+    """The lead's progress moments the event fixes, and for an opportunity event its snapshot."""
+    moments = domain.PROJECTED_MOMENTS.get((source_service, event_type))
+    snapshot = event_type in domain.OPPORTUNITY_SNAPSHOT_EVENTS
 
     @event_handler(source_service, event_type)
     def handle(self, event):
-        self.progress.apply(event, moments)
+        if moments and event.get("lead_id"):
+            self.progress.apply(event, moments)
+        if snapshot:
+            self.progress.project_opportunity(event)
     return handle
 
 
@@ -50,6 +55,8 @@ class ReportingService(LeadflowService):
     handle_opportunity_stage_changed = _projecting("opportunity", "opportunity_stage_changed")
     handle_opportunity_won = _projecting("opportunity", "opportunity_won")
     handle_opportunity_lost = _projecting("opportunity", "opportunity_lost")
+    handle_opportunity_updated = _projecting("opportunity", "opportunity_updated")
+    handle_opportunity_imported = _projecting("opportunity", "opportunity_imported")
     handle_task_created = _projecting("routing", "task_created")
     handle_lead_reassigned = _projecting("routing", "lead_reassigned")
     handle_sla_warning = _projecting("routing", "sla_warning")

@@ -7,6 +7,8 @@ from leadflow.opportunity.v1 import opportunity_pb2, opportunity_pb2_grpc
 
 from services.opportunity.models import AccountDocument, ContactDocument, LeadOwnershipDocument, OpportunityDocument
 from services.opportunity.service import OpportunityService
+from services.reporting.models import OpportunityFactDocument
+from services.reporting.service import ReportingService
 from tests.integration.conftest import start_isolated
 from tests.support import new_event, violations_of, wait_until
 
@@ -64,6 +66,13 @@ def test_a_lead_converts_once_into_account_contact_and_opportunity(run_service, 
     assert handed_over.account.account_id == first.account.account_id
     assert handed_over.opportunity.owner_id == "ae.zhou"
     assert AccountDocument.objects.count() == 1 and ContactDocument.objects.count() == 1
+    # Naming another owner is the SDR -> AE handoff, kept on the record and announced.
+    assert list(opportunity.owner_history) == []
+    assert [(h.from_owner, h.to_owner, h.by, h.reason) for h in handed_over.opportunity.owner_history] == \
+        [("rep.one", "ae.zhou", "rep.one", "handoff")]
+    handoff = converted.collect(2)[1]
+    assert (handoff["rep_id"], handoff["owner_id"], handoff["handed_off"], event["handed_off"]) == \
+        ("rep.one", "ae.zhou", True, False)
 
 
 def test_conversion_mistakes_are_named_and_only_the_owner_side_may_convert(run_service, infra, tokens, publish):
@@ -97,6 +106,46 @@ def converted(rep, publish) -> opportunity_pb2.Opportunity:
 def move(opportunity_id: str, stage_id: str, expected_version: int = 0):
     return opportunity_pb2.MoveOpportunityStageRequest(opportunity_id=opportunity_id, stage_id=stage_id,
                                                        expected_version=expected_version)
+
+
+def test_reporting_keeps_each_opportunitys_newest_snapshot(run_service, infra, tokens, tap, publish):
+    start_isolated(run_service, infra, ReportingService)
+    service = start_isolated(run_service, infra, OpportunityService)
+    rep = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["rep"])
+    updates = tap("opportunity", "opportunity_updated", "opportunity_stage_changed")
+    opportunity = converted(rep, publish)
+    rep.LogActivity(opportunity_pb2.LogActivityRequest(lead_id=opportunity.lead_id,
+                                                       type=opportunity_pb2.ACTIVITY_TYPE_CALL, subject="intro call"))
+
+    rep.UpdateOpportunity(opportunity_pb2.UpdateOpportunityRequest(
+        opportunity_id=opportunity.opportunity_id, opportunity=opportunity_pb2.Opportunity(amount="52000.50"),
+        update_mask=["amount"]))
+    rep.UpdateOpportunity(opportunity_pb2.UpdateOpportunityRequest(
+        opportunity_id=opportunity.opportunity_id, opportunity=opportunity_pb2.Opportunity(
+            qualification={"need": "yes", "budget": "yes"}),
+        update_mask=["qualification.need", "qualification.budget"]))
+    rep.MoveOpportunityStage(move(opportunity.opportunity_id, "discovery"))
+
+    announced = updates.collect(3)
+    assert [(e["event_type"], e["version"], e["amount"]) for e in announced] == [
+        ("opportunity_updated", 2, "52000.50"), ("opportunity_updated", 3, "52000.50"),
+        ("opportunity_stage_changed", 4, "52000.50")]
+    assert announced[0]["changed"] == ["amount"]
+
+    def fact():
+        return OpportunityFactDocument.objects(id=opportunity.opportunity_id).first()
+    assert wait_until(lambda: fact() is not None and fact().version == 4)
+    stored = fact()
+    assert (stored.stage_id, stored.status, str(stored.amount), stored.currency, stored.owner_id, stored.team) == \
+        ("discovery", "open", "52000.50", "EUR", "rep.one", "team-a")
+
+    # The opportunity's record is its lead's activity log, listed through either id.
+    by_opportunity = rep.ListActivities(opportunity_pb2.ListActivitiesRequest(
+        opportunity_id=opportunity.opportunity_id)).activities
+    assert [a.subject for a in by_opportunity] == ["intro call"]
+    outsider = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["outsider_rep"])
+    assert outsider.error("ListActivities", opportunity_pb2.ListActivitiesRequest(
+        opportunity_id=opportunity.opportunity_id)).code == StatusCode.PERMISSION_DENIED
 
 
 def test_exit_criteria_block_a_move_by_name_until_they_are_met(run_service, infra, tokens, tap, publish):

@@ -1,0 +1,157 @@
+"""ImportOpportunities through the real service, broker and store: a sales history becomes
+opportunities (one event each, projected by reporting), bad rows are reported by row and column,
+importing again changes nothing, and the public Maven history imports with the file's own counts."""
+import csv
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+from grpc import StatusCode
+from leadflow.opportunity.v1 import opportunity_pb2, opportunity_pb2_grpc
+
+from services.cli.history import history_requests
+from services.opportunity.models import AccountDocument, OpportunityDocument
+from services.opportunity.service import OpportunityService
+from services.reporting.models import OpportunityFactDocument
+from services.reporting.service import ReportingService
+from tests.integration.conftest import start_isolated
+from tests.support import violations_of, wait_until
+
+HISTORY = b"""opportunity_id,sales_agent,product,account,deal_stage,engage_date,close_date,close_value\r
+W1,Moses Frase,GTXPro,Cancity,Won,2016-10-20,2017-03-01,1054\r
+W2,Ann Lee,MG Special,Newco,Won,2016-11-02,2017-01-15,55\r
+L1,Moses Frase,GTX Pro,Cancity,Lost,2016-12-01,2017-02-01,0\r
+E1,Ann Lee,MG Special,,Engaging,2017-05-01,,\r
+P1,Moses Frase,GTX Pro,,Prospecting,,,\r
+B1,Moses Frase,GTX Pro,Cancity,Won,2017-03-02,2017-03-01,900\r
+B2,Moses Frase,GTX Pro,Cancity,Negotiating,2017-03-02,,\r
+W1,Moses Frase,GTX Pro,Cancity,Won,2016-10-20,2017-03-01,1054\r
+"""
+ACCOUNTS = b"account,sector,employees,office_location\nCancity,retail,2448,United States\n"
+TEAMS = b"sales_agent,manager,regional_office\nMoses Frase,Dustin Brinkmann,Central\n"
+PRODUCTS = b"product,series,sales_price\nGTX Pro,GTX,4821\nMG Special,MG,55\n"
+MAVEN_STAGES = {"Prospecting": "qualification", "Engaging": "discovery"}
+
+
+def header(**fields) -> opportunity_pb2.OpportunityImportHeader:
+    return opportunity_pb2.OpportunityImportHeader(**{"currency": "USD", "external_id_prefix": "old-crm:",
+                                                      "stage_map": MAVEN_STAGES, **fields})
+
+
+def history(admin, files=None, **fields):
+    return admin.ImportOpportunities(history_requests(header(**fields), files or {
+        "opportunities": HISTORY, "accounts": ACCOUNTS, "sales_teams": TEAMS, "products": PRODUCTS}))
+
+
+def test_a_history_becomes_opportunities_with_one_event_each(run_service, infra, tokens, tap):
+    service = start_isolated(run_service, infra, OpportunityService)
+    admin = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["admin"])
+    announced = tap("opportunity", "opportunity_imported")
+
+    checked = history(admin, dry_run=True)
+    assert checked.dry_run and checked.imported == 5 and OpportunityDocument.objects.count() == 0
+
+    report = history(admin)
+    events = {e["opportunity_id"]: e for e in announced.collect(5)}
+
+    assert (report.rows, report.imported, report.unchanged, report.rejected) == (8, 5, 0, 3)
+    assert dict(report.by_stage) == {"closed_won": 2, "closed_lost": 1, "discovery": 1, "qualification": 1}
+    assert [(r.row, r.column) for r in report.rejections] == [(7, "close_date"), (8, "deal_stage"),
+                                                              (9, "opportunity_id")]
+    assert "repeats row 2" in report.rejections[2].reason
+    assert "product 'GTXPro' read as the listed 'GTX Pro' (1 rows)" in report.notes
+    assert report.accounts_created == 2  # Cancity from the accounts file, Newco by name
+
+    won = OpportunityDocument.objects.get(external_id="old-crm:W1")
+    assert (won.status, won.stage_id, won.amount, won.currency, won.product) == \
+        ("won", "closed_won", "1054", "USD", "GTX Pro")
+    assert (won.owner_id, won.team, won.manager_id, won.office) == \
+        ("moses.frase", "dustin-brinkmann-team", "dustin.brinkmann", "Central")
+    assert (won.engaged_at.date().isoformat(), won.closed_at.date().isoformat()) == ("2016-10-20", "2017-03-01")
+    lost = OpportunityDocument.objects.get(external_id="old-crm:L1")
+    assert (lost.status, lost.amount, lost.currency) == ("lost", "", "")
+    cancity = AccountDocument.objects.get(name="Cancity")
+    assert (cancity.industry, cancity.employees, cancity.country) == ("retail", 2448, "US")
+    assert won.account_id == cancity.id == lost.account_id
+
+    event = events[won.id]
+    assert (event["status"], event["amount"], event["product"], event["office"], event["external_id"]) == \
+        ("won", "1054", "GTX Pro", "Central", "old-crm:W1")
+    assert (event["engaged_at"], event["closed_at"]) == ("2016-10-20T00:00:00.000000Z",
+                                                         "2017-03-01T00:00:00.000000Z")
+
+    again = history(admin)
+    assert (again.imported, again.unchanged, again.accounts_created) == (0, 5, 0)
+    assert OpportunityDocument.objects.count() == 5
+    assert len(announced.collect(6, timeout=2)) == 5  # nothing new announced
+
+    shown = admin.GetOpportunity(opportunity_pb2.GetOpportunityRequest(opportunity_id=won.id)).opportunity
+    assert (shown.external_id, shown.account_name, shown.office, shown.probability) == \
+        ("old-crm:W1", "Cancity", "Central", 100)
+
+
+def test_a_bad_header_or_file_set_is_refused_before_anything_is_stored(run_service, infra, tokens):
+    service = start_isolated(run_service, infra, OpportunityService)
+    admin = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["admin"])
+    rep = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["rep"])
+
+    def error(caller, files=None, **fields):
+        return caller.error("ImportOpportunities", history_requests(header(**fields), files or {
+            "opportunities": HISTORY}))
+
+    no_currency = error(admin, currency="")
+    bad_stage = error(admin, stage_map={"Engaging": "engaged"})
+    no_opportunities = error(admin, files={"accounts": ACCOUNTS})
+    no_owner_column = error(admin, files={"opportunities": b"opportunity_id,deal_stage\r\nX,Won\r\n"})
+    unknown_pipeline = error(admin, pipeline_id="partner")
+    denied = error(rep)
+
+    assert list(violations_of(no_currency.status)) == ["header.currency"]
+    assert list(violations_of(bad_stage.status)) == ["header.stage_map[Engaging]"]
+    assert list(violations_of(no_opportunities.status)) == ["file"]
+    assert list(violations_of(no_owner_column.status)) == ["file[opportunities].mapping"]
+    assert unknown_pipeline.code == StatusCode.NOT_FOUND
+    assert denied.code == StatusCode.PERMISSION_DENIED
+    assert OpportunityDocument.objects.count() == 0
+
+
+MAVEN = ("maven-crm-sales-opportunities",)
+
+
+@pytest.mark.timeout(300)
+def test_the_maven_history_imports_with_the_files_own_counts(run_service, infra, tokens, shared_data):
+    folder = shared_data.joinpath(*MAVEN)
+    start_isolated(run_service, infra, ReportingService)
+    service = start_isolated(run_service, infra, OpportunityService)
+    admin = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["admin"])
+
+    report = history(admin, {"opportunities": folder / "sales_pipeline.csv", "accounts": folder / "accounts.csv",
+                             "sales_teams": folder / "sales_teams.csv", "products": folder / "products.csv"},
+                     external_id_prefix="maven:")
+
+    # The independent count: the file's own rows, read with the csv module.
+    with (folder / "sales_pipeline.csv").open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    stages = Counter(row["deal_stage"] for row in rows)
+    expected = {"closed_won": stages["Won"], "closed_lost": stages["Lost"], "discovery": stages["Engaging"],
+                "qualification": stages["Prospecting"]}
+    won_value = sum(Decimal(row["close_value"]) for row in rows if row["deal_stage"] == "Won")
+
+    assert (report.rows, report.imported, report.rejected) == (len(rows), len(rows), 0)
+    assert dict(report.by_stage) == expected
+    assert OpportunityDocument.objects.count() == len(rows)
+    assert {s: OpportunityDocument.objects(stage_id=s).count() for s in expected} == expected
+    assert sum(Decimal(o.amount) for o in OpportunityDocument.objects(status="won").only("amount")) == won_value
+    assert report.accounts_created == len({row["account"] for row in rows if row["account"]})
+    gtxpro = sum(1 for row in rows if row["product"] == "GTXPro")
+    assert f"product 'GTXPro' read as the listed 'GTX Pro' ({gtxpro:,} rows)" in report.notes
+    assert OpportunityDocument.objects(product="GTXPro").count() == 0
+    assert set(OpportunityDocument.objects.distinct("office")) == {"Central", "East", "West"}
+
+    # Reporting learns the history from the events alone.
+    assert wait_until(lambda: OpportunityFactDocument.objects.count() == len(rows), timeout=240)
+    facts = {s: OpportunityFactDocument.objects(stage_id=s).count() for s in expected}
+    assert facts == expected
+
+    again = history(admin, {"opportunities": folder / "sales_pipeline.csv"}, external_id_prefix="maven:")
+    assert (again.imported, again.unchanged) == (0, len(rows))
