@@ -19,12 +19,16 @@
         as scoring's relay would) assigned per second under a policy of rules, territories, weights and
         capacities, and qualification -> assignment latency p50/p99 at half that rate (against the pure
         decision alone, in this process, and the raw broker's consume rate)
+  (x)   opportunity on an opportunity-only platform: ImportOpportunities rows/s on a synthetic history
+        (against the raw store's insert_many docs/s) and on the Maven history when ../shared is present,
+        and MoveOpportunityStage p50/p99 (against plain grpcio's health check)
 
 Every figure that depends on the machine is also given as a ratio to a baseline measured in the
 same run, because these machines are noisy. Prints a table and writes bench/results/latest.json.
 Sizes can be scaled with BENCH_SCALE (default 1.0).
 """
 import concurrent.futures
+import itertools
 import json
 import os
 import platform as host
@@ -545,6 +549,110 @@ def bench_routing(infra, table: str, admin_token: str, count: int) -> dict:
             "decisions_in_process_per_s": decisions_in_process(max(1000, count))}
 
 
+# (x) ----------------------------------------------------------------------------------------------
+SHARED_MAVEN = Path(__file__).resolve().parents[2] / "shared" / "data" / "maven-crm-sales-opportunities"
+BENCH_PIPELINE = {"id": "bench-deals", "name": "Bench deals", "allow_skip": True, "allow_backward": True,
+                  "stages": [{"id": "engaging", "probability": 20, "forecast": "pipeline"},
+                             {"id": "proposal", "probability": 50, "forecast": "best_case"},
+                             {"id": "negotiation", "probability": 80, "forecast": "commit"}]}
+
+
+def synthetic_history(rows: int) -> bytes:
+    """A sales history shaped like a CRM export: half won or lost, the rest open in the first stage."""
+    import csv
+    import io
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["opportunity_id", "sales_agent", "product", "account", "deal_stage", "engage_date",
+                     "close_date", "close_value"])
+    for i in range(rows):
+        stage = ("Won", "Lost", "Engaging", "Engaging")[i % 4]
+        closed = stage in ("Won", "Lost")
+        writer.writerow([f"H{i:07d}", f"Agent {i % 40}", ("GTX Basic", "GTX Pro", "MG Special")[i % 3],
+                         f"Account {i % 900}", stage, f"2025-{1 + i % 12:02d}-{1 + i % 27:02d}",
+                         f"2026-{1 + i % 10:02d}-{1 + i % 27:02d}" if closed else "",
+                         str(100 + i % 5000) if stage == "Won" else ("0" if closed else "")])
+    return buffer.getvalue().encode()
+
+
+def bench_opportunity(infra, table: str, admin_token: str, rows: int, sequential: int, concurrent_calls: int) -> dict:
+    """Opportunity alone (its events to a bounded sink): ImportOpportunities rows/s on a synthetic
+    history and on the Maven history when ../shared is present, then MoveOpportunityStage latency on
+    the imported open opportunities, each call moving a different one (no stage criteria in the way)."""
+    from google.protobuf import struct_pb2
+    from leadflow.opportunity.v1 import opportunity_pb2
+
+    from services.cli.history import history_requests
+    from services.common.messaging import consumer_queues
+    from services.reporting.service import ReportingService
+    from services.routing.service import RoutingService
+    from services.scoring.service import ScoringService
+    declare_sink(infra.amqp_uri, "opportunity", stale_queues=[
+        queue for cls in (ReportingService, ScoringService, RoutingService) for queue in consumer_queues(cls)
+        if queue.startswith("evt-opportunity-")])
+    logs = Path(tempfile.mkdtemp(prefix="leadflow-bench-opportunity-"))
+    stack = Platform({**infra.env(), "LEADFLOW_AUTH_TOKENS": table, "LOG_LEVEL": "WARNING"}, logs,
+                     services=("opportunity",), any_free_port=True).start()
+    results = {}
+    try:
+        stack.wait_ready()
+        admin = LeadflowClient(admin_token, stack.addresses())
+        definition = struct_pb2.Struct()
+        definition.update(BENCH_PIPELINE)
+        admin.opportunity.PutPipeline(opportunity_pb2.PutPipelineRequest(definition=definition))
+        run = uuid.uuid4().hex[:6]
+
+        def imported(files: dict, prefix: str, **header) -> tuple:
+            started = time.perf_counter()
+            report = admin.opportunity.ImportOpportunities(history_requests(
+                opportunity_pb2.OpportunityImportHeader(currency="USD", external_id_prefix=prefix, **header), files),
+                timeout=3600)
+            return report, time.perf_counter() - started
+
+        content = synthetic_history(rows)
+        report, seconds = imported({"opportunities": content}, f"bench-{run}:", pipeline_id="bench-deals",
+                                   stage_map={"Engaging": "engaging"})
+        results["import_synthetic"] = {"rows": report.rows, "imported": report.imported,
+                                       "rejected": report.rejected, "seconds": seconds,
+                                       "rows_per_s": report.rows / seconds}
+        report, seconds = imported({"opportunities": content}, f"bench-{run}:", pipeline_id="bench-deals",
+                                   stage_map={"Engaging": "engaging"})
+        results["reimport_synthetic"] = {"rows": report.rows, "unchanged": report.unchanged,
+                                         "rows_per_s": report.rows / seconds}
+        if SHARED_MAVEN.exists():
+            report, seconds = imported({"opportunities": SHARED_MAVEN / "sales_pipeline.csv",
+                                        "accounts": SHARED_MAVEN / "accounts.csv",
+                                        "sales_teams": SHARED_MAVEN / "sales_teams.csv",
+                                        "products": SHARED_MAVEN / "products.csv"}, f"maven-{run}:",
+                                       stage_map={"Prospecting": "qualification", "Engaging": "discovery"})
+            results["import_maven"] = {"rows": report.rows, "imported": report.imported,
+                                       "rejected": report.rejected, "rows_per_s": report.rows / seconds}
+
+        open_ids, token = [], ""
+        while len(open_ids) < 20 + sequential + concurrent_calls:
+            page = admin.opportunity.ListOpportunities(opportunity_pb2.ListOpportunitiesRequest(
+                pipeline_id="bench-deals", stage_id="engaging",
+                page=common_pb2.PageRequest(page_size=500, page_token=token)))
+            open_ids += [o.opportunity_id for o in page.opportunities]
+            token = page.page.next_page_token
+            if not token:
+                break
+        moves = itertools.count()  # every call (warm-up included) moves the next opportunity
+
+        def next_move(_index):
+            n = next(moves)
+            return opportunity_pb2.MoveOpportunityStageRequest(
+                opportunity_id=open_ids[n % len(open_ids)], stage_id=("proposal", "engaging")[n // len(open_ids) % 2])
+        results["move_stage"] = unary_profile(lambda r: admin.opportunity.MoveOpportunityStage(r, timeout=30),
+                                              next_move, sequential, concurrent_calls)
+        results["move_stage"]["opportunities"] = len(open_ids)
+        results["opportunity_rss_mib"] = round(rss_mib(stack.processes[0].process.pid), 1)
+        admin.close()
+    finally:
+        stack.stop()
+    return results
+
+
 def in_process_training_seconds(db, config) -> float:
     """The same training on the same leads in this process, without the service around it."""
     from collections import Counter
@@ -617,6 +725,9 @@ def main() -> None:
         results["scoring"] = bench_scoring(infra, table, admin_token, scaled(3000))
         print("(ix) routing, one and three replicas ...", flush=True)
         results["routing"] = bench_routing(infra, table, admin_token, scaled(2000))
+        print("(x) opportunity: history import and stage moves ...", flush=True)
+        results["opportunity"] = bench_opportunity(infra, table, admin_token, scaled(50_000), scaled(500),
+                                                   scaled(2000))
 
     b, s, p = results["broker"], results["store"], results["pipeline"]
     nameko_check, grpcio_check = results["grpc_health_check_nameko"], results["grpc_health_check_plain_grpcio"]
@@ -639,6 +750,9 @@ def main() -> None:
         / b["consume_per_s"],
         "routing_three_replicas_to_pure_decision": results["routing"]["three_replicas"]["assigned_per_s"]
         / results["routing"]["decisions_in_process_per_s"],
+        "import_opportunities_rows_to_store_insert_many_docs":
+            results["opportunity"]["import_synthetic"]["rows_per_s"] / s["insert_many_docs_per_s"],
+        "move_stage_to_grpcio_unary_p99": results["opportunity"]["move_stage"]["p99_ms"] / grpcio_check["p99_ms"],
     }
     if "win_model_xeducation" in results["scoring"]:
         win = results["scoring"]["win_model_xeducation"]
@@ -662,6 +776,7 @@ def print_table(r: dict) -> None:
     imp, cards = bulk["import_synthetic"], bulk["business_cards"]
     sc = r["scoring"]
     get = sc["get_lead_score"]
+    opp = r["opportunity"]
     rows = [
         ("(i)   RabbitMQ persistent publish, confirmed", f"{b['publish_confirmed_per_s']:,.0f} msg/s"),
         ("(i)   RabbitMQ consume + ack", f"{b['consume_per_s']:,.0f} msg/s"),
@@ -701,6 +816,16 @@ def print_table(r: dict) -> None:
           if (win := sc.get("win_model_xeducation")) else []),
         *[routing_row(run) for run in (r["routing"]["one_replica"], r["routing"]["three_replicas"])],
         ("(ix)  routing decision alone, in process", f"{r['routing']['decisions_in_process_per_s']:,.0f} decisions/s"),
+        ("(x)   ImportOpportunities, synthetic history", f"{opp['import_synthetic']['rows_per_s']:,.0f} rows/s "
+                                                         f"({opp['import_synthetic']['imported']:,} imported, "
+                                                         f"{opp['import_synthetic']['seconds']:.1f} s)"),
+        ("(x)   the same history again", f"{opp['reimport_synthetic']['rows_per_s']:,.0f} rows/s "
+                                         f"({opp['reimport_synthetic']['unchanged']:,} unchanged)"),
+        *([("(x)   ImportOpportunities, Maven history", f"{opp['import_maven']['rows_per_s']:,.0f} rows/s "
+                                                        f"({opp['import_maven']['imported']:,} imported, 4 files)")]
+          if "import_maven" in opp else []),
+        ("(x)   MoveOpportunityStage", f"p50 {opp['move_stage']['p50_ms']:.2f} / p99 {opp['move_stage']['p99_ms']:.2f} "
+                                       f"ms, {opp['move_stage']['per_s_at_16']:,.0f}/s at 16"),
         ("(vi)  RSS per service", ", ".join(f"{k.split('#')[0]} {v:.0f}" for k, v in r["rss_mib"].items()) + " MiB"),
     ] + [(f"ratio {name}", f"{value:.3f}") for name, value in r["ratios"].items()]
     width = max(len(label) for label, _ in rows)

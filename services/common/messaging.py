@@ -81,3 +81,11 @@ class ReliableEventHandler(EventHandler):
 
 
 event_handler = ReliableEventHandler.decorator
+
+
+def consumer_queues(service_cls) -> list[str]:
+    """The durable queue of each event handler of a service, named as nameko names them."""
+    return [f"evt-{entrypoint.source_service}-{entrypoint.event_type}--{service_cls.name}.{name}"
+            for name in dir(service_cls)
+            for entrypoint in getattr(getattr(service_cls, name), "nameko_entrypoints", ())
+            if isinstance(entrypoint, EventHandler)]

@@ -484,6 +484,8 @@ def consumed_queues() -> dict[str, set[str]]:
     """The RabbitMQ queue of every event handler, as nameko names it, read off the service classes."""
     try:
         from nameko.events import SERVICE_POOL, EventHandler
+
+        from services.common.messaging import consumer_queues
         modules = {service: importlib.import_module(f"services.{service}.service") for service in SERVICES}
     except ImportError as error:
         pytest.skip(f"the services cannot be imported ({error}); generate the gRPC stubs with `make protos`")
@@ -491,13 +493,11 @@ def consumed_queues() -> dict[str, set[str]]:
     for service, module in modules.items():
         cls = next(obj for obj in vars(module).values()
                    if isinstance(obj, type) and getattr(obj, "name", None) == service)
-        queues[service] = set()
         for attribute in dir(cls):
             for entrypoint in getattr(getattr(cls, attribute), "nameko_entrypoints", ()):
                 if isinstance(entrypoint, EventHandler):
                     assert entrypoint.handler_type == SERVICE_POOL, f"{service}.{attribute}"
-                    queues[service].add(f"evt-{entrypoint.source_service}-{entrypoint.event_type}"
-                                        f"--{service}.{attribute}")
+        queues[service] = set(consumer_queues(cls))
     return queues
 
 

@@ -13,7 +13,7 @@ from nameko.containers import ServiceContainer
 from nameko_grpc.client import Client
 from nameko_grpc.errors import GrpcError
 
-from services.common.messaging import ReliableEventHandler
+from services.common.messaging import consumer_queues
 
 from services.common import grpc_transport
 from services.common.settings import service_config
@@ -117,14 +117,6 @@ def publish(infra):
     publisher = EventPublisher(infra.amqp_uri)
     yield publisher
     publisher.close()
-
-
-def consumer_queues(service_cls) -> list[str]:
-    """The durable queue of each event handler of a service, named as nameko names them."""
-    return [f"evt-{entrypoint.source_service}-{entrypoint.event_type}--{service_cls.name}.{name}"
-            for name in dir(service_cls)
-            for entrypoint in getattr(getattr(service_cls, name), "nameko_entrypoints", ())
-            if isinstance(entrypoint, ReliableEventHandler)]
 
 
 def start_isolated(run_service, infra, service_cls, **overrides) -> RunningService:
