@@ -64,7 +64,7 @@ DEFAULTS = {
     "WEBHOOK_RATE_LIMIT_PER_MINUTE": "600",
     # Largest public form / webhook / beacon body.
     "PUBLIC_MAX_BODY_BYTES": str(64 * 1024),
-    # Largest file ImportLeadFile accepts.
+    # Largest file ImportLeadFile accepts, and all files of one ImportOpportunities together.
     "IMPORT_MAX_BYTES": str(256 * 1024 * 1024),
     # Routing: the first response to an assigned lead is due this many business minutes after
     # assignment (of the built-in policy, until an admin stores one).

@@ -43,7 +43,7 @@ FIELDS = {
         "account": ("account", "account_name", "company", "customer"),
         "product": ("product", "product_name"),
         "engaged_on": ("engage_date", "engaged_on", "created_date", "created", "open_date"),
-        "closed_on": ("close_date", "closed_on", "closed_date"),
+        "closed_on": ("close_date", "closed_on", "closed_date", "closed", "won_lost_date"),
         "amount": ("close_value", "amount", "deal_value", "value"),
         "lost_reason": ("lost_reason", "loss_reason", "reason_lost"),
         "name": ("opportunity_name", "deal_name", "name"),

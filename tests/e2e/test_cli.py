@@ -159,3 +159,25 @@ def test_config_apply_checks_a_pipeline_and_shows_the_builtin_one(platform, tmp_
     assert refused.returncode == 2 and "stages[0].exit.activities[0]" in refused.stderr
     assert shown.returncode == 0 and shown.stdout.startswith("# new-business@0 (live)"), shown.stderr
     assert "kind: Pipeline" in shown.stdout and "negotiation" in shown.stdout
+
+
+def test_import_a_sales_history_then_list_its_open_opportunities(platform, tmp_path):
+    batch = uuid.uuid4().hex[:8]
+    history, teams = tmp_path / "deals.csv", tmp_path / "teams.csv"
+    history.write_text("Deal ID,Owner,Account,Stage,Created,Closed,Amount\r\n"
+                       f"{batch}-1,Wu Lei,Jiangnan Machinery,Won,2026-01-05,2026-03-01,12000\r\n"
+                       f"{batch}-2,Wu Lei,Jiangnan Machinery,Engaging,2026-09-01,,\r\n"
+                       f"{batch}-3,Li Na,Nordlicht,Haggling,2026-09-01,,\r\n", encoding="utf-8")
+    teams.write_text("Agent,Manager,Office\r\nWu Lei,Zhang Min,Shanghai\r\n", encoding="utf-8")
+
+    imported = leadflow(platform, "opportunity", "import", str(history), "--sales-teams", str(teams),
+                        "--currency", "CNY", "--id-prefix", f"{batch}:", "--stage", "Engaging=discovery")
+    again = leadflow(platform, "opportunity", "import", str(history), "--currency", "CNY", "--id-prefix",
+                     f"{batch}:", "--stage", "Engaging=discovery")
+    listed = leadflow(platform, "opportunity", "list", "--owner", "wu.lei", "--stage", "discovery")
+
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.startswith("3 opportunity rows: 2 imported, 0 unchanged, 1 rejected"), imported.stdout
+    assert "opportunities row 4 (Stage): 'Haggling' is not won, lost or a stage" in imported.stdout
+    assert again.stdout.startswith("3 opportunity rows: 0 imported, 2 unchanged, 1 rejected"), again.stdout
+    assert listed.returncode == 0 and "discovery" in listed.stdout and "Jiangnan Machinery" in listed.stdout
