@@ -209,7 +209,9 @@ def test_win_model_is_trained_explained_used_and_never_replaced_by_a_worse_one(
                                LeadScoreDocument()).win_model_version == "win-model@1")
     score = admin.GetLeadScore(scoring_pb2.GetLeadScoreRequest(lead_id=fresh["lead_id"])).score
     assert score.has_win_probability and score.win_probability > trained.positive_rate
-    assert "source" in {f.feature for f in score.win_factors}
+    # The strongest factor is one of the two that drive the outcome. Which one depends on the split:
+    # under isotonic calibration, leaving one value out can land on the same flat step (no effect).
+    assert score.win_factors and score.win_factors[0].feature in {"source", "company_size"}
     cold = admin.PredictWinProbability(scoring_pb2.PredictWinProbabilityRequest(
         fields={"source": "cold_list", "company_size": "5"}))
     assert cold.win_probability < score.win_probability and cold.win_model_version == "win-model@1"
