@@ -9,6 +9,7 @@ import pycountry
 from email_validator import EmailNotValidError, validate_email
 
 from services.common.errors import Validator
+from services.opportunity.domain import PRINCIPAL_ID
 
 DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 MAX_AMOUNT = Decimal("1e12")
@@ -39,6 +40,7 @@ class OpportunityInput:
     currency: str = ""
     close_date: date | None = None
     owner_id: str = ""  # empty: the lead's owner
+    team: str = ""  # the owner's team when it is another (an AE's); empty: the lead's team
 
 
 @dataclass(frozen=True)
@@ -115,12 +117,16 @@ def validate_conversion(account: AccountInput, contact: ContactInput, opportunit
         checked_currency(check, currency, "opportunity.currency")
     if opportunity.close_date is not None:
         check.check(opportunity.close_date >= today, "opportunity.close_date", "must not be in the past")
+    for value, where in ((opportunity.owner_id.strip(), "opportunity.owner_id"),
+                         (opportunity.team.strip(), "opportunity.team")):
+        if value:
+            check.check(bool(PRINCIPAL_ID.match(value)), where, "1-64 letters, digits, '.', '_' or '-'")
     check.raise_if_invalid()
     account = AccountInput(name, domain, account.industry.strip().lower(), country)
     contact = ContactInput(contact.first_name.strip(), contact.last_name.strip(), email, contact.phone.strip(),
                            contact.title.strip())
     opportunity = OpportunityInput(title, opportunity.pipeline_id.strip() or "new-business",
                                    str(amount) if amount is not None else "", currency, opportunity.close_date,
-                                   opportunity.owner_id.strip())
+                                   opportunity.owner_id.strip(), opportunity.team.strip())
     contact_key = f"email:{email}" if email else ""
     return Conversion(account, contact, opportunity, account_key(account), contact_key, amount)

@@ -141,7 +141,8 @@ class ActivityRepository:
             opportunity = OpportunityDocument(
                 id=opportunity_id, name=draft.name, lead_id=ownership.lead_id, account_id=account_id,
                 account_name=account.name, contact_id=contact_id, pipeline_id=stored.pipeline_id,
-                pipeline_version=stored.version, stage_id=first.stage_id, owner_id=owner, team=ownership.team,
+                pipeline_version=stored.version, stage_id=first.stage_id, owner_id=owner,
+                team=draft.team or ownership.team,
                 amount=draft.amount, currency=draft.currency,
                 close_date=draft.close_date.isoformat() if draft.close_date else "", status="open",
                 history=[{"from": "", "to": first.stage_id, "at": now, "by": converted_by}], owner_history=handoff,

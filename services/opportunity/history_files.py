@@ -1,7 +1,6 @@
 """ImportOpportunities, the orchestration: receive the streamed files, read the reference tables,
 then turn the opportunity rows into opportunities and store them in batches. A bad row is
 reported and never stops the good ones; the same rows imported again change nothing."""
-import re
 import tempfile
 from dataclasses import dataclass, field
 
@@ -10,12 +9,12 @@ from services.common.errors import FieldViolation, InvalidArgument, Validator
 from services.common.events import utcnow
 from services.opportunity import history_import as history
 from services.opportunity.conversion import checked_currency
+from services.opportunity.domain import PRINCIPAL_ID
 from services.opportunity.pipeline import compile_pipeline
 
 BATCH_ROWS = 500
 MAX_REPORTED_REJECTIONS = 1000
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
-TEAM_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 @dataclass
@@ -70,7 +69,7 @@ def settings_of(header) -> HistorySettings:
     currency = checked_currency(check, header.currency, "header.currency")
     check.max_length(header.external_id_prefix, 50, "header.external_id_prefix")
     default_team = header.default_team.strip() or "imported"
-    check.check(bool(TEAM_ID.match(default_team)), "header.default_team",
+    check.check(bool(PRINCIPAL_ID.match(default_team)), "header.default_team",
                 "must be a team id: letters, digits, '.', '_' or '-', at most 64")
     check.raise_if_invalid()
     return HistorySettings(pipeline_id=header.pipeline_id.strip() or "new-business", currency=currency,

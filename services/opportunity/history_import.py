@@ -27,6 +27,7 @@ import pycountry
 
 from services.common.errors import FieldViolation, InvalidArgument, Validator
 from services.opportunity.conversion import checked_amount
+from services.opportunity.domain import PRINCIPAL_ID
 from services.opportunity.pipeline import LOST, WON, Pipeline
 
 OPPORTUNITIES, ACCOUNTS, SALES_TEAMS, PRODUCTS = "opportunities", "accounts", "sales_teams", "products"
@@ -416,7 +417,7 @@ def owner_ids_of(given: dict) -> dict:
     """The header's owner name -> user id map, checked."""
     check = Validator()
     for name, user_id in given.items():
-        check.check(bool(re.fullmatch(r"[A-Za-z0-9._-]{1,64}", user_id)), f"header.owner_ids[{name}]",
+        check.check(bool(PRINCIPAL_ID.match(user_id)), f"header.owner_ids[{name}]",
                     "must be a user id: letters, digits, '.', '_' or '-', at most 64")
     check.raise_if_invalid()
     return {key_of(name): user_id for name, user_id in given.items()}

@@ -130,7 +130,8 @@ class OpportunityService(LeadflowService):
         conversion = validate_conversion(
             AccountInput(account.name, account.domain, account.industry, account.country),
             ContactInput(contact.first_name, contact.last_name, contact.email, contact.phone, contact.title),
-            OpportunityInput(draft.name, draft.pipeline_id, draft.amount, draft.currency, close_date, draft.owner_id),
+            OpportunityInput(draft.name, draft.pipeline_id, draft.amount, draft.currency, close_date, draft.owner_id,
+                             draft.team),
             now.date())
         ownership = self.activities.ownership(request.lead_id)
         domain.ensure_may_work_on(self.caller, ownership)

@@ -61,10 +61,11 @@ def test_a_lead_converts_once_into_account_contact_and_opportunity(run_service, 
         opportunity_id=opportunity.opportunity_id)).opportunity == opportunity
 
     # A second lead from the same company and person: the account and contact are matched, not copied.
-    handed_over = rep.ConvertLead(conversion(assign(publish), owner_id="ae.zhou", name="Acme - renewal"))
+    handed_over = rep.ConvertLead(conversion(assign(publish), owner_id="ae.zhou", team="enterprise",
+                                             name="Acme - renewal"))
     assert (handed_over.account_created, handed_over.contact_created) == (False, False)
     assert handed_over.account.account_id == first.account.account_id
-    assert handed_over.opportunity.owner_id == "ae.zhou"
+    assert (handed_over.opportunity.owner_id, handed_over.opportunity.team) == ("ae.zhou", "enterprise")
     assert AccountDocument.objects.count() == 1 and ContactDocument.objects.count() == 1
     # Naming another owner is the SDR -> AE handoff, kept on the record and announced.
     assert list(opportunity.owner_history) == []

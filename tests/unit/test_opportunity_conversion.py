@@ -43,6 +43,8 @@ def test_a_valid_request_is_cleaned_up():
     (OpportunityInput("deal", amount="100"), "opportunity.currency"),
     (OpportunityInput("deal", amount="100", currency="EURO"), "opportunity.currency"),
     (OpportunityInput("deal", close_date=date(2026, 11, 28)), "opportunity.close_date"),
+    (OpportunityInput("deal", owner_id="ae zhou"), "opportunity.owner_id"),
+    (OpportunityInput("deal", team="sales team!"), "opportunity.team"),
     (OpportunityInput(""), "opportunity.name"),
 ])
 def test_bad_opportunity_fields_are_named(opportunity, field):
