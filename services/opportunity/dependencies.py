@@ -16,6 +16,7 @@ from services.opportunity.domain import is_contact
 from services.opportunity.mappers import activity_from_document, activity_to_document, ownership_from_document
 from services.opportunity.models import (AccountDocument, ActivityDocument, AttachmentDocument, ContactDocument,
                                          LeadOwnershipDocument, OpportunityDocument, PipelineVersionDocument)
+from services.opportunity.lifecycle import place
 from services.opportunity.pipeline import BUILTIN_NEW_BUSINESS, compile_pipeline
 
 
@@ -107,7 +108,8 @@ class ActivityRepository:
         converted before gets its records back unchanged. Returns (opportunity, account, contact,
         account_created, contact_created, already_converted)."""
         stored = self.pipeline_version(conversion.opportunity.pipeline_id)
-        first = compile_pipeline(stored.definition).stages[0]
+        pipeline = compile_pipeline(stored.definition)
+        first = pipeline.stages[0]
         opportunity_id = stable_id("opp", ownership.lead_id)
         account_id = stable_id("acc", conversion.account_key)
         contact_id = stable_id("con", conversion.contact_key) if conversion.contact_key else \
@@ -147,6 +149,7 @@ class ActivityRepository:
                 close_date=draft.close_date.isoformat() if draft.close_date else "", status="open",
                 history=[{"from": "", "to": first.stage_id, "at": now, "by": converted_by}], owner_history=handoff,
                 engaged_at=now, created_at=now, created_by=converted_by, version=1)
+            place(opportunity, pipeline)
             uow.insert(opportunity)
             uow.update_one(LeadOwnershipDocument, {"_id": ownership.lead_id},
                            {"$set": {"converted_to": opportunity_id}})
@@ -178,7 +181,7 @@ class ActivityRepository:
                                             created_at=now)
                             for account_id, a in accounts.items() if account_id not in stored_accounts]
             uow.insert_many(new_accounts)
-            documents = [self._historical(opportunity_id, row, pipeline.pipeline_id, pipeline_version, last_open,
+            documents = [self._historical(opportunity_id, row, pipeline, pipeline_version, last_open,
                                           currency, prefix, imported_by, now)
                          for opportunity_id, row in fresh.items()]
             uow.insert_many(documents)
@@ -187,7 +190,7 @@ class ActivityRepository:
         return self.store.run_in_transaction(work)
 
     @staticmethod
-    def _historical(opportunity_id, row, pipeline_id, pipeline_version, last_open, currency, prefix, by, now):
+    def _historical(opportunity_id, row, pipeline, pipeline_version, last_open, currency, prefix, by, now):
         engaged_at = _midnight(row.engaged_on)
         closed_at = _midnight(row.closed_on) if row.status != "open" else None
         history = [{"from": "", "to": row.stage_id if row.status == "open" else last_open,
@@ -196,9 +199,9 @@ class ActivityRepository:
             history.append({"from": last_open, "to": row.stage_id, "at": closed_at, "by": row.owner_id,
                             "reason": row.lost_reason})
         account_id = stable_id("acc", account_key(AccountInput(row.account.name, "", "", ""))) if row.account else ""
-        return OpportunityDocument(
+        document = OpportunityDocument(
             id=opportunity_id, name=row.name, account_id=account_id,
-            account_name=row.account.name if row.account else "", pipeline_id=pipeline_id,
+            account_name=row.account.name if row.account else "", pipeline_id=pipeline.pipeline_id,
             pipeline_version=pipeline_version, stage_id=row.stage_id, owner_id=row.owner_id, team=row.team,
             manager_id=row.manager_id, office=row.office, product=row.product, amount=row.amount,
             currency=currency if row.amount else "",
@@ -206,6 +209,8 @@ class ActivityRepository:
             lost_reason=row.lost_reason, closed_at=closed_at, closed_from=last_open if closed_at else "",
             history=history, external_id=f"{prefix}{row.external_id}", engaged_at=engaged_at, created_at=now,
             created_by=by, version=1)
+        place(document, pipeline)
+        return document
 
     def opportunity(self, opportunity_id: str) -> OpportunityDocument:
         return get_or_not_found(OpportunityDocument, opportunity_id, "opportunity")
@@ -214,7 +219,7 @@ class ActivityRepository:
         """Kinds of activity logged on the opportunity's lead (its one collaboration record)."""
         return set(ActivityDocument.objects(lead_id=lead_id).distinct("type"))
 
-    def change(self, opportunity_id: str, apply):
+    def change(self, opportunity_id: str, apply, pipeline_of):
         """Read, ``apply(document)`` (which changes it and returns the events to announce, or raises),
         and write back only if nobody wrote in between (its version); otherwise read and apply again.
         So concurrent moves each see the other's result and history is never overwritten."""
@@ -226,14 +231,16 @@ class ActivityRepository:
                 raise NotFound("opportunity", opportunity_id)
             read_version = document.version
             announced = apply(document)
+            place(document, pipeline_of(document))
             document.version = read_version + 1
             document.validate()
             if collection.replace_one({"_id": opportunity_id, "version": read_version},
                                       document.to_mongo().to_dict(), session=uow.session).matched_count != 1:
                 raise StaleWrite(opportunity_id)
             for event_type, subject_ids, snapshot in announced:
-                # The events were made inside apply, before the write raised the version they carry.
-                uow.publish(event_type, subject_ids, {**snapshot, "version": document.version})
+                # The events were made inside apply, before the write raised the version and placed
+                # the probability they carry: their snapshot is taken again from what was written.
+                uow.publish(event_type, subject_ids, {**snapshot, **events.current(document)})
             return document
         return self.store.run_in_transaction(work)
 

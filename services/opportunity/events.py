@@ -47,6 +47,11 @@ def _subjects(opportunity) -> dict:
     return {"opportunity_id": opportunity.id}
 
 
+def current(opportunity) -> dict:
+    """The snapshot as the opportunity stands now (after a change that built its events earlier)."""
+    return _snapshot(opportunity)
+
+
 def _snapshot(opportunity) -> dict:
     """What reporting needs about an opportunity, carried by each of its events; ``version`` orders
     them, so a projection keeps the newest whichever arrives last."""
@@ -55,6 +60,7 @@ def _snapshot(opportunity) -> dict:
             "account_name": opportunity.account_name, "product": opportunity.product,
             "pipeline_id": opportunity.pipeline_id, "stage_id": opportunity.stage_id, "status": opportunity.status,
             "amount": opportunity.amount, "currency": opportunity.currency, "close_date": opportunity.close_date,
+            "probability": opportunity.probability, "forecast_category": opportunity.forecast_category,
             "engaged_at": iso(opportunity.engaged_at or opportunity.created_at),
             "closed_at": iso(opportunity.closed_at) if opportunity.closed_at else "",
             "lost_reason": opportunity.lost_reason, "version": opportunity.version}

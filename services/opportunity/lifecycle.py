@@ -101,3 +101,19 @@ def validate_close(pipeline: Pipeline, won: bool, lost_reason: str, note: str) -
     check.max_length(note, MAX_TEXT, "note")
     check.raise_if_invalid()
     return WON if won else LOST
+
+
+def probability_and_forecast(status: str, stage, probability_override) -> tuple[int, str]:
+    """Win probability (percent) and forecast category where the opportunity stands: the stage's,
+    or the owner's override while open; 100 / 0 and "closed" once won / lost."""
+    if status != "open":
+        return (100 if status == "won" else 0), "closed"
+    if probability_override is not None:
+        return probability_override, stage.forecast if stage else ""
+    return (stage.probability, stage.forecast) if stage else (0, "")
+
+
+def place(document, pipeline: Pipeline) -> None:
+    """Keep the stored probability and forecast category current, for the events reporting reads."""
+    document.probability, document.forecast_category = probability_and_forecast(
+        document.status, pipeline.stage(document.stage_id), document.probability_override)

@@ -3,6 +3,7 @@ from leadflow.opportunity.v1 import opportunity_pb2
 
 from services.common.mappers import to_timestamp
 from services.opportunity.domain import Activity, ActivityType, LeadOwnership
+from services.opportunity.lifecycle import probability_and_forecast
 from services.opportunity.models import ActivityDocument, LeadOwnershipDocument
 
 ACTIVITY_TYPE_FROM_PROTO = {
@@ -74,10 +75,7 @@ def contact_to_proto(document) -> opportunity_pb2.Contact:
 
 def opportunity_to_proto(document, stage) -> opportunity_pb2.Opportunity:
     """``stage``: the compiled pipeline stage the opportunity is in (None once closed)."""
-    probability = {"won": 100, "lost": 0}.get(document.status, stage.probability if stage else 0)
-    if document.status == "open" and document.probability_override is not None:
-        probability = document.probability_override
-    forecast = "closed" if document.status != "open" else (stage.forecast if stage else "")
+    probability, forecast = probability_and_forecast(document.status, stage, document.probability_override)
     return opportunity_pb2.Opportunity(
         opportunity_id=document.id, name=document.name, lead_id=document.lead_id, account_id=document.account_id,
         contact_id=document.contact_id, pipeline_id=document.pipeline_id, pipeline_version=document.pipeline_version,

@@ -97,6 +97,8 @@ class OpportunityDocument(Document):
     next_step = StringField(default="")
     qualification = DictField()  # decision_maker, budget, authority, need, timeline, competitor
     probability_override = IntField(null=True)
+    probability = IntField(default=0)  # percent where it stands (stage, override, 100/0 once closed)
+    forecast_category = StringField(default="")  # pipeline, best_case, commit, closed
     lost_reason = StringField(default="")
     close_note = StringField(default="")
     closed_at = DateTimeField()

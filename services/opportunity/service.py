@@ -161,7 +161,7 @@ class OpportunityService(LeadflowService):
     def _changed(self, opportunity_id: str, apply):
         """Check the caller may change it, then apply under optimistic versioning."""
         self._visible_opportunity(opportunity_id)
-        return self._opportunity_proto(self.activities.change(opportunity_id, apply))
+        return self._opportunity_proto(self.activities.change(opportunity_id, apply, self._pipeline_of))
 
     @opportunity_rpc(roles=SALES | {Role.INTEGRATION})
     def GetOpportunity(self, request, context):

@@ -132,6 +132,9 @@ def test_reporting_keeps_each_opportunitys_newest_snapshot(run_service, infra, t
         ("opportunity_updated", 2, "52000.50"), ("opportunity_updated", 3, "52000.50"),
         ("opportunity_stage_changed", 4, "52000.50")]
     assert announced[0]["changed"] == ["amount"]
+    # Each carries where the deal stands for the forecast: the stage's probability and category.
+    assert [(e["probability"], e["forecast_category"]) for e in announced] == [
+        (10, "pipeline"), (10, "pipeline"), (25, "pipeline")]
 
     def fact():
         return OpportunityFactDocument.objects(id=opportunity.opportunity_id).first()
