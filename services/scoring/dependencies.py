@@ -13,6 +13,7 @@ from nameko import config
 
 from services.common.errors import NotFound
 from services.common.events import utcnow
+from services.common import jobs
 from services.common.store import DUPLICATE, Store, get_or_not_found
 from services.scoring import domain, events, win_model
 from services.scoring.mappers import apply_score, behaviour_of, score_from_document
@@ -22,7 +23,6 @@ from services.scoring.models import (BehaviourDocument, LeadScoreDocument, Resco
 log = logging.getLogger(__name__)
 LIVE_CHECK_SECONDS = 1.0  # a changed model is live on every replica within this long, without a restart
 RESCORE_BATCH = 200
-JOB_LEASE = timedelta(seconds=60)
 MODEL_PREFIX = "scoring-model@"
 WIN_MODEL_PREFIX = "win-model@"
 # Scores stored before merges were tracked have no merged_into at all: they count as not merged.
@@ -223,25 +223,14 @@ class ScoreRepository:
         return get_or_not_found(RescoreJobDocument, job_id, "rescore job")
 
     def claim_job(self) -> RescoreJobDocument | None:
-        """A running job nobody holds (a crashed holder's lease expires), leased to this worker."""
-        now = utcnow()
-        raw = RescoreJobDocument._get_collection().find_one_and_update(
-            {"status": "running", "lease_until": {"$lte": now}}, {"$set": {"lease_until": now + JOB_LEASE}},
-            sort=[("created_at", 1)], return_document=True)
-        return RescoreJobDocument._from_son(raw) if raw else None
+        return jobs.claim(RescoreJobDocument)
 
     def next_batch(self, job: RescoreJobDocument) -> list[str]:
         return [d.id for d in LeadScoreDocument.objects(id__gt=job.cursor, scored_at__ne=None, **NOT_MERGED)
                 .order_by("id").only("id").limit(RESCORE_BATCH)]
 
     def advance_job(self, job: RescoreJobDocument, processed: list[str], changed: int) -> None:
-        update = {"$inc": {"processed": len(processed), "changed": changed},
-                  "$set": {"lease_until": utcnow() + JOB_LEASE}}
-        if processed:
-            update["$set"]["cursor"] = processed[-1]
-        else:
-            update["$set"].update({"status": "done", "finished_at": utcnow(), "lease_until": utcnow()})
-        RescoreJobDocument._get_collection().update_one({"_id": job.id}, update)
+        jobs.advance(RescoreJobDocument, job.id, processed, changed=changed)
 
     # ---- win models ---------------------------------------------------------------------------------------
 

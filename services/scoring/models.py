@@ -3,6 +3,8 @@ behaviour it was computed from), background rescore jobs, and trained win models
 from mongoengine import (BooleanField, DateTimeField, DictField, Document, EmbeddedDocument,
                          EmbeddedDocumentListField, FloatField, IntField, ListField, StringField)
 
+from services.common.jobs import BatchJobDocument
+
 ALIAS = "scoring"
 
 
@@ -60,19 +62,10 @@ class LeadScoreDocument(Document):
     owner_version = IntField(default=0)  # routing's count of owner changes; the newest wins
 
 
-class RescoreJobDocument(Document):
-    meta = {"db_alias": ALIAS, "collection": "rescore_jobs", "indexes": [("status", "lease_until")]}
-    id = StringField(primary_key=True)
+class RescoreJobDocument(BatchJobDocument):
+    meta = {"db_alias": ALIAS, "collection": "rescore_jobs"}
     model_version = StringField(required=True)
-    status = StringField(default="running")  # running | done
-    total = IntField(default=0)
-    processed = IntField(default=0)
     changed = IntField(default=0)
-    cursor = StringField(default="")  # last lead id processed: a crashed replica's job resumes from here
-    lease_until = DateTimeField(required=True)
-    requested_by = StringField(default="")
-    created_at = DateTimeField(required=True)
-    finished_at = DateTimeField()
 
 
 class WinModelDocument(Document):
