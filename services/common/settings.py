@@ -71,6 +71,8 @@ DEFAULTS = {
     "SLA_FIRST_RESPONSE_MINUTES": "120",
     # Routing's clock: how often SLA warnings, breaches, escalations and the fallback queue are checked.
     "ROUTING_TIMER_SECONDS": "5",
+    # Reporting's clock: how often a projection rebuild advances.
+    "REPORTING_TIMER_SECONDS": "2",
     # The questions QualifyLead needs answered to qualify a lead (BANT by default), comma-separated.
     "QUALIFICATION_FRAMEWORK": "budget,authority,need,timeline",
     # Largest file UploadAttachment accepts.
@@ -116,6 +118,7 @@ def service_config(service: str) -> dict:
         "WIN_MODEL_RETRAIN_HOURS": float(_env("WIN_MODEL_RETRAIN_HOURS")),
         "SLA_FIRST_RESPONSE_MINUTES": int(_env("SLA_FIRST_RESPONSE_MINUTES")),
         "ROUTING_TIMER_SECONDS": float(_env("ROUTING_TIMER_SECONDS")),
+        "REPORTING_TIMER_SECONDS": float(_env("REPORTING_TIMER_SECONDS")),
         "NOTIFY_WEBHOOK_SECRET": _env("NOTIFY_WEBHOOK_SECRET"),
         "ATTACHMENT_MAX_BYTES": int(_env("ATTACHMENT_MAX_BYTES")),
         "QUALIFICATION_FRAMEWORK": _env("QUALIFICATION_FRAMEWORK"),

@@ -1,16 +1,61 @@
-"""Reporting's projection store."""
+"""Reporting's store: the event log, the projections built from it, and the reads reports make."""
+import uuid
+
 import pymongo.errors
 from bson.decimal128 import Decimal128
 
-from services.common.events import parse_iso
-from services.common.store import Store
-from services.reporting.domain import FUNNEL_ORDER, opportunity_fact, source_of, stage_field
-from services.reporting.models import ConfigChangeDocument, LeadProgressDocument, OpportunityFactDocument
+from services.common import jobs
+from services.common.events import parse_iso, utcnow
+from services.common.store import Store, get_or_not_found
+from services.reporting.domain import (FUNNEL_ORDER, OPPORTUNITY_SNAPSHOT_EVENTS, PROJECTED_MOMENTS, opportunity_fact,
+                                       source_of, stage_field)
+from services.reporting.models import (ConfigChangeDocument, EventLogDocument, LeadProgressDocument,
+                                       OpportunityFactDocument, RebuildJobDocument)
+from services.reporting.reports import Fact
+
+REBUILD_BATCH = 500
+PROJECTIONS = (LeadProgressDocument, OpportunityFactDocument, ConfigChangeDocument)
+FACT_FIELDS = ("status", "stage_id", "owner_id", "manager_id", "team", "office", "product", "source", "account_id",
+               "account_name", "pipeline_id", "lead_id", "amount", "currency", "probability", "forecast_category",
+               "engaged_at", "closed_at", "lost_reason")
 
 
-class ProgressProjection:
+class ReportingRepository:
     def __init__(self, store: Store):
         self.store = store
+
+    # ---- events in ---------------------------------------------------------------------------------
+
+    def record(self, event: dict, source_service: str) -> None:
+        """Keep the event in the log (once, by its id), then project it. Projecting is idempotent and
+        order-proof, so a redelivery — or a crash between the two writes — projects it again safely."""
+        try:
+            EventLogDocument._get_collection().insert_one({
+                "_id": event["event_id"], "event_type": event["event_type"], "source_service": source_service,
+                "occurred_at": parse_iso(event["occurred_at"]), "lead_id": event.get("lead_id", ""),
+                "opportunity_id": event.get("opportunity_id", ""), "account_id": event.get("account_id", ""),
+                "payload": event})
+        except pymongo.errors.DuplicateKeyError:
+            pass  # seen before: project again all the same (the first delivery may have stopped short)
+        self.project(event, source_service)
+
+    def project(self, event: dict, source_service: str) -> None:
+        """Every projection an event feeds; the same function for live events and a rebuild's replay."""
+        event_type = event["event_type"]
+        if event_type == "config_changed":
+            self.record_config_change(event, source_service)
+            return
+        moments = PROJECTED_MOMENTS.get((source_service, event_type))
+        if moments and event.get("lead_id"):
+            self.apply(event, moments)
+        if event_type == "lead_scored" and event.get("win_probability") is not None:
+            self.record_win_probability(event)
+        if event_type == "lead_captured" and source_of(event):
+            # The lead's opportunities learn its source whichever event came first.
+            OpportunityFactDocument._get_collection().update_many(
+                {"lead_id": event["lead_id"]}, {"$set": {"source": source_of(event)}})
+        if event_type in OPPORTUNITY_SNAPSHOT_EVENTS:
+            self.project_opportunity(event)
 
     def apply(self, event: dict, moments: dict) -> None:
         """Record the moments an event fixes ({progress field: payload key}) for its lead.
@@ -28,9 +73,18 @@ class ProgressProjection:
             labels["source"] = source
         if event.get("rep_id"):
             labels["rep_id"] = event["rep_id"]
+        if event.get("team") and event["event_type"] in ("lead_assigned", "lead_reassigned"):
+            labels["team"] = event["team"]
         if labels:
             update["$set"] = labels
         LeadProgressDocument._get_collection().update_one({"_id": event["lead_id"]}, update, upsert=True)
+
+    def record_win_probability(self, event: dict) -> None:
+        """The newest probability the win model gave the lead (a late older score never replaces it)."""
+        at = parse_iso(event["occurred_at"])
+        LeadProgressDocument._get_collection().update_one(
+            {"_id": event["lead_id"], "$or": [{"win_scored_at": None}, {"win_scored_at": {"$lt": at}}]},
+            {"$set": {"win_probability": float(event["win_probability"]), "win_scored_at": at}})
 
     def project_opportunity(self, event: dict) -> None:
         """Keep the newest snapshot of the event's opportunity. Idempotent and order-proof without a
@@ -39,6 +93,10 @@ class ProgressProjection:
         fact = opportunity_fact(event)
         if fact["amount"] is not None:
             fact["amount"] = Decimal128(fact["amount"])
+        if fact["lead_id"]:
+            progress = LeadProgressDocument._get_collection().find_one({"_id": fact["lead_id"]}, {"source": 1})
+            if progress and progress.get("source"):
+                fact["source"] = progress["source"]
         collection = OpportunityFactDocument._get_collection()
         try:
             collection.update_one({"_id": event["opportunity_id"], "version": {"$lt": fact["version"]}},
@@ -52,15 +110,107 @@ class ProgressProjection:
             "kind": event["kind"], "version": event["version"], "changed_by": event.get("changed_by", ""),
             "occurred_at": parse_iso(event["occurred_at"]), "source_service": source_service}}, upsert=True)
 
+    # ---- reads -------------------------------------------------------------------------------------
+
     def stage_counts(self, source: str) -> dict:
         base = {"source": source} if source else {}
         collection = LeadProgressDocument._get_collection()
         return {stage: collection.count_documents({**base, stage_field(stage): {"$ne": None}})
                 for stage in FUNNEL_ORDER}
 
+    def lead_progress(self, lead_id: str) -> dict | None:
+        return LeadProgressDocument._get_collection().find_one({"_id": lead_id})
+
+    def timeline(self, lead_id: str, offset: int, limit: int) -> list[dict]:
+        """The lead's events and those of its account(s), oldest first."""
+        log = EventLogDocument._get_collection()
+        accounts = [a for a in log.distinct("account_id", {"lead_id": lead_id}) if a]
+        entries = {d["_id"]: d for d in log.find({"lead_id": lead_id})}
+        for account_id in accounts:
+            entries.update({d["_id"]: d for d in log.find({"account_id": account_id})})
+        ordered = sorted(entries.values(), key=lambda d: (d["occurred_at"], d["_id"]))
+        return ordered[offset:offset + limit]
+
+    def facts(self, report_filter, period_field: str, **match) -> list[Fact]:
+        """The opportunities a filter selects; the period applies to ``period_field`` (closed_at,
+        engaged_at, or "" for none); ``match`` adds conditions such as status."""
+        query = {**dict(report_filter.equal), **match}
+        if report_filter.currency:
+            query["currency"] = {"$in": [report_filter.currency, ""]}
+        if period_field and (report_filter.start or report_filter.end):
+            window = {}
+            if report_filter.start:
+                window["$gte"] = report_filter.start
+            if report_filter.end:
+                window["$lt"] = report_filter.end
+            query[period_field] = window
+        cursor = OpportunityFactDocument._get_collection().find(query, {name: 1 for name in FACT_FIELDS})
+        return [_fact(raw) for raw in cursor]
+
+    def open_facts_closing_within(self, report_filter) -> list[Fact]:
+        """Open opportunities whose expected close date falls in the period (YYYY-MM-DD text)."""
+        match = {"status": "open"}
+        if report_filter.start or report_filter.end:
+            window = {}
+            if report_filter.start:
+                window["$gte"] = report_filter.start_day
+            if report_filter.end:
+                window["$lte"] = report_filter.last_day
+            match["close_date"] = window
+        return self.facts(report_filter, "", **match)
+
+    def win_probabilities(self, lead_ids: list) -> dict:
+        if not lead_ids:
+            return {}
+        cursor = LeadProgressDocument._get_collection().find(
+            {"_id": {"$in": lead_ids}, "win_probability": {"$ne": None}}, {"win_probability": 1})
+        return {d["_id"]: d["win_probability"] for d in cursor}
+
+    # ---- rebuild -----------------------------------------------------------------------------------
+
+    def start_rebuild(self, requested_by: str) -> RebuildJobDocument:
+        """Clear the projections and queue the replay of the whole log; a rebuild already running is
+        superseded (its replay would only repeat this one's)."""
+        now = utcnow()
+        RebuildJobDocument._get_collection().update_many(
+            {"status": "running"}, {"$set": {"status": "done", "finished_at": now, "lease_until": now}})
+        for projection in PROJECTIONS:
+            projection._get_collection().delete_many({})
+        job = RebuildJobDocument(id=str(uuid.uuid4()), requested_by=requested_by, created_at=now, lease_until=now,
+                                 total=EventLogDocument._get_collection().estimated_document_count())
+        job.save(force_insert=True)
+        return job
+
+    def rebuild_job(self, job_id: str) -> RebuildJobDocument:
+        return get_or_not_found(RebuildJobDocument, job_id, "rebuild job")
+
+    def claim_rebuild(self) -> RebuildJobDocument | None:
+        return jobs.claim(RebuildJobDocument)
+
+    def replay_batch(self, job: RebuildJobDocument) -> list[str]:
+        """Project the next batch of logged events (in id order: projections do not depend on order)."""
+        batch = list(EventLogDocument._get_collection().find({"_id": {"$gt": job.cursor}})
+                     .sort("_id", 1).limit(REBUILD_BATCH))
+        for logged in batch:
+            self.project(logged["payload"], logged["source_service"])
+        ids = [logged["_id"] for logged in batch]
+        jobs.advance(RebuildJobDocument, job.id, ids)
+        return ids
+
+
+def _fact(raw: dict) -> Fact:
+    amount = raw.get("amount")
+    return Fact(opportunity_id=raw["_id"], **{name: raw.get(name) or "" for name in FACT_FIELDS
+                                              if name not in ("amount", "probability", "engaged_at", "closed_at")},
+                amount=amount.to_decimal() if amount is not None else None,
+                probability=int(raw.get("probability") or 0), engaged_at=raw.get("engaged_at"),
+                closed_at=raw.get("closed_at"))
+
 
 class ReportingStore(Store):
-    documents = (LeadProgressDocument, ConfigChangeDocument, OpportunityFactDocument)
+    documents = (LeadProgressDocument, ConfigChangeDocument, OpportunityFactDocument, EventLogDocument,
+                 RebuildJobDocument)
 
     def get_dependency(self, worker_ctx):
-        return ProgressProjection(self)
+        return ReportingRepository(self)
+

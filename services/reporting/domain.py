@@ -56,6 +56,8 @@ def opportunity_fact(event: dict) -> dict:
     fact = {name: event.get(name) or "" for name in _FACT_TEXT}
     fact["status"] = fact["status"] or "open"
     fact["amount"] = event.get("amount") or None
+    fact["probability"] = int(event.get("probability") or 0)
+    fact["forecast_category"] = event.get("forecast_category") or ""
     fact["engaged_at"] = parse_iso(event["engaged_at"]) if event.get("engaged_at") else None
     fact["closed_at"] = parse_iso(event["closed_at"]) if event.get("closed_at") else None
     fact["version"] = int(event.get("version") or 1)
@@ -90,3 +92,51 @@ def funnel(counts: dict) -> list[FunnelStep]:
         steps.append(FunnelStep(stage, leads, conversion))
         previous = leads
     return steps
+
+
+# ---- the lead 360 timeline ------------------------------------------------------------------------
+
+def _score(e):
+    score = e.get("score") or {}
+    return f"scored {score.get('total', '?')} (grade {score.get('grade') or '-'})"
+
+
+def _owner(e):
+    return e.get("rep_id") or e.get("owner_id") or "nobody"
+
+
+SUMMARIES = {
+    "lead_captured": lambda e: f"captured from {source_of(e) or 'an unknown source'}",
+    "lead_merged": lambda e: "a new touch was merged into the lead",
+    "lead_unmerged": lambda e: "split from the lead it had been merged into",
+    "lead_activity_recorded": lambda e: f"behaviour: {e.get('type', 'activity')}",
+    "lead_scored": _score,
+    "lead_qualified": lambda e: f"marketing-qualified ({_score(e)})",
+    "lead_disqualified": lambda e: "fell below the qualification threshold",
+    "lead_assigned": lambda e: f"assigned to {_owner(e)}" + (f" by rule {e['rule_id']}" if e.get("rule_id") else ""),
+    "lead_reassigned": lambda e: f"reassigned to {_owner(e)}" + (f": {e['reason']}" if e.get("reason") else ""),
+    "task_created": lambda e: f"first response due {e.get('due_at', '')}",
+    "task_completed": lambda e: "first response done" + (" within the SLA" if e.get("met_sla") else " late"),
+    "sla_warning": lambda e: f"SLA warning for {_owner(e)}",
+    "sla_breached": lambda e: f"SLA breached by {_owner(e)}",
+    "lead_contacted": lambda e: f"first contact by {_owner(e)} ({e.get('activity_type', '')})",
+    "activity_logged": lambda e: f"{e.get('activity_type', 'activity')} logged by {e.get('logged_by', '')}"
+                                 + (f": {e['subject']}" if e.get("subject") else ""),
+    "lead_sales_qualified": lambda e: f"sales-qualified by {e.get('qualified_by', '')}",
+    "lead_sales_disqualified": lambda e: f"disqualified by sales: {e.get('reason', '')}",
+    "lead_recycled": lambda e: f"recycled to nurture until {e.get('recycle_on', '')}",
+    "lead_converted": lambda e: f"converted into an opportunity owned by {e.get('owner_id', '')}"
+                                + (f" (handed off from {e.get('rep_id')})" if e.get("handed_off") else ""),
+    "opportunity_stage_changed": lambda e: f"opportunity moved from {e.get('from_stage') or '-'} to "
+                                           f"{e.get('to_stage', '')}",
+    "opportunity_updated": lambda e: f"opportunity updated: {', '.join(e.get('changed') or [])}",
+    "opportunity_won": lambda e: f"opportunity won ({e.get('amount') or '?'} {e.get('currency', '')})".strip(),
+    "opportunity_lost": lambda e: f"opportunity lost: {e.get('lost_reason') or 'no reason given'}",
+    "opportunity_imported": lambda e: f"opportunity imported ({e.get('status', '')}, {e.get('stage_id', '')})",
+}
+
+
+def summary_of(event: dict) -> str:
+    """What happened, in a sentence a sales manager reads on the lead's timeline."""
+    describe = SUMMARIES.get(event.get("event_type", ""))
+    return describe(event) if describe else event.get("event_type", "").replace("_", " ")

@@ -1,6 +1,9 @@
-"""Reporting's read models: one document per lead with the moment it reached each stage, and one per
-opportunity with its latest snapshot."""
-from mongoengine import DateTimeField, Decimal128Field, DictField, Document, IntField, StringField
+"""Reporting's documents: the event log (every event received, the source of every projection), and
+the read models built from it — one document per lead with the moment it reached each stage, one per
+opportunity with its latest snapshot, and the history of rule changes."""
+from mongoengine import DateTimeField, Decimal128Field, DictField, Document, FloatField, IntField, StringField
+
+from services.common.jobs import BatchJobDocument
 
 ALIAS = "reporting"
 
@@ -12,6 +15,9 @@ class LeadProgressDocument(Document):
     id = StringField(primary_key=True)  # lead id
     source = StringField()
     rep_id = StringField()
+    team = StringField()
+    win_probability = FloatField()  # the win model's latest, for the forecast
+    win_scored_at = DateTimeField()  # when that probability was computed: only a newer one replaces it
     captured_at = DateTimeField()
     scored_at = DateTimeField()
     qualified_at = DateTimeField()
@@ -54,9 +60,11 @@ class OpportunityFactDocument(Document):
     wins, whichever arrives last): what win rate, cycle, forecast and value reports read."""
 
     meta = {"db_alias": ALIAS, "collection": "opportunity_facts",
-            "indexes": [("status", "closed_at"), ("owner_id", "status"), ("team", "status"), "pipeline_id"]}
+            "indexes": [("status", "closed_at"), ("owner_id", "status"), ("team", "status"), "pipeline_id",
+                        "lead_id"]}
     id = StringField(primary_key=True)  # opportunity id
     lead_id = StringField(default="")
+    source = StringField(default="")  # the lead's source, copied from its progress in either order
     owner_id = StringField(default="")
     team = StringField(default="")
     manager_id = StringField(default="")
@@ -69,9 +77,31 @@ class OpportunityFactDocument(Document):
     status = StringField(default="")
     amount = Decimal128Field(null=True)  # exact decimal, summed exactly; None when unknown
     currency = StringField(default="")
+    probability = IntField(default=0)
+    forecast_category = StringField(default="")
     close_date = StringField(default="")
     engaged_at = DateTimeField()
     closed_at = DateTimeField()
     lost_reason = StringField(default="")
     external_id = StringField(default="")
     version = IntField(default=0)
+
+
+class EventLogDocument(Document):
+    """Every event reporting received, once (keyed by event id): the lead 360 timeline reads it and a
+    rebuild replays it."""
+
+    meta = {"db_alias": ALIAS, "collection": "event_log",
+            "indexes": [("lead_id", "occurred_at"), ("account_id", "occurred_at")]}
+    id = StringField(primary_key=True)  # event id
+    event_type = StringField(required=True)
+    source_service = StringField(required=True)
+    occurred_at = DateTimeField(required=True)
+    lead_id = StringField(default="")
+    opportunity_id = StringField(default="")
+    account_id = StringField(default="")
+    payload = DictField(required=True)  # the event as received
+
+
+class RebuildJobDocument(BatchJobDocument):
+    meta = {"db_alias": ALIAS, "collection": "rebuild_jobs"}

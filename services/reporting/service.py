@@ -1,42 +1,35 @@
-"""Reporting service: projections of every event, answering the manager's questions."""
+"""Reporting service: every event kept and projected, answering the manager's questions."""
+import time
+
 from leadflow.reporting.v1 import reporting_pb2, reporting_pb2_grpc
 
-from services.common.auth import Role
+from services.common.auth import Role, can_see_lead
+from services.common.errors import NotFound, PermissionDenied
+from services.common.mappers import next_page_token, page_window
 from services.common.messaging import event_handler
 from services.common.rpc import LeadflowGrpc
 from services.common.service_base import LeadflowService
-from services.reporting import domain
+from services.common.timers import configured_timer
+from services.reporting import domain, mappers, reports
 from services.reporting.dependencies import ReportingStore
 
 reporting_rpc = LeadflowGrpc.implementing(reporting_pb2_grpc.ReportingServiceStub)
+EVERYONE = {Role.ADMIN, Role.MANAGER, Role.REP, Role.INTEGRATION}
+TICK_BUDGET_SECONDS = 3.0
 _STAGE_TO_PROTO = {stage: getattr(reporting_pb2, f"FUNNEL_STAGE_{stage.name}") for stage in domain.Stage}
 
 
 def _projecting(source_service: str, event_type: str):
-    """The lead's progress moments the event fixes, and for an opportunity event its snapshot."""
-    moments = domain.PROJECTED_MOMENTS.get((source_service, event_type))
-    snapshot = event_type in domain.OPPORTUNITY_SNAPSHOT_EVENTS
-
+    """Keep the event in the log and project it (the lead's progress, the opportunity's snapshot...)."""
     @event_handler(source_service, event_type)
     def handle(self, event):
-        if moments and event.get("lead_id"):
-            self.progress.apply(event, moments)
-        if snapshot:
-            self.progress.project_opportunity(event)
-    return handle
-
-
-def _recording_config_changes(source_service: str):
-    """The history of rules-as-data changes (models, policies, pipelines) of one service."""
-    @event_handler(source_service, "config_changed")
-    def handle(self, event):
-        self.progress.record_config_change(event, source_service)
+        self.read_models.record(event, source_service)
     return handle
 
 
 class ReportingService(LeadflowService):
     name = "reporting"
-    progress = ReportingStore()
+    read_models = ReportingStore()
 
     handle_lead_captured = _projecting("capture", "lead_captured")
     handle_lead_merged = _projecting("capture", "lead_merged")
@@ -63,13 +56,119 @@ class ReportingService(LeadflowService):
     handle_sla_breached = _projecting("routing", "sla_breached")
     handle_task_completed = _projecting("routing", "task_completed")
 
-    handle_scoring_config_changed = _recording_config_changes("scoring")
-    handle_routing_config_changed = _recording_config_changes("routing")
-    handle_opportunity_config_changed = _recording_config_changes("opportunity")
+    handle_scoring_config_changed = _projecting("scoring", "config_changed")
+    handle_routing_config_changed = _projecting("routing", "config_changed")
+    handle_opportunity_config_changed = _projecting("opportunity", "config_changed")
 
     @reporting_rpc(roles={Role.ADMIN, Role.MANAGER, Role.INTEGRATION})
     def GetFunnel(self, request, context):
-        steps = domain.funnel(self.progress.stage_counts(request.source.strip().lower()))
+        steps = domain.funnel(self.read_models.stage_counts(request.source.strip().lower()))
         return reporting_pb2.GetFunnelResponse(steps=[
             reporting_pb2.FunnelStep(stage=_STAGE_TO_PROTO[s.stage], leads=s.leads,
                                      conversion_from_previous=s.conversion_from_previous) for s in steps])
+
+    # ---- the lead 360 timeline and rebuilds ------------------------------------------------------------
+
+    @reporting_rpc(roles=EVERYONE)
+    def GetLeadTimeline(self, request, context):
+        progress = self.read_models.lead_progress(request.lead_id)
+        if progress is None:
+            raise NotFound("lead", request.lead_id)
+        if not can_see_lead(self.caller, progress.get("rep_id") or "", progress.get("team") or ""):
+            raise PermissionDenied("this lead is not yours or your team's")
+        offset, limit = page_window(request.page)
+        logged = self.read_models.timeline(request.lead_id, offset, limit)
+        return reporting_pb2.GetLeadTimelineResponse(
+            entries=[mappers.timeline_entry_to_proto(e, domain.summary_of(e["payload"])) for e in logged],
+            page={"next_page_token": next_page_token(offset, limit, len(logged))})
+
+    @reporting_rpc(roles={Role.ADMIN})
+    def RebuildProjections(self, request, context):
+        job = self.read_models.start_rebuild(self.caller.id)
+        return reporting_pb2.RebuildProjectionsResponse(job=mappers.rebuild_job_to_proto(job))
+
+    @reporting_rpc(roles={Role.ADMIN})
+    def GetRebuildJob(self, request, context):
+        return reporting_pb2.GetRebuildJobResponse(job=mappers.rebuild_job_to_proto(
+            self.read_models.rebuild_job(request.job_id)))
+
+    @configured_timer("REPORTING_TIMER_SECONDS", 2.0)
+    def tick(self):
+        """Advance a rebuild, batch after batch, for a few seconds; any replica may hold it."""
+        deadline = time.monotonic() + TICK_BUDGET_SECONDS
+        job = self.read_models.claim_rebuild()
+        while job is not None and time.monotonic() < deadline:
+            replayed = self.read_models.replay_batch(job)
+            if not replayed:
+                break
+            job.cursor = replayed[-1]
+
+    # ---- reports over opportunities ------------------------------------------------------------------
+
+    def _filter(self, message) -> reports.Filter:
+        return reports.checked_filter(mappers.filter_values(message), self.caller)
+
+    def _closed(self, report_filter) -> list:
+        closed = self.read_models.facts(report_filter, "closed_at", status={"$in": ["won", "lost"]})
+        reports.ensure_one_currency(closed, report_filter.currency)
+        return closed
+
+    @reporting_rpc(roles=EVERYONE)
+    def GetWinRate(self, request, context):
+        total, rows = reports.win_rates(self._closed(self._filter(request.filter)),
+                                        mappers.GROUP_BY_FROM_PROTO.get(request.group_by, ""))
+        return reporting_pb2.GetWinRateResponse(total=mappers.win_rate_to_proto(total),
+                                                rows=[mappers.win_rate_to_proto(r) for r in rows])
+
+    @reporting_rpc(roles=EVERYONE)
+    def GetSalesCycle(self, request, context):
+        report_filter = self._filter(request.filter)
+        closed = self.read_models.facts(report_filter, "closed_at", status={"$in": ["won", "lost"]})
+        total, rows = reports.sales_cycles(closed, mappers.GROUP_BY_FROM_PROTO.get(request.group_by, ""))
+        return reporting_pb2.GetSalesCycleResponse(total=mappers.cycle_to_proto(total),
+                                                   rows=[mappers.cycle_to_proto(r) for r in rows])
+
+    @reporting_rpc(roles=EVERYONE)
+    def GetLossReasons(self, request, context):
+        report_filter = self._filter(request.filter)
+        rows, lost = reports.loss_reasons(self.read_models.facts(report_filter, "closed_at", status="lost"))
+        return reporting_pb2.GetLossReasonsResponse(
+            reasons=[reporting_pb2.LossReasonRow(reason=r, lost=n, share=share) for r, n, share in rows], lost=lost)
+
+    @reporting_rpc(roles=EVERYONE)
+    def GetAccountValue(self, request, context):
+        report_filter = self._filter(request.filter)
+        won = self.read_models.facts(report_filter, "closed_at", status="won")
+        reports.ensure_one_currency(won, report_filter.currency)
+        rows = reports.account_values(won)
+        offset, limit = page_window(request.page)
+        page = rows[offset:offset + limit]
+        return reporting_pb2.GetAccountValueResponse(
+            accounts=[mappers.account_value_to_proto(r) for r in page],
+            page={"next_page_token": next_page_token(offset, limit, len(page))},
+            total_won_value=reports.text(sum((r.won_value for r in rows), reports.ZERO)))
+
+    @reporting_rpc(roles=EVERYONE)
+    def GetForecast(self, request, context):
+        report_filter = self._filter(request.filter)
+        open_facts = self.read_models.open_facts_closing_within(report_filter)
+        won = self.read_models.facts(report_filter, "closed_at", status="won")
+        reports.ensure_one_currency(open_facts + won, report_filter.currency)
+        probabilities = self.read_models.win_probabilities([f.lead_id for f in open_facts if f.lead_id])
+        lines, from_model = reports.forecast(open_facts, won, probabilities)
+        return reporting_pb2.GetForecastResponse(
+            categories=[reporting_pb2.ForecastRow(category=line.category, opportunities=line.opportunities,
+                                                  amount=reports.text(line.amount),
+                                                  weighted_amount=reports.text(line.weighted)) for line in lines],
+            weighted_total=reports.text(sum((line.weighted for line in lines), reports.ZERO)),
+            from_win_model=from_model)
+
+    @reporting_rpc(roles=EVERYONE)
+    def GetPipelineSummary(self, request, context):
+        report_filter = self._filter(request.filter)
+        facts = self.read_models.facts(report_filter, "engaged_at")
+        reports.ensure_one_currency(facts, report_filter.currency)
+        rows = reports.stage_summary(facts)
+        return reporting_pb2.GetPipelineSummaryResponse(
+            stages=[reporting_pb2.StageRow(stage_id=stage, opportunities=n, amount=reports.text(amount))
+                    for stage, n, amount in rows], opportunities=len(facts))

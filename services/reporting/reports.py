@@ -1,0 +1,262 @@
+"""The report maths, pure: filters checked, opportunities grouped and counted. The repository reads
+the opportunity facts a filter selects; everything a manager reads is computed here, so it can be
+checked against an independent computation over the same records.
+
+Money is Decimal throughout (never a float), and amounts in different currencies are never added up.
+"""
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+
+from services.common.auth import Principal, Role
+from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied
+
+GROUP_FIELDS = {"owner": "owner_id", "manager": "manager_id", "team": "team", "office": "office",
+                "product": "product", "source": "source", "account": "account_name", "pipeline": "pipeline_id"}
+FORECAST_ORDER = ("closed", "commit", "best_case", "pipeline")
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A checked ReportFilter: the period as UTC instants [start, end), and equality filters."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    equal: tuple = ()  # (fact field, value) pairs
+    currency: str = ""
+
+    @property
+    def start_day(self) -> str:
+        return self.start.date().isoformat() if self.start else ""
+
+    @property
+    def last_day(self) -> str:
+        return (self.end - timedelta(days=1)).date().isoformat() if self.end else ""
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One opportunity as reporting knows it (the latest snapshot its events carried)."""
+
+    opportunity_id: str
+    status: str
+    stage_id: str = ""
+    owner_id: str = ""
+    manager_id: str = ""
+    team: str = ""
+    office: str = ""
+    product: str = ""
+    source: str = ""
+    account_id: str = ""
+    account_name: str = ""
+    pipeline_id: str = ""
+    lead_id: str = ""
+    amount: Decimal | None = None
+    currency: str = ""
+    probability: int = 0
+    forecast_category: str = ""
+    engaged_at: datetime | None = None
+    closed_at: datetime | None = None
+    lost_reason: str = ""
+
+
+def _day(text: str, where: str, violations: list) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        violations.append(FieldViolation(where, "must be a date, YYYY-MM-DD"))
+        return None
+
+
+def checked_filter(values: dict, principal: Principal) -> Filter:
+    """``values``: the ReportFilter's fields. A rep's numbers are their own, a manager's their team's:
+    asking for someone else's is PERMISSION_DENIED, asking for nothing narrows to what they may see."""
+    violations = []
+    first = _day(values.get("period_start", "").strip(), "filter.period_start", violations)
+    last = _day(values.get("period_end", "").strip(), "filter.period_end", violations)
+    if first and last and last < first:
+        violations.append(FieldViolation("filter.period_end", "is before period_start"))
+    currency = values.get("currency", "").strip().upper()
+    if currency and (len(currency) != 3 or not currency.isalpha()):
+        violations.append(FieldViolation("filter.currency", "must be an ISO 4217 code such as CNY, EUR or USD"))
+    if violations:
+        raise InvalidArgument(violations)
+    equal = {name: values.get(name, "").strip() for name in
+             ("pipeline_id", "team", "owner_id", "manager_id", "office", "product")}
+    equal["source"] = values.get("source", "").strip().lower()
+    if principal.role == Role.REP:
+        if equal["owner_id"] not in ("", principal.id):
+            raise PermissionDenied("a rep sees their own numbers only")
+        equal["owner_id"] = principal.id
+    elif principal.role == Role.MANAGER:
+        if equal["team"] not in ("", principal.team):
+            raise PermissionDenied("a manager sees their own team's numbers only")
+        equal["team"] = principal.team
+    start = datetime.combine(first, time(0), tzinfo=timezone.utc) if first else None
+    end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=timezone.utc) if last else None
+    return Filter(start, end, tuple((k, v) for k, v in equal.items() if v), currency)
+
+
+def _money(facts, attribute: str = "amount") -> Decimal:
+    return sum((getattr(f, attribute) for f in facts if getattr(f, attribute) is not None), ZERO)
+
+
+def ensure_one_currency(facts: list, chosen: str) -> None:
+    """Amounts are added up only within one currency; several without a choice cannot be."""
+    if chosen:
+        return
+    currencies = sorted({f.currency for f in facts if f.currency and f.amount is not None})
+    if len(currencies) > 1:
+        raise FailedPrecondition(f"the amounts are in several currencies ({', '.join(currencies)}); "
+                                 "filter by one with filter.currency")
+
+
+def groups(facts: list, group_by: str) -> dict:
+    """{group key: facts}; without a grouping, no rows."""
+    if not group_by:
+        return {}
+    field = GROUP_FIELDS[group_by]
+    grouped = defaultdict(list)
+    for fact in facts:
+        grouped[getattr(fact, field)].append(fact)
+    return grouped
+
+
+@dataclass(frozen=True)
+class WinRate:
+    key: str
+    closed: int
+    won: int
+    lost: int
+    win_rate: float
+    won_value: Decimal
+
+
+def win_rate_of(key: str, facts: list) -> WinRate:
+    won = [f for f in facts if f.status == "won"]
+    lost = sum(1 for f in facts if f.status == "lost")
+    closed = len(won) + lost
+    return WinRate(key, closed, len(won), lost, len(won) / closed if closed else 0.0, _money(won))
+
+
+def win_rates(closed_facts: list, group_by: str) -> tuple[WinRate, list[WinRate]]:
+    rows = [win_rate_of(key, facts) for key, facts in groups(closed_facts, group_by).items()]
+    rows.sort(key=lambda r: (-r.closed, r.key))
+    return win_rate_of("", closed_facts), rows
+
+
+@dataclass(frozen=True)
+class Cycle:
+    key: str
+    won: int
+    won_mean_days: float
+    won_median_days: float
+    lost: int
+    lost_mean_days: float
+    lost_median_days: float
+
+
+def days_to_close(fact: Fact) -> float | None:
+    if fact.engaged_at is None or fact.closed_at is None:
+        return None
+    return (fact.closed_at - fact.engaged_at).total_seconds() / 86400
+
+
+def cycle_of(key: str, facts: list) -> Cycle:
+    def days(status):
+        return [d for f in facts if f.status == status and (d := days_to_close(f)) is not None]
+    won, lost = days("won"), days("lost")
+    return Cycle(key, len(won), statistics.fmean(won) if won else 0.0, statistics.median(won) if won else 0.0,
+                 len(lost), statistics.fmean(lost) if lost else 0.0, statistics.median(lost) if lost else 0.0)
+
+
+def sales_cycles(closed_facts: list, group_by: str) -> tuple[Cycle, list[Cycle]]:
+    rows = [cycle_of(key, facts) for key, facts in groups(closed_facts, group_by).items()]
+    rows.sort(key=lambda r: (-(r.won + r.lost), r.key))
+    return cycle_of("", closed_facts), rows
+
+
+def loss_reasons(closed_facts: list) -> tuple[list[tuple[str, int, float]], int]:
+    counts = defaultdict(int)
+    for fact in closed_facts:
+        if fact.status == "lost":
+            counts[fact.lost_reason] += 1
+    lost = sum(counts.values())
+    rows = sorted(((reason, n, n / lost) for reason, n in counts.items()), key=lambda r: (-r[1], r[0]))
+    return rows, lost
+
+
+@dataclass(frozen=True)
+class AccountValue:
+    account_id: str
+    account_name: str
+    won_deals: int
+    won_value: Decimal
+    repeat_deals: int
+    first_won_at: datetime | None
+    last_won_at: datetime | None
+    acquisition_source: str
+
+
+def account_values(closed_facts: list) -> list[AccountValue]:
+    by_account = defaultdict(list)
+    for fact in closed_facts:
+        if fact.status == "won" and fact.account_id:
+            by_account[fact.account_id].append(fact)
+    rows = []
+    for account_id, wins in by_account.items():
+        wins.sort(key=lambda f: (f.closed_at or datetime.min.replace(tzinfo=timezone.utc), f.opportunity_id))
+        rows.append(AccountValue(account_id, wins[0].account_name, len(wins), _money(wins), len(wins) - 1,
+                                 wins[0].closed_at, wins[-1].closed_at, wins[0].source))
+    rows.sort(key=lambda r: (-r.won_value, r.account_name, r.account_id))
+    return rows
+
+
+@dataclass(frozen=True)
+class ForecastLine:
+    category: str
+    opportunities: int
+    amount: Decimal
+    weighted: Decimal
+
+
+def forecast(open_facts: list, won_facts: list, win_probabilities: dict) -> tuple[list[ForecastLine], int]:
+    """``win_probabilities``: {lead id: the win model's probability (0..1)}; an open opportunity
+    from a scored lead is weighted by it, any other by its probability (the stage's or an override)."""
+    lines = {category: [0, ZERO, ZERO] for category in FORECAST_ORDER}
+    from_model = 0
+    for fact in open_facts:
+        category = fact.forecast_category if fact.forecast_category in lines else "pipeline"
+        amount = fact.amount or ZERO
+        model = win_probabilities.get(fact.lead_id) if fact.lead_id else None
+        if model is not None:
+            from_model += 1
+            weight = Decimal(str(model))
+        else:
+            weight = Decimal(fact.probability) / 100
+        line = lines[category]
+        line[0] += 1
+        line[1] += amount
+        line[2] += amount * weight
+    won_value = _money(won_facts)
+    lines["closed"] = [len(won_facts), won_value, won_value]
+    return [ForecastLine(c, n, amount, weighted.quantize(Decimal("0.01")))
+            for c, (n, amount, weighted) in lines.items()], from_model
+
+
+def stage_summary(facts: list) -> list[tuple[str, int, Decimal]]:
+    by_stage = defaultdict(list)
+    for fact in facts:
+        by_stage[fact.stage_id].append(fact)
+    return sorted(((stage, len(items), _money(items)) for stage, items in by_stage.items()),
+                  key=lambda r: (-r[1], r[0]))
+
+
+def text(amount: Decimal) -> str:
+    """Decimal text without exponent (1E+3 would surprise a spreadsheet)."""
+    return format(amount.normalize(), "f") if amount == amount.to_integral() else format(amount, "f")
