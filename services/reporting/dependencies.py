@@ -8,7 +8,7 @@ from services.common import jobs
 from services.common.events import parse_iso, utcnow
 from services.common.store import Store, get_or_not_found
 from services.reporting.domain import (FUNNEL_ORDER, OPPORTUNITY_SNAPSHOT_EVENTS, PROJECTED_MOMENTS, opportunity_fact,
-                                       source_of, stage_field)
+                                       source_of, stage_field, timeline_order)
 from services.reporting.models import (ConfigChangeDocument, EventLogDocument, LeadProgressDocument,
                                        OpportunityFactDocument, RebuildJobDocument)
 from services.reporting.reports import Fact
@@ -128,7 +128,7 @@ class ReportingRepository:
         entries = {d["_id"]: d for d in log.find({"lead_id": lead_id})}
         for account_id in accounts:
             entries.update({d["_id"]: d for d in log.find({"account_id": account_id})})
-        ordered = sorted(entries.values(), key=lambda d: (d["occurred_at"], d["_id"]))
+        ordered = sorted(entries.values(), key=lambda d: (*timeline_order(d["payload"]), d["_id"]))
         return ordered[offset:offset + limit]
 
     def facts(self, report_filter, period_field: str, **match) -> list[Fact]:

@@ -136,6 +136,20 @@ SUMMARIES = {
 }
 
 
+# Events stamped in the same millisecond (one transaction often emits two) are shown in the order in
+# which one leads to the next.
+CAUSAL_ORDER = {event_type: rank for rank, event_type in enumerate((
+    "lead_captured", "lead_merged", "lead_unmerged", "lead_activity_recorded", "lead_scored", "lead_qualified",
+    "lead_disqualified", "lead_assigned", "lead_reassigned", "task_created", "sla_warning", "sla_breached",
+    "activity_logged", "lead_contacted", "task_completed", "lead_sales_qualified", "lead_sales_disqualified",
+    "lead_recycled", "lead_converted", "opportunity_imported", "opportunity_updated", "opportunity_stage_changed",
+    "opportunity_won", "opportunity_lost"))}
+
+
+def timeline_order(event: dict) -> tuple:
+    return parse_iso(event["occurred_at"]), CAUSAL_ORDER.get(event.get("event_type", ""), len(CAUSAL_ORDER))
+
+
 def summary_of(event: dict) -> str:
     """What happened, in a sentence a sales manager reads on the lead's timeline."""
     describe = SUMMARIES.get(event.get("event_type", ""))

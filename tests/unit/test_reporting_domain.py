@@ -139,3 +139,16 @@ def test_every_funnel_stage_is_projected_from_some_event():
                                  ("scoring", "lead_qualified"), ("routing", "lead_assigned")])
 def test_events_that_know_the_source_let_reporting_attribute_the_lead(key):
     assert source_of(_emitted_events()[key]) == "demo_request"
+
+
+def test_timeline_orders_by_time_then_by_what_causes_what():
+    from services.reporting.domain import summary_of, timeline_order
+    same_moment = "2026-11-29T10:00:00.000000Z"
+    events = [{"event_type": t, "occurred_at": same_moment} for t in ("task_created", "lead_assigned")]
+    events.append({"event_type": "lead_captured", "occurred_at": "2026-11-29T10:00:00.001000Z"})
+
+    assert [e["event_type"] for e in sorted(events, key=timeline_order)] == [
+        "lead_assigned", "task_created", "lead_captured"]
+    assert summary_of({"event_type": "lead_reassigned", "rep_id": "li.na", "reason": "speaks Cantonese"}) == \
+        "reassigned to li.na: speaks Cantonese"
+    assert summary_of({"event_type": "something_new"}) == "something new"

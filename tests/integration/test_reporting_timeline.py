@@ -1,0 +1,146 @@
+"""Reporting through real events: the lead 360 timeline across services and the account, the
+forecast weighted by the win model, numbers narrowed to who is asking, empty answers for filters
+that match nothing, and projections rebuilt from the event log to the same state."""
+import uuid
+
+from grpc import StatusCode
+from leadflow.reporting.v1 import reporting_pb2, reporting_pb2_grpc
+
+from services.reporting.models import EventLogDocument, LeadProgressDocument, OpportunityFactDocument
+from services.reporting.service import ReportingService
+from tests.integration.conftest import start_isolated
+from tests.support import new_event, violations_of, wait_until
+
+
+def opportunity_event(event_type, opportunity_id, lead_id, account_id, **snapshot):
+    subjects = {"opportunity_id": opportunity_id, **({"lead_id": lead_id} if lead_id else {})}
+    return new_event(event_type, subjects, **{
+        "owner_id": "rep.one", "team": "team-a", "account_id": account_id, "account_name": "Acme GmbH",
+        "pipeline_id": "new-business", "currency": "EUR", "engaged_at": "2026-11-02T09:00:00.000000Z", **snapshot})
+
+
+def story(lead_id: str, account_id: str, earlier_deal: str) -> list:
+    """One lead's path, each event at its own moment (as the services would have stamped them)."""
+    def at(minute: int) -> str:
+        return f"2026-11-29T10:{minute:02d}:00.000000Z"
+    return [
+        ("opportunity", opportunity_event("opportunity_won", earlier_deal, "", account_id, stage_id="closed_won",
+                                          status="won", amount="5000", closed_at="2026-06-01T00:00:00.000000Z",
+                                          probability=100, forecast_category="closed", version=3,
+                                          occurred_at="2026-06-01T09:00:00.000000Z")),
+        ("capture", new_event("lead_captured", {"lead_id": lead_id}, lead={"lead_id": lead_id, "source": "google"},
+                              occurred_at=at(0))),
+        ("scoring", new_event("lead_scored", {"lead_id": lead_id}, score={"total": 72, "grade": "A"},
+                              win_probability=0.4, win_model_version="win-model@1", occurred_at=at(1))),
+        ("routing", new_event("lead_assigned", {"lead_id": lead_id, "rep_id": "rep.one"}, team="team-a",
+                              assigned_at=at(1), rule_id="enterprise", owner_version=1, occurred_at=at(1))),
+        ("opportunity", new_event("activity_logged", {"lead_id": lead_id, "activity_id": str(uuid.uuid4())},
+                                  activity_type="call", logged_by="rep.one", subject="intro call", mentions=[],
+                                  occurred_at=at(5))),
+        ("opportunity", opportunity_event("lead_converted", f"opp-{lead_id}", lead_id, account_id,
+                                          stage_id="qualification", status="open", amount="1000",
+                                          close_date="2026-12-20", probability=10, forecast_category="pipeline",
+                                          rep_id="rep.one", handed_off=False, version=1, converted_at=at(30),
+                                          occurred_at=at(30))),
+    ]
+
+
+def test_a_leads_timeline_spans_services_and_its_account(run_service, infra, tokens, publish):
+    service = start_isolated(run_service, infra, ReportingService)
+    lead_id, account_id, earlier = str(uuid.uuid4()), f"acc-{uuid.uuid4().hex[:8]}", f"opp-{uuid.uuid4().hex[:8]}"
+    events = story(lead_id, account_id, earlier)
+    for source_service, event in events:
+        publish(source_service, event)
+    publish(*events[3])  # a redelivery is one entry
+    assert wait_until(lambda: EventLogDocument.objects(lead_id=lead_id).count() == 5 and
+                      OpportunityFactDocument.objects(id=f"opp-{lead_id}").count() == 1)
+
+    def timeline(who):
+        return service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens[who]).GetLeadTimeline(
+            reporting_pb2.GetLeadTimelineRequest(lead_id=lead_id)).entries
+
+    entries = timeline("rep")
+    # The account's earlier win comes first; the lead's own scoring and assignment, stamped in the
+    # same millisecond, keep the order in which one causes the other.
+    assert [(e.event_type, e.service) for e in entries] == [
+        ("opportunity_won", "opportunity"), ("lead_captured", "capture"), ("lead_scored", "scoring"),
+        ("lead_assigned", "routing"), ("activity_logged", "opportunity"), ("lead_converted", "opportunity")]
+    assert [e.summary for e in entries] == [
+        "opportunity won (5000 EUR)", "captured from google", "scored 72 (grade A)",
+        "assigned to rep.one by rule enterprise", "call logged by rep.one: intro call",
+        "converted into an opportunity owned by rep.one"]
+    assert entries[0].details["opportunity_id"] == earlier
+    assert [e.event_type for e in timeline("manager")] == [e.event_type for e in entries]
+    outsider = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["outsider_rep"])
+    assert outsider.error("GetLeadTimeline", reporting_pb2.GetLeadTimelineRequest(
+        lead_id=lead_id)).code == StatusCode.PERMISSION_DENIED
+    assert outsider.error("GetLeadTimeline", reporting_pb2.GetLeadTimelineRequest(
+        lead_id="no-such-lead")).code == StatusCode.NOT_FOUND
+
+    # The open deal is weighted by the win model's 40 %, not its stage's 10 %.
+    admin = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["admin"])
+    forecast = admin.GetForecast(reporting_pb2.GetForecastRequest(filter=reporting_pb2.ReportFilter(
+        period_start="2026-12-01", period_end="2026-12-31")))
+    assert {c.category: (c.opportunities, c.amount, c.weighted_amount) for c in forecast.categories} == {
+        "closed": (0, "0", "0"), "commit": (0, "0", "0"), "best_case": (0, "0", "0"), "pipeline": (1, "1000", "400")}
+    assert (forecast.weighted_total, forecast.from_win_model) == ("400", 1)
+
+
+def test_numbers_follow_who_is_asking_and_empty_filters_are_empty(run_service, infra, tokens, publish):
+    service = start_isolated(run_service, infra, ReportingService)
+    account_id = f"acc-{uuid.uuid4().hex[:8]}"
+    for n, (owner, team, status) in enumerate((("rep.one", "team-a", "won"), ("rep.two", "team-a", "lost"),
+                                               ("rep.far", "team-b", "won"))):
+        publish("opportunity", opportunity_event(
+            f"opportunity_{status}", f"opp-{n}-{account_id}", "", account_id, owner_id=owner, team=team,
+            status=status, stage_id=f"closed_{status}", amount="100" if status == "won" else "",
+            lost_reason="price" if status == "lost" else "", closed_at="2026-11-20T00:00:00.000000Z", version=2))
+    assert wait_until(lambda: OpportunityFactDocument.objects(account_id=account_id).count() == 3)
+
+    def win_rate(who, **filters):
+        return service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens[who]).GetWinRate(
+            reporting_pb2.GetWinRateRequest(filter=reporting_pb2.ReportFilter(**filters))).total
+
+    assert (win_rate("admin").closed, win_rate("admin").won) == (3, 2)
+    assert (win_rate("manager").closed, win_rate("manager").won) == (2, 1)
+    assert (win_rate("rep").closed, win_rate("rep").won, win_rate("rep").won_value) == (1, 1, "100")
+    rep = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["rep"])
+    denied = rep.error("GetWinRate", reporting_pb2.GetWinRateRequest(filter=reporting_pb2.ReportFilter(
+        owner_id="rep.two")))
+    assert denied.code == StatusCode.PERMISSION_DENIED
+
+    nothing = win_rate("admin", owner_id="nobody")
+    assert (nothing.closed, nothing.won, nothing.win_rate, nothing.won_value) == (0, 0, 0.0, "0")
+    admin = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["admin"])
+    assert list(admin.GetLossReasons(reporting_pb2.GetLossReasonsRequest(
+        filter=reporting_pb2.ReportFilter(period_start="2030-01-01"))).reasons) == []
+    bad = admin.error("GetSalesCycle", reporting_pb2.GetSalesCycleRequest(
+        filter=reporting_pb2.ReportFilter(period_start="2026-11-31")))
+    assert bad.code == StatusCode.INVALID_ARGUMENT and list(violations_of(bad.status)) == ["filter.period_start"]
+
+
+def test_projections_are_rebuilt_from_the_event_log_to_the_same_state(run_service, infra, tokens, publish):
+    service = start_isolated(run_service, infra, ReportingService, REPORTING_TIMER_SECONDS=0.2)
+    for _ in range(3):
+        lead_id = str(uuid.uuid4())
+        for source_service, event in story(lead_id, f"acc-{lead_id[:8]}", f"opp-{uuid.uuid4().hex[:8]}"):
+            publish(source_service, event)
+    assert wait_until(lambda: EventLogDocument.objects.count() == 18 and OpportunityFactDocument.objects.count() == 6)
+
+    def state():
+        return (sorted(repr(sorted(d.to_mongo().to_dict().items())) for d in LeadProgressDocument.objects),
+                sorted(repr(sorted(d.to_mongo().to_dict().items())) for d in OpportunityFactDocument.objects))
+    before = state()
+
+    admin = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["admin"])
+    job = admin.RebuildProjections(reporting_pb2.RebuildProjectionsRequest()).job
+    assert (job.status, job.total) == ("running", 18)
+
+    def finished():
+        return admin.GetRebuildJob(reporting_pb2.GetRebuildJobRequest(job_id=job.job_id)).job
+    assert wait_until(lambda: finished().status == "done", timeout=30)
+    assert finished().processed == 18
+    assert state() == before
+    rep = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["rep"])
+    assert rep.error("RebuildProjections", reporting_pb2.RebuildProjectionsRequest()).code == \
+        StatusCode.PERMISSION_DENIED
