@@ -1,23 +1,29 @@
 """Reporting's store: the event log, the projections built from it, and the reads reports make."""
 import uuid
+from collections import Counter
 
 import pymongo.errors
 from bson.decimal128 import Decimal128
 
 from services.common import jobs
+from services.common.errors import FailedPrecondition
 from services.common.events import parse_iso, utcnow
 from services.common.store import Store, get_or_not_found
 from services.reporting.domain import (FUNNEL_ORDER, OPPORTUNITY_SNAPSHOT_EVENTS, PROJECTED_MOMENTS, opportunity_fact,
                                        source_of, stage_field, timeline_order)
-from services.reporting.models import (ConfigChangeDocument, EventLogDocument, LeadProgressDocument,
-                                       OpportunityFactDocument, RebuildJobDocument)
-from services.reporting.reports import Fact
+from services.reporting.models import (CampaignCostDocument, ConfigChangeDocument, EventLogDocument,
+                                       LeadProgressDocument, OpportunityFactDocument, RebuildJobDocument)
+from services.reporting.reports import FACT_FILTERS, LEAD_FILTERS, Fact, LeadRow
 
 REBUILD_BATCH = 500
 PROJECTIONS = (LeadProgressDocument, OpportunityFactDocument, ConfigChangeDocument)
 FACT_FIELDS = ("status", "stage_id", "owner_id", "manager_id", "team", "office", "product", "source", "account_id",
                "account_name", "pipeline_id", "lead_id", "amount", "currency", "probability", "forecast_category",
                "engaged_at", "closed_at", "lost_reason")
+LEAD_LABELS = ("source", "medium", "campaign", "rep_id", "team")
+LEAD_ROW_FIELDS = LEAD_LABELS + ("captured_at", "qualified_at", "assigned_at", "contacted_at", "converted_at",
+                                 "first_response_due_at", "task_completed_at", "sla_warned_at", "sla_breached_at",
+                                 "reassigned_at")
 
 
 class ReportingRepository:
@@ -75,6 +81,10 @@ class ReportingRepository:
             labels["rep_id"] = event["rep_id"]
         if event.get("team") and event["event_type"] in ("lead_assigned", "lead_reassigned"):
             labels["team"] = event["team"]
+        lead = event.get("lead") if isinstance(event.get("lead"), dict) else {}
+        for name in ("medium", "campaign"):
+            if lead.get(name):
+                labels[name] = lead[name]
         if labels:
             update["$set"] = labels
         LeadProgressDocument._get_collection().update_one({"_id": event["lead_id"]}, update, upsert=True)
@@ -112,8 +122,10 @@ class ReportingRepository:
 
     # ---- reads -------------------------------------------------------------------------------------
 
-    def stage_counts(self, source: str) -> dict:
-        base = {"source": source} if source else {}
+    def stage_counts(self, report_filter) -> dict:
+        base = report_filter.query(LEAD_FILTERS)
+        if report_filter.window():
+            base["captured_at"] = report_filter.window()
         collection = LeadProgressDocument._get_collection()
         return {stage: collection.count_documents({**base, stage_field(stage): {"$ne": None}})
                 for stage in FUNNEL_ORDER}
@@ -134,28 +146,65 @@ class ReportingRepository:
     def facts(self, report_filter, period_field: str, **match) -> list[Fact]:
         """The opportunities a filter selects; the period applies to ``period_field`` (closed_at,
         engaged_at, or "" for none); ``match`` adds conditions such as status."""
-        query = {**dict(report_filter.equal), **match}
+        query = {**report_filter.query(FACT_FILTERS), **match}
         if report_filter.currency:
             query["currency"] = {"$in": [report_filter.currency, ""]}
-        if period_field and (report_filter.start or report_filter.end):
-            window = {}
-            if report_filter.start:
-                window["$gte"] = report_filter.start
-            if report_filter.end:
-                window["$lt"] = report_filter.end
-            query[period_field] = window
+        if period_field and report_filter.window():
+            query[period_field] = report_filter.window()
         cursor = OpportunityFactDocument._get_collection().find(query, {name: 1 for name in FACT_FIELDS})
         return [_fact(raw) for raw in cursor]
+
+    def lead_rows(self, report_filter) -> list[LeadRow]:
+        """Leads captured within the period that the filter's lead fields select."""
+        query = report_filter.query(LEAD_FILTERS)
+        if report_filter.window():
+            query["captured_at"] = report_filter.window()
+        cursor = LeadProgressDocument._get_collection().find(query, {name: 1 for name in LEAD_ROW_FIELDS})
+        return [LeadRow(lead_id=raw["_id"], **{name: raw.get(name) or ("" if name in LEAD_LABELS else None)
+                                               for name in LEAD_ROW_FIELDS}) for raw in cursor]
+
+    def facts_of_leads(self, lead_ids: list) -> dict:
+        """{lead id: its opportunities' facts}."""
+        found = {}
+        for start in range(0, len(lead_ids), 1000):
+            cursor = OpportunityFactDocument._get_collection().find(
+                {"lead_id": {"$in": lead_ids[start:start + 1000]}}, {name: 1 for name in FACT_FIELDS})
+            for raw in cursor:
+                found.setdefault(raw["lead_id"], []).append(_fact(raw))
+        return found
+
+    def activities_by_rep(self, report_filter) -> dict:
+        """Activities logged within the period, per person who logged them."""
+        query = {"event_type": "activity_logged"}
+        if report_filter.window():
+            query["occurred_at"] = report_filter.window()
+        counts = Counter(d["payload"].get("logged_by", "") for d in EventLogDocument._get_collection().find(
+            query, {"payload.logged_by": 1}))
+        counts.pop("", None)
+        return dict(counts)
+
+    def put_campaign_cost(self, source: str, campaign: str, amount, currency: str, by: str) -> None:
+        CampaignCostDocument._get_collection().update_one({"_id": f"{source}|{campaign}"}, {"$set": {
+            "source": source, "campaign": campaign, "amount": Decimal128(amount), "currency": currency,
+            "updated_at": utcnow(), "updated_by": by}}, upsert=True)
+
+    def campaign_costs(self, currency: str) -> dict:
+        """{(source, campaign): amount} in one currency (costs in others cannot be compared)."""
+        query = {"currency": currency} if currency else {}
+        costs = list(CampaignCostDocument._get_collection().find(query))
+        if not currency and len({c["currency"] for c in costs}) > 1:
+            raise FailedPrecondition("campaign costs are in several currencies; filter by one with filter.currency")
+        return {(c["source"], c["campaign"]): c["amount"].to_decimal() for c in costs}
 
     def open_facts_closing_within(self, report_filter) -> list[Fact]:
         """Open opportunities whose expected close date falls in the period (YYYY-MM-DD text)."""
         match = {"status": "open"}
-        if report_filter.start or report_filter.end:
-            window = {}
-            if report_filter.start:
-                window["$gte"] = report_filter.start_day
-            if report_filter.end:
-                window["$lte"] = report_filter.last_day
+        window = {}
+        if report_filter.start:
+            window["$gte"] = report_filter.start_day
+        if report_filter.end:
+            window["$lte"] = report_filter.last_day
+        if window:
             match["close_date"] = window
         return self.facts(report_filter, "", **match)
 
@@ -209,7 +258,7 @@ def _fact(raw: dict) -> Fact:
 
 class ReportingStore(Store):
     documents = (LeadProgressDocument, ConfigChangeDocument, OpportunityFactDocument, EventLogDocument,
-                 RebuildJobDocument)
+                 RebuildJobDocument, CampaignCostDocument)
 
     def get_dependency(self, worker_ctx):
         return ReportingRepository(self)

@@ -11,9 +11,12 @@ class Stage(str, Enum):
     QUALIFIED = "qualified"
     ASSIGNED = "assigned"
     CONTACTED = "contacted"
+    SALES_QUALIFIED = "sales_qualified"
+    CONVERTED = "converted"
+    WON = "won"
 
 
-FUNNEL_ORDER = (Stage.CAPTURED, Stage.SCORED, Stage.QUALIFIED, Stage.ASSIGNED, Stage.CONTACTED)
+FUNNEL_ORDER = tuple(Stage)
 
 # Reporting projects every event the pipeline emits, and so gives each one a consumer queue (the
 # outbox keeps an event until some queue is bound for it). Each event sets the moments it alone
@@ -73,6 +76,7 @@ class FunnelStep:
     stage: Stage
     leads: int
     conversion_from_previous: float
+    dropped: int = 0  # leads of the previous stage that did not reach this one
 
 
 def source_of(event: dict) -> str:
@@ -89,7 +93,7 @@ def funnel(counts: dict) -> list[FunnelStep]:
             conversion = 1.0
         else:
             conversion = leads / previous if previous else 0.0
-        steps.append(FunnelStep(stage, leads, conversion))
+        steps.append(FunnelStep(stage, leads, conversion, max(0, (previous or 0) - leads)))
         previous = leads
     return steps
 

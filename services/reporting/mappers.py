@@ -12,7 +12,7 @@ GROUP_BY_FROM_PROTO = {
     reporting_pb2.GROUP_BY_SOURCE: "source", reporting_pb2.GROUP_BY_ACCOUNT: "account",
     reporting_pb2.GROUP_BY_PIPELINE: "pipeline"}
 FILTER_FIELDS = ("period_start", "period_end", "pipeline_id", "team", "owner_id", "source", "manager_id", "office",
-                 "product", "currency")
+                 "product", "currency", "medium", "campaign")
 
 
 def filter_values(message) -> dict:
@@ -49,3 +49,36 @@ def timeline_entry_to_proto(logged: dict, summary: str) -> reporting_pb2.Timelin
 def rebuild_job_to_proto(job) -> reporting_pb2.RebuildJob:
     return reporting_pb2.RebuildJob(job_id=job.id, status=job.status, total=job.total, processed=job.processed,
                                     created_at=to_timestamp(job.created_at), finished_at=to_timestamp(job.finished_at))
+
+
+def _durations(measured: tuple) -> reporting_pb2.Durations:
+    leads, p50, p90, p99 = measured
+    return reporting_pb2.Durations(leads=leads, p50_seconds=p50, p90_seconds=p90, p99_seconds=p99)
+
+
+def speed_to_proto(row) -> reporting_pb2.SpeedRow:
+    return reporting_pb2.SpeedRow(key=row.key, leads=row.leads, to_assignment=_durations(row.to_assignment),
+                                  to_contact=_durations(row.to_contact))
+
+
+def sla_to_proto(row) -> reporting_pb2.SlaRow:
+    return reporting_pb2.SlaRow(key=row.key, tasks=row.tasks, met=row.met, warned=row.warned, breached=row.breached,
+                                escalated=row.escalated, open=row.open, met_share=row.met_share,
+                                breached_share=row.breached_share)
+
+
+def source_to_proto(row) -> reporting_pb2.SourceRow:
+    return reporting_pb2.SourceRow(
+        source=row.source, medium=row.medium, campaign=row.campaign, leads=row.leads, mqls=row.mqls,
+        mql_rate=row.mqls / row.leads if row.leads else 0.0, opportunities=row.opportunities,
+        opportunity_rate=row.opportunities / row.leads if row.leads else 0.0, won=row.won,
+        won_value=text(row.won_value), win_rate=row.won / row.closed if row.closed else 0.0,
+        cost=text(row.cost) if row.cost is not None else "",
+        cost_per_won=text(row.cost_per_won) if row.cost_per_won is not None else "")
+
+
+def rep_to_proto(row) -> reporting_pb2.RepRow:
+    return reporting_pb2.RepRow(
+        rep_id=row.rep_id, team=row.team, leads=row.leads, median_response_seconds=row.median_response_seconds,
+        activities=row.activities, opportunities=row.opportunities, won=row.won, won_value=text(row.won_value),
+        win_rate=row.won / row.closed if row.closed else 0.0, open_pipeline=text(row.open_pipeline))

@@ -14,6 +14,8 @@ class LeadProgressDocument(Document):
                                      ("captured", "scored", "qualified", "assigned", "contacted")]}
     id = StringField(primary_key=True)  # lead id
     source = StringField()
+    medium = StringField()
+    campaign = StringField()
     rep_id = StringField()
     team = StringField()
     win_probability = FloatField()  # the win model's latest, for the forecast
@@ -92,7 +94,7 @@ class EventLogDocument(Document):
     rebuild replays it."""
 
     meta = {"db_alias": ALIAS, "collection": "event_log",
-            "indexes": [("lead_id", "occurred_at"), ("account_id", "occurred_at")]}
+            "indexes": [("lead_id", "occurred_at"), ("account_id", "occurred_at"), ("event_type", "occurred_at")]}
     id = StringField(primary_key=True)  # event id
     event_type = StringField(required=True)
     source_service = StringField(required=True)
@@ -105,3 +107,16 @@ class EventLogDocument(Document):
 
 class RebuildJobDocument(BatchJobDocument):
     meta = {"db_alias": ALIAS, "collection": "rebuild_jobs"}
+
+
+class CampaignCostDocument(Document):
+    """What a source (campaign "") or one of its campaigns cost, for cost per won deal."""
+
+    meta = {"db_alias": ALIAS, "collection": "campaign_costs"}
+    id = StringField(primary_key=True)  # "<source>|<campaign>"
+    source = StringField(required=True)
+    campaign = StringField(default="")
+    amount = Decimal128Field(required=True)
+    currency = StringField(required=True)
+    updated_at = DateTimeField()
+    updated_by = StringField(default="")

@@ -19,14 +19,40 @@ FORECAST_ORDER = ("closed", "commit", "best_case", "pipeline")
 ZERO = Decimal(0)
 
 
+# Which filter fields each kind of record has: opportunities (their facts) and leads (their progress).
+FACT_FILTERS = {"pipeline_id": "pipeline_id", "team": "team", "owner_id": "owner_id", "manager_id": "manager_id",
+                "office": "office", "product": "product", "source": "source"}
+LEAD_FILTERS = {"owner_id": "rep_id", "team": "team", "source": "source", "medium": "medium", "campaign": "campaign"}
+LEAD_GROUPS = {"owner": "rep_id", "team": "team", "source": "source"}
+
+
 @dataclass(frozen=True)
 class Filter:
     """A checked ReportFilter: the period as UTC instants [start, end), and equality filters."""
 
     start: datetime | None = None
     end: datetime | None = None
-    equal: tuple = ()  # (fact field, value) pairs
+    equal: tuple = ()  # (filter field, value) pairs
     currency: str = ""
+
+    def query(self, fields: dict) -> dict:
+        """The equality conditions that apply to one kind of record, by its field names; a filter on a
+        field that kind does not have (medium on an opportunity) matches nothing rather than everything."""
+        query = {}
+        for name, value in self.equal:
+            if name in fields:
+                query[fields[name]] = value
+            else:
+                query["_no_such_field"] = value
+        return query
+
+    def window(self) -> dict:
+        window = {}
+        if self.start:
+            window["$gte"] = self.start
+        if self.end:
+            window["$lt"] = self.end
+        return window
 
     @property
     def start_day(self) -> str:
@@ -87,7 +113,7 @@ def checked_filter(values: dict, principal: Principal) -> Filter:
     if violations:
         raise InvalidArgument(violations)
     equal = {name: values.get(name, "").strip() for name in
-             ("pipeline_id", "team", "owner_id", "manager_id", "office", "product")}
+             ("pipeline_id", "team", "owner_id", "manager_id", "office", "product", "medium", "campaign")}
     equal["source"] = values.get("source", "").strip().lower()
     if principal.role == Role.REP:
         if equal["owner_id"] not in ("", principal.id):
@@ -255,6 +281,213 @@ def stage_summary(facts: list) -> list[tuple[str, int, Decimal]]:
         by_stage[fact.stage_id].append(fact)
     return sorted(((stage, len(items), _money(items)) for stage, items in by_stage.items()),
                   key=lambda r: (-r[1], r[0]))
+
+
+# ---- lead reports --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LeadRow:
+    """One lead's progress as reporting projected it."""
+
+    lead_id: str
+    source: str = ""
+    medium: str = ""
+    campaign: str = ""
+    rep_id: str = ""
+    team: str = ""
+    captured_at: datetime | None = None
+    qualified_at: datetime | None = None
+    assigned_at: datetime | None = None
+    contacted_at: datetime | None = None
+    converted_at: datetime | None = None
+    first_response_due_at: datetime | None = None
+    task_completed_at: datetime | None = None
+    sla_warned_at: datetime | None = None
+    sla_breached_at: datetime | None = None
+    reassigned_at: datetime | None = None
+
+
+def percentiles(values: list) -> tuple[float, float, float]:
+    """Median, p90 and p99 (linear between ranks); zeros when there is nothing to measure."""
+    if not values:
+        return 0.0, 0.0, 0.0
+    if len(values) == 1:
+        return (float(values[0]),) * 3
+    deciles = statistics.quantiles(values, n=10, method="inclusive")
+    centiles = statistics.quantiles(values, n=100, method="inclusive")
+    return float(statistics.median(values)), deciles[8], centiles[98]
+
+
+@dataclass(frozen=True)
+class Speed:
+    key: str
+    leads: int
+    to_assignment: tuple  # (measured, p50, p90, p99)
+    to_contact: tuple
+
+
+def _seconds(later: datetime | None, earlier: datetime | None) -> float | None:
+    if later is None or earlier is None:
+        return None
+    return max(0.0, (later - earlier).total_seconds())
+
+
+def speed_of(key: str, leads: list) -> Speed:
+    assigned = [d for lead in leads if (d := _seconds(lead.assigned_at, lead.captured_at)) is not None]
+    contacted = [d for lead in leads if (d := _seconds(lead.contacted_at, lead.captured_at)) is not None]
+    return Speed(key, len(leads), (len(assigned), *percentiles(assigned)), (len(contacted), *percentiles(contacted)))
+
+
+def lead_groups(leads: list, group_by: str) -> dict:
+    if not group_by:
+        return {}
+    if group_by not in LEAD_GROUPS:
+        raise InvalidArgument([FieldViolation("group_by", "leads group by owner, team or source")])
+    grouped = defaultdict(list)
+    for lead in leads:
+        grouped[getattr(lead, LEAD_GROUPS[group_by])].append(lead)
+    return grouped
+
+
+def speeds(leads: list, group_by: str) -> tuple[Speed, list[Speed]]:
+    rows = sorted((speed_of(k, v) for k, v in lead_groups(leads, group_by).items()), key=lambda r: (-r.leads, r.key))
+    return speed_of("", leads), rows
+
+
+@dataclass(frozen=True)
+class Sla:
+    key: str
+    tasks: int
+    met: int
+    warned: int
+    breached: int
+    escalated: int
+    open: int
+
+    @property
+    def met_share(self) -> float:
+        return self.met / self.tasks if self.tasks else 0.0
+
+    @property
+    def breached_share(self) -> float:
+        return self.breached / self.tasks if self.tasks else 0.0
+
+
+def sla_of(key: str, leads: list) -> Sla:
+    tasks = [lead for lead in leads if lead.first_response_due_at is not None]
+    met = sum(1 for t in tasks if t.task_completed_at is not None and t.task_completed_at <= t.first_response_due_at)
+    breached = [t for t in tasks if t.sla_breached_at is not None]
+    escalated = sum(1 for t in breached if t.reassigned_at is not None and t.reassigned_at >= t.sla_breached_at)
+    still_open = sum(1 for t in tasks if t.task_completed_at is None and t.sla_breached_at is None)
+    return Sla(key, len(tasks), met, sum(1 for t in tasks if t.sla_warned_at is not None), len(breached), escalated,
+               still_open)
+
+
+def sla_compliance(leads: list, group_by: str) -> tuple[Sla, list[Sla]]:
+    rows = sorted((sla_of(k, v) for k, v in lead_groups(leads, group_by).items()), key=lambda r: (-r.tasks, r.key))
+    return sla_of("", leads), rows
+
+
+@dataclass(frozen=True)
+class SourcePerformance:
+    source: str
+    medium: str
+    campaign: str
+    leads: int
+    mqls: int
+    opportunities: int
+    won: int
+    won_value: Decimal
+    closed: int
+    cost: Decimal | None
+
+    @property
+    def cost_per_won(self) -> Decimal | None:
+        return (self.cost / self.won).quantize(Decimal("0.01")) if self.cost is not None and self.won else None
+
+
+def source_performance(leads: list, facts_by_lead: dict, costs: dict, by_campaign: bool) -> list[SourcePerformance]:
+    """``facts_by_lead``: {lead id: its opportunity facts}; ``costs``: {(source, campaign): Decimal}, a
+    campaign "" being the whole source's cost."""
+    grouped = defaultdict(list)
+    for lead in leads:
+        grouped[(lead.source, lead.medium, lead.campaign) if by_campaign else (lead.source, "", "")].append(lead)
+    rows = []
+    for (source, medium, campaign), members in grouped.items():
+        facts = [f for lead in members for f in facts_by_lead.get(lead.lead_id, ())]
+        won = [f for f in facts if f.status == "won"]
+        cost = costs.get((source, campaign)) if by_campaign else costs.get((source, ""))
+        if cost is None and not by_campaign:
+            campaign_costs = [c for (s, _), c in costs.items() if s == source]
+            cost = sum(campaign_costs, ZERO) if campaign_costs else None
+        rows.append(SourcePerformance(
+            source, medium, campaign, len(members), sum(1 for m in members if m.qualified_at is not None),
+            sum(1 for m in members if m.converted_at is not None), len(won), _money(won),
+            sum(1 for f in facts if f.status in ("won", "lost")), cost))
+    rows.sort(key=lambda r: (-r.leads, r.source, r.medium, r.campaign))
+    return rows
+
+
+@dataclass(frozen=True)
+class RepPerformance:
+    rep_id: str
+    team: str
+    leads: int
+    median_response_seconds: float
+    activities: int
+    opportunities: int
+    won: int
+    won_value: Decimal
+    closed: int
+    open_pipeline: Decimal
+
+
+def rep_performance(leads: list, activities: dict, engaged: list, closed: list, open_facts: list) -> list:
+    """Per rep: ``activities`` {rep: count}; ``engaged`` their opportunities begun in the period,
+    ``closed`` those closed in it, ``open_facts`` everything still open."""
+    reps = defaultdict(lambda: {"leads": [], "engaged": 0, "won": [], "closed": 0, "open": [], "team": ""})
+    for lead in leads:
+        if lead.rep_id:
+            reps[lead.rep_id]["leads"].append(lead)
+            reps[lead.rep_id]["team"] = reps[lead.rep_id]["team"] or lead.team
+    for fact in engaged:
+        reps[fact.owner_id]["engaged"] += 1
+    for fact in closed:
+        reps[fact.owner_id]["closed"] += 1
+        if fact.status == "won":
+            reps[fact.owner_id]["won"].append(fact)
+    for fact in open_facts:
+        reps[fact.owner_id]["open"].append(fact)
+        reps[fact.owner_id]["team"] = reps[fact.owner_id]["team"] or fact.team
+    for rep_id in activities:
+        reps[rep_id]  # a rep who only logged activities is listed too
+    rows = []
+    for rep_id, r in reps.items():
+        responses = [d for lead in r["leads"] if (d := _seconds(lead.contacted_at, lead.assigned_at)) is not None]
+        rows.append(RepPerformance(
+            rep_id, r["team"], len(r["leads"]), float(statistics.median(responses)) if responses else 0.0,
+            activities.get(rep_id, 0), r["engaged"], len(r["won"]), _money(r["won"]), r["closed"], _money(r["open"])))
+    rows.sort(key=lambda row: (-row.won_value, -row.leads, row.rep_id))
+    return rows
+
+
+def checked_cost(source: str, campaign: str, amount: str, currency: str) -> tuple:
+    violations = []
+    source, campaign, currency = source.strip().lower(), campaign.strip(), currency.strip().upper()
+    if not source:
+        violations.append(FieldViolation("source", "is required"))
+    try:
+        value = Decimal(amount.strip())
+        if not value.is_finite() or value < 0:
+            raise ArithmeticError
+    except ArithmeticError:
+        violations.append(FieldViolation("amount", "must be a non-negative decimal number, e.g. 12500.00"))
+        value = None
+    if len(currency) != 3 or not currency.isalpha():
+        violations.append(FieldViolation("currency", "must be an ISO 4217 code such as CNY, EUR or USD"))
+    if violations:
+        raise InvalidArgument(violations)
+    return source, campaign, value, currency
 
 
 def text(amount: Decimal) -> str:

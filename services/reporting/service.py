@@ -60,12 +60,61 @@ class ReportingService(LeadflowService):
     handle_routing_config_changed = _projecting("routing", "config_changed")
     handle_opportunity_config_changed = _projecting("opportunity", "config_changed")
 
-    @reporting_rpc(roles={Role.ADMIN, Role.MANAGER, Role.INTEGRATION})
+    @reporting_rpc(roles=EVERYONE)
     def GetFunnel(self, request, context):
-        steps = domain.funnel(self.read_models.stage_counts(request.source.strip().lower()))
+        values = mappers.filter_values(request.filter)
+        values["source"] = values["source"] or request.source
+        steps = domain.funnel(self.read_models.stage_counts(reports.checked_filter(values, self.caller)))
         return reporting_pb2.GetFunnelResponse(steps=[
             reporting_pb2.FunnelStep(stage=_STAGE_TO_PROTO[s.stage], leads=s.leads,
-                                     conversion_from_previous=s.conversion_from_previous) for s in steps])
+                                     conversion_from_previous=s.conversion_from_previous, dropped=s.dropped)
+            for s in steps])
+
+    @reporting_rpc(roles=EVERYONE)
+    def GetSpeedToLead(self, request, context):
+        leads = self.read_models.lead_rows(self._filter(request.filter))
+        total, rows = reports.speeds(leads, mappers.GROUP_BY_FROM_PROTO.get(request.group_by, ""))
+        return reporting_pb2.GetSpeedToLeadResponse(total=mappers.speed_to_proto(total),
+                                                    rows=[mappers.speed_to_proto(r) for r in rows])
+
+    @reporting_rpc(roles=EVERYONE)
+    def GetSlaCompliance(self, request, context):
+        leads = self.read_models.lead_rows(self._filter(request.filter))
+        total, rows = reports.sla_compliance(leads, mappers.GROUP_BY_FROM_PROTO.get(request.group_by, ""))
+        return reporting_pb2.GetSlaComplianceResponse(total=mappers.sla_to_proto(total),
+                                                      rows=[mappers.sla_to_proto(r) for r in rows])
+
+    @reporting_rpc(roles=EVERYONE)
+    def GetSourcePerformance(self, request, context):
+        report_filter = self._filter(request.filter)
+        leads = self.read_models.lead_rows(report_filter)
+        facts_by_lead = self.read_models.facts_of_leads([lead.lead_id for lead in leads if lead.converted_at])
+        reports.ensure_one_currency([f for facts in facts_by_lead.values() for f in facts], report_filter.currency)
+        rows = reports.source_performance(leads, facts_by_lead, self.read_models.campaign_costs(report_filter.currency),
+                                          request.by_campaign)
+        return reporting_pb2.GetSourcePerformanceResponse(rows=[mappers.source_to_proto(r) for r in rows])
+
+    @reporting_rpc(roles={Role.ADMIN, Role.MANAGER})
+    def PutCampaignCost(self, request, context):
+        source, campaign, amount, currency = reports.checked_cost(request.source, request.campaign, request.amount,
+                                                                  request.currency)
+        self.read_models.put_campaign_cost(source, campaign, amount, currency, self.caller.id)
+        return reporting_pb2.PutCampaignCostResponse(source=source, campaign=campaign, amount=reports.text(amount),
+                                                     currency=currency)
+
+    @reporting_rpc(roles=EVERYONE)
+    def GetRepPerformance(self, request, context):
+        report_filter = self._filter(request.filter)
+        leads = self.read_models.lead_rows(report_filter)
+        engaged = self.read_models.facts(report_filter, "engaged_at")
+        closed = self._closed(report_filter)
+        open_facts = self.read_models.facts(report_filter, "", status="open")
+        reports.ensure_one_currency(open_facts, report_filter.currency)
+        people = {lead.rep_id for lead in leads} | {f.owner_id for f in engaged + closed + open_facts}
+        activities = {rep: n for rep, n in self.read_models.activities_by_rep(report_filter).items()
+                      if rep in people or not report_filter.equal}
+        rows = reports.rep_performance(leads, activities, engaged, closed, open_facts)
+        return reporting_pb2.GetRepPerformanceResponse(reps=[mappers.rep_to_proto(r) for r in rows])
 
     # ---- the lead 360 timeline and rebuilds ------------------------------------------------------------
 

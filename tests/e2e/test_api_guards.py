@@ -46,7 +46,7 @@ def test_no_token_is_unauthenticated_and_a_rep_on_an_admin_rpc_is_permission_den
     rep = platform.client("rep")
     put = routing_pb2.PutRepRequest(rep=routing_pb2.Rep(rep_id="sneaky", name="Sneaky", team="team-a"))
     assert rejected(rep.routing.PutRep, put).code() == grpc.StatusCode.PERMISSION_DENIED
-    assert rejected(rep.reporting.GetFunnel, reporting_pb2.GetFunnelRequest()).code() == \
+    assert rejected(rep.reporting.RebuildProjections, reporting_pb2.RebuildProjectionsRequest()).code() == \
         grpc.StatusCode.PERMISSION_DENIED
     assert platform.db("routing")["reps"].count_documents({"_id": "sneaky"}) == 0
     for client in (anonymous, rep):

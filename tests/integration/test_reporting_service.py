@@ -18,7 +18,7 @@ def journey(lead_id: str, source: str, stages: int) -> list:
         ("scoring", new_event("lead_scored", {"lead_id": lead_id}, score={"total": 70}, source=source)),
         ("scoring", new_event("lead_qualified", {"lead_id": lead_id}, lead={"lead_id": lead_id, "source": source})),
         ("routing", new_event("lead_assigned", {"lead_id": lead_id, "rep_id": "rep.one"}, assigned_at=at,
-                              source=source)),
+                              source=source, team="team-a")),
         ("opportunity", new_event("lead_contacted", {"lead_id": lead_id, "rep_id": "rep.one"}, contacted_at=at)),
     ]
     return events[:stages]
@@ -34,23 +34,42 @@ def test_funnel_counts_each_stage_once(run_service, tokens, publish, reverse):
         publish(source_service, event)
     publish(*events[0])  # a redelivery counts nothing twice
 
-    reporting = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["manager"])
+    reporting = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["admin"])
 
     def funnel():
         return [(reporting_pb2.FunnelStage.Name(s.stage), s.leads, round(s.conversion_from_previous, 2))
                 for s in reporting.GetFunnel(reporting_pb2.GetFunnelRequest(source=source)).steps]
     expected = [("FUNNEL_STAGE_CAPTURED", 5, 1.0), ("FUNNEL_STAGE_SCORED", 4, 0.8),
                 ("FUNNEL_STAGE_QUALIFIED", 4, 1.0), ("FUNNEL_STAGE_ASSIGNED", 3, 0.75),
-                ("FUNNEL_STAGE_CONTACTED", 2, 0.67)]
+                ("FUNNEL_STAGE_CONTACTED", 2, 0.67), ("FUNNEL_STAGE_SALES_QUALIFIED", 0, 0.0),
+                ("FUNNEL_STAGE_CONVERTED", 0, 0.0), ("FUNNEL_STAGE_WON", 0, 0.0)]
     assert wait_until(lambda: funnel() == expected), funnel()
     assert LeadProgressDocument.objects(source=source).count() == 5
 
 
-def test_reps_cannot_read_the_funnel(run_service, tokens):
+def test_reps_read_their_own_funnel_and_a_bad_period_is_named(run_service, tokens, publish):
     from grpc import StatusCode
+
+    from tests.support import violations_of
     service = run_service(ReportingService)
+    source = f"src-{uuid.uuid4().hex[:6]}"
+    for stages in (5, 5, 4):
+        for source_service, event in journey(str(uuid.uuid4()), source, stages):
+            publish(source_service, event)
+    manager = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["manager"])
+    # A manager's funnel is their team's leads: those assigned to it.
+    assert wait_until(lambda: [s.leads for s in manager.GetFunnel(reporting_pb2.GetFunnelRequest(
+        source=source)).steps][:5] == [3, 3, 3, 3, 2])
+
     rep = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["rep"])
-    assert rep.error("GetFunnel", reporting_pb2.GetFunnelRequest()).code == StatusCode.PERMISSION_DENIED
+    other = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["other_rep"])
+    assert [s.leads for s in rep.GetFunnel(reporting_pb2.GetFunnelRequest(source=source)).steps][:5] == [3, 3, 3, 3, 2]
+    assert [s.leads for s in other.GetFunnel(reporting_pb2.GetFunnelRequest(source=source)).steps][:5] == [0] * 5
+    assert rep.error("GetFunnel", reporting_pb2.GetFunnelRequest(filter=reporting_pb2.ReportFilter(
+        owner_id="rep.two"))).code == StatusCode.PERMISSION_DENIED
+    bad = manager.error("GetFunnel", reporting_pb2.GetFunnelRequest(filter=reporting_pb2.ReportFilter(
+        period_start="2026-02-30")))
+    assert list(violations_of(bad.status)) == ["filter.period_start"]
 
 
 def test_the_first_response_deadline_of_a_task_is_projected(run_service, publish):

@@ -21,34 +21,37 @@ NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 
 def test_funnel_reports_every_stage_in_order_with_conversion_from_the_previous_one():
     steps = funnel({Stage.CAPTURED: 200, Stage.SCORED: 200, Stage.QUALIFIED: 50, Stage.ASSIGNED: 40,
-                    Stage.CONTACTED: 10})
+                    Stage.CONTACTED: 10, Stage.SALES_QUALIFIED: 6, Stage.CONVERTED: 4, Stage.WON: 1})
 
     assert steps == [
-        FunnelStep(Stage.CAPTURED, 200, 1.0),
-        FunnelStep(Stage.SCORED, 200, 1.0),
-        FunnelStep(Stage.QUALIFIED, 50, 0.25),
-        FunnelStep(Stage.ASSIGNED, 40, 0.8),
-        FunnelStep(Stage.CONTACTED, 10, 0.25),
+        FunnelStep(Stage.CAPTURED, 200, 1.0, 0),
+        FunnelStep(Stage.SCORED, 200, 1.0, 0),
+        FunnelStep(Stage.QUALIFIED, 50, 0.25, 150),
+        FunnelStep(Stage.ASSIGNED, 40, 0.8, 10),
+        FunnelStep(Stage.CONTACTED, 10, 0.25, 30),
+        FunnelStep(Stage.SALES_QUALIFIED, 6, 0.6, 4),
+        FunnelStep(Stage.CONVERTED, 4, pytest.approx(2 / 3), 2),
+        FunnelStep(Stage.WON, 1, 0.25, 3),
     ]
 
 
 def test_stage_after_an_empty_stage_converts_at_zero_instead_of_failing():
     steps = funnel({Stage.CAPTURED: 10, Stage.SCORED: 10, Stage.QUALIFIED: 0, Stage.ASSIGNED: 0})
 
-    assert [s.conversion_from_previous for s in steps] == [1.0, 1.0, 0.0, 0.0, 0.0]
-    assert [s.leads for s in steps] == [10, 10, 0, 0, 0]
+    assert [s.conversion_from_previous for s in steps] == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert [s.leads for s in steps] == [10, 10, 0, 0, 0, 0, 0, 0]
 
 
 def test_empty_funnel_lists_every_stage_with_zero_leads():
     steps = funnel({})
 
     assert [s.stage for s in steps] == list(FUNNEL_ORDER)
-    assert [s.leads for s in steps] == [0] * 5
+    assert [s.leads for s in steps] == [0] * 8
     assert steps[0].conversion_from_previous == 1.0
 
 
 def test_counts_keyed_by_stage_name_work_too():
-    assert [s.leads for s in funnel({"captured": 4, "scored": 2})] == [4, 2, 0, 0, 0]
+    assert [s.leads for s in funnel({"captured": 4, "scored": 2})] == [4, 2, 0, 0, 0, 0, 0, 0]
 
 
 def test_conversion_is_a_fraction_not_a_percentage():

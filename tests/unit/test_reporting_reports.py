@@ -124,3 +124,96 @@ def test_amounts_in_several_currencies_are_never_added_up():
 def test_money_text_has_no_exponent():
     assert [reports.text(Decimal(v)) for v in ("10005534", "1E+3", "52000.50", "0")] == \
         ["10005534", "1000", "52000.50", "0"]
+
+
+def lead(lead_id, captured="2026-11-02T09:00:00", assigned=None, contacted=None, **more):
+    def at(text):
+        return day(text) if text else None
+    return reports.LeadRow(lead_id=lead_id, captured_at=at(captured), assigned_at=at(assigned),
+                           contacted_at=at(contacted), **more)
+
+
+def test_speed_to_lead_measures_capture_to_assignment_and_to_first_contact():
+    leads = [lead("a", assigned="2026-11-02T09:00:01", contacted="2026-11-02T09:10:00", rep_id="li.na"),
+             lead("b", assigned="2026-11-02T09:00:03", contacted="2026-11-02T10:00:00", rep_id="li.na"),
+             lead("c", assigned="2026-11-02T09:00:02", rep_id="wu.lei"),
+             lead("d")]  # not assigned yet: counted, not measured
+
+    total, rows = reports.speeds(leads, "owner")
+
+    assert (total.leads, total.to_assignment[:2], total.to_contact[:2]) == (4, (3, 2.0), (2, 2100.0))
+    assert total.to_contact[2] == pytest.approx(600 + 0.9 * 3000)  # p90 between the two contacts
+    assert [(r.key, r.leads, r.to_assignment[0]) for r in rows] == [("li.na", 2, 2), ("", 1, 0), ("wu.lei", 1, 1)]
+    with pytest.raises(InvalidArgument):
+        reports.speeds(leads, "product")
+
+
+def test_sla_compliance_counts_met_warned_breached_escalated_and_open():
+    due = day("2026-11-02T11:00:00")
+    leads = [lead("met", first_response_due_at=due, task_completed_at=day("2026-11-02T10:00:00")),
+             lead("late", first_response_due_at=due, sla_warned_at=day("2026-11-02T10:30:00"),
+                  sla_breached_at=due, task_completed_at=day("2026-11-02T12:00:00")),
+             lead("moved", first_response_due_at=due, sla_breached_at=due, reassigned_at=day("2026-11-02T11:00:05")),
+             lead("waiting", first_response_due_at=due),
+             lead("no task")]
+
+    total, _ = reports.sla_compliance(leads, "")
+
+    assert (total.tasks, total.met, total.warned, total.breached, total.escalated, total.open) == (4, 1, 1, 2, 1, 1)
+    assert (total.met_share, total.breached_share) == (0.25, 0.5)
+
+
+def test_source_performance_joins_leads_to_their_deals_and_divides_the_campaign_cost():
+    leads = [lead("a", source="google", campaign="spring", qualified_at=day("2026-11-02T10:00:00"),
+                  converted_at=day("2026-11-03T10:00:00")),
+             lead("b", source="google", campaign="autumn", qualified_at=day("2026-11-02T10:00:00"),
+                  converted_at=day("2026-11-03T10:00:00")),
+             lead("c", source="google", campaign="spring"),
+             lead("d", source="referral")]
+    facts = {"a": [fact("oa", "won", amount="900")], "b": [fact("ob", "lost")]}
+    costs = {("google", "spring"): Decimal("300"), ("google", "autumn"): Decimal("150")}
+
+    by_source = reports.source_performance(leads, facts, costs, by_campaign=False)
+    by_campaign = reports.source_performance(leads, facts, costs, by_campaign=True)
+
+    google = by_source[0]
+    assert (google.source, google.leads, google.mqls, google.opportunities, google.won, google.closed) == \
+        ("google", 3, 2, 2, 1, 2)
+    assert (google.won_value, google.cost, google.cost_per_won) == (Decimal("900"), Decimal("450"), Decimal("450.00"))
+    assert by_source[1].cost is None and by_source[1].cost_per_won is None
+    spring = next(r for r in by_campaign if r.campaign == "spring")
+    assert (spring.leads, spring.won, spring.cost_per_won) == (2, 1, Decimal("300.00"))
+    autumn = next(r for r in by_campaign if r.campaign == "autumn")
+    assert (autumn.won, autumn.cost_per_won) == (0, None)
+
+
+def test_rep_performance_puts_each_reps_numbers_together():
+    leads = [lead("a", assigned="2026-11-02T09:00:00", contacted="2026-11-02T09:30:00", rep_id="li.na", team="cn"),
+             lead("b", assigned="2026-11-02T09:00:00", contacted="2026-11-02T10:30:00", rep_id="li.na", team="cn")]
+    engaged = [fact("o1", "open", owner="li.na")]
+    closed = [fact("o2", "won", owner="li.na", amount="500"), fact("o3", "lost", owner="li.na"),
+              fact("o4", "won", owner="wu.lei", amount="900")]
+    open_facts = [fact("o1", "open", owner="li.na", amount="2000", team="cn")]
+
+    rows = reports.rep_performance(leads, {"li.na": 7, "zhao.yun": 1}, engaged, closed, open_facts)
+
+    assert [(r.rep_id, r.leads, r.median_response_seconds, r.activities, r.opportunities, r.won, r.won_value,
+             r.closed, r.open_pipeline) for r in rows] == [
+        ("wu.lei", 0, 0.0, 0, 0, 1, Decimal("900"), 1, Decimal("0")),
+        ("li.na", 2, 3600.0, 7, 1, 1, Decimal("500"), 2, Decimal("2000")),
+        ("zhao.yun", 0, 0.0, 1, 0, 0, Decimal("0"), 0, Decimal("0"))]
+
+
+def test_a_campaign_cost_is_checked_by_field():
+    assert reports.checked_cost(" Google ", "spring", "300.50", "eur") == ("google", "spring", Decimal("300.50"),
+                                                                           "EUR")
+    with pytest.raises(InvalidArgument) as bad:
+        reports.checked_cost("", "", "-1", "euro")
+    assert {v.field for v in bad.value.violations} == {"source", "amount", "currency"}
+
+
+def test_a_filter_on_a_field_the_records_lack_matches_nothing():
+    checked = reports.checked_filter({"product": "GTX Pro", "campaign": "spring"}, ADMIN)
+
+    assert checked.query(reports.FACT_FILTERS) == {"product": "GTX Pro", "_no_such_field": "spring"}
+    assert checked.query(reports.LEAD_FILTERS) == {"campaign": "spring", "_no_such_field": "GTX Pro"}
