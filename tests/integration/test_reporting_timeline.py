@@ -144,3 +144,67 @@ def test_projections_are_rebuilt_from_the_event_log_to_the_same_state(run_servic
     rep = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["rep"])
     assert rep.error("RebuildProjections", reporting_pb2.RebuildProjectionsRequest()).code == \
         StatusCode.PERMISSION_DENIED
+
+
+def test_lead_reports_from_real_events(run_service, infra, tokens, publish):
+    service = start_isolated(run_service, infra, ReportingService)
+    admin = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["admin"])
+    campaign = f"spring-{uuid.uuid4().hex[:6]}"
+
+    def at(minute: int) -> str:
+        return f"2026-11-29T10:{minute:02d}:00.000000Z"
+
+    for n, (rep, assigned_after, contact_after, done) in enumerate((("rep.one", 1, 10, 20), ("rep.one", 2, 40, 59),
+                                                                    ("rep.two", 3, None, None))):
+        lead_id = str(uuid.uuid4())
+        lead = {"lead_id": lead_id, "source": "google", "medium": "cpc", "campaign": campaign}
+        events = [
+            ("capture", new_event("lead_captured", {"lead_id": lead_id}, lead=lead, occurred_at=at(0))),
+            ("scoring", new_event("lead_qualified", {"lead_id": lead_id}, lead=lead, occurred_at=at(0))),
+            ("routing", new_event("lead_assigned", {"lead_id": lead_id, "rep_id": rep}, team="team-a",
+                                  assigned_at=at(assigned_after), owner_version=1)),
+            ("routing", new_event("task_created", {"task_id": f"t-{lead_id}", "lead_id": lead_id, "rep_id": rep},
+                                  kind="first_response", due_at=at(30))),
+        ]
+        if contact_after is not None:
+            events.append(("opportunity", new_event("lead_contacted", {"lead_id": lead_id, "rep_id": rep},
+                                                    contacted_at=at(contact_after))))
+            events.append(("routing", new_event("task_completed", {"task_id": f"t-{lead_id}", "lead_id": lead_id,
+                                                                   "rep_id": rep}, completed_at=at(done))))
+        if n == 1:
+            events.append(("routing", new_event("sla_breached", {"task_id": f"t-{lead_id}", "lead_id": lead_id,
+                                                                 "rep_id": rep}, breached_at=at(30))))
+        if n == 0:
+            events.append(("opportunity", opportunity_event(
+                "opportunity_won", f"opp-{lead_id}", lead_id, "acc-x", status="won", stage_id="closed_won",
+                amount="900", closed_at="2026-11-29T12:00:00.000000Z", version=3)))
+            events.append(("opportunity", opportunity_event(
+                "lead_converted", f"opp-{lead_id}", lead_id, "acc-x", status="open", stage_id="qualification",
+                amount="900", version=1, converted_at=at(50))))
+        for source_service, event in events:
+            publish(source_service, event)
+    admin.PutCampaignCost(reporting_pb2.PutCampaignCostRequest(source="google", campaign=campaign, amount="450",
+                                                               currency="EUR"))
+    only = reporting_pb2.ReportFilter(campaign=campaign)
+    assert wait_until(lambda: admin.GetSlaCompliance(reporting_pb2.GetSlaComplianceRequest(
+        filter=only)).total.breached == 1 and admin.GetSourcePerformance(reporting_pb2.GetSourcePerformanceRequest(
+            filter=only)).rows[0].won == 1)
+
+    speed = admin.GetSpeedToLead(reporting_pb2.GetSpeedToLeadRequest(filter=only,
+                                                                      group_by=reporting_pb2.GROUP_BY_OWNER))
+    assert (speed.total.leads, speed.total.to_assignment.leads, speed.total.to_assignment.p50_seconds) == (3, 3, 120)
+    assert (speed.total.to_contact.leads, speed.total.to_contact.p50_seconds) == (2, 1500)
+    assert [(r.key, r.leads) for r in speed.rows] == [("rep.one", 2), ("rep.two", 1)]
+    sla = admin.GetSlaCompliance(reporting_pb2.GetSlaComplianceRequest(filter=only)).total
+    assert (sla.tasks, sla.met, sla.breached, sla.open) == (3, 1, 1, 1)
+    [google] = admin.GetSourcePerformance(reporting_pb2.GetSourcePerformanceRequest(filter=only,
+                                                                                    by_campaign=True)).rows
+    assert (google.source, google.medium, google.campaign, google.leads, google.mqls, google.opportunities) == \
+        ("google", "cpc", campaign, 3, 3, 1)
+    assert (google.won, google.won_value, google.win_rate, google.cost, google.cost_per_won) == \
+        (1, "900", 1.0, "450", "450")
+    reps = {r.rep_id: r for r in admin.GetRepPerformance(reporting_pb2.GetRepPerformanceRequest(
+        filter=reporting_pb2.ReportFilter(team="team-a", period_start="2026-11-29", period_end="2026-11-29"))).reps}
+    assert (reps["rep.one"].leads, reps["rep.one"].median_response_seconds) == (2, (540 + 2280) / 2)
+    bad = admin.error("PutCampaignCost", reporting_pb2.PutCampaignCostRequest(source="google", amount="lots"))
+    assert set(violations_of(bad.status)) == {"amount", "currency"}
