@@ -12,8 +12,9 @@ from services.common.store import Store, get_or_not_found
 from services.reporting.domain import (FUNNEL_ORDER, OPPORTUNITY_SNAPSHOT_EVENTS, PROJECTED_MOMENTS, opportunity_fact,
                                        source_of, stage_field, timeline_order)
 from services.reporting.models import (CampaignCostDocument, ConfigChangeDocument, EventLogDocument,
-                                       LeadProgressDocument, OpportunityFactDocument, RebuildJobDocument)
-from services.reporting.reports import FACT_FILTERS, LEAD_FILTERS, Fact, LeadRow
+                                       LeadProgressDocument, OpportunityFactDocument, QuotaDocument,
+                                       RebuildJobDocument)
+from services.reporting.reports import FACT_FILTERS, LEAD_FILTERS, Fact, LeadRow, QuotaInput
 
 REBUILD_BATCH = 500
 PROJECTIONS = (LeadProgressDocument, OpportunityFactDocument, ConfigChangeDocument)
@@ -188,6 +189,34 @@ class ReportingRepository:
             "source": source, "campaign": campaign, "amount": Decimal128(amount), "currency": currency,
             "updated_at": utcnow(), "updated_by": by}}, upsert=True)
 
+    def put_quota(self, quota: QuotaInput, by: str) -> None:
+        holder = quota.owner_id or f"team:{quota.team}"
+        QuotaDocument._get_collection().update_one(
+            {"_id": f"{holder}|{quota.period_start}|{quota.period_end}"}, {"$set": {
+                "owner_id": quota.owner_id, "team": quota.team, "period_start": quota.period_start,
+                "period_end": quota.period_end, "amount": Decimal128(quota.amount), "currency": quota.currency,
+                "updated_at": utcnow(), "updated_by": by}}, upsert=True)
+
+    def quotas(self, report_filter) -> list[QuotaInput]:
+        """Quotas whose period lies within the filter's, of the team or owner it names (a manager's
+        filter names their team: the team's quota and those of its reps)."""
+        query = {}
+        if report_filter.start:
+            query["period_start"] = {"$gte": report_filter.start_day}
+        if report_filter.end:
+            query["period_end"] = {"$lte": report_filter.last_day}
+        equal = dict(report_filter.equal)
+        found = []
+        for raw in QuotaDocument._get_collection().find(query).sort([("period_start", 1), ("team", 1),
+                                                                       ("owner_id", 1)]):
+            if equal.get("owner_id") and raw["owner_id"] != equal["owner_id"]:
+                continue
+            if equal.get("team") and raw["team"] != equal["team"]:
+                continue
+            found.append(QuotaInput(raw["owner_id"], raw["team"], raw["period_start"], raw["period_end"],
+                                    raw["amount"].to_decimal(), raw["currency"]))
+        return found
+
     def campaign_costs(self, currency: str) -> dict:
         """{(source, campaign): amount} in one currency (costs in others cannot be compared)."""
         query = {"currency": currency} if currency else {}
@@ -258,7 +287,7 @@ def _fact(raw: dict) -> Fact:
 
 class ReportingStore(Store):
     documents = (LeadProgressDocument, ConfigChangeDocument, OpportunityFactDocument, EventLogDocument,
-                 RebuildJobDocument, CampaignCostDocument)
+                 RebuildJobDocument, CampaignCostDocument, QuotaDocument)
 
     def get_dependency(self, worker_ctx):
         return ReportingRepository(self)

@@ -1,5 +1,10 @@
-"""Reporting: report results -> protos."""
+"""Reporting: report results -> protos, and any report -> CSV."""
+import csv
+import io
+from dataclasses import dataclass
+
 from google.protobuf import struct_pb2
+from google.protobuf.json_format import MessageToDict
 from leadflow.reporting.v1 import reporting_pb2
 
 from services.common.mappers import to_timestamp
@@ -82,3 +87,94 @@ def rep_to_proto(row) -> reporting_pb2.RepRow:
         rep_id=row.rep_id, team=row.team, leads=row.leads, median_response_seconds=row.median_response_seconds,
         activities=row.activities, opportunities=row.opportunities, won=row.won, won_value=text(row.won_value),
         win_rate=row.won / row.closed if row.closed else 0.0, open_pipeline=text(row.open_pipeline))
+
+
+def quota_to_proto(quota) -> reporting_pb2.Quota:
+    return reporting_pb2.Quota(owner_id=quota.owner_id, team=quota.team, period_start=quota.period_start,
+                               period_end=quota.period_end, amount=text(quota.amount), currency=quota.currency)
+
+
+def attainment_to_proto(row) -> reporting_pb2.QuotaAttainment:
+    return reporting_pb2.QuotaAttainment(quota=quota_to_proto(row.quota), won_value=text(row.won_value),
+                                         attainment=row.attainment, weighted_pipeline=text(row.weighted_pipeline),
+                                         projected_attainment=row.projected)
+
+
+@dataclass(frozen=True)
+class Export:
+    name: str  # file name without .csv
+    method: str  # the report's RPC
+    request_cls: type
+    rows: str  # the response's repeated field
+    total: str = ""  # the response's total row field, if any
+    paged: bool = False
+
+
+EXPORTS = {
+    reporting_pb2.REPORT_KIND_FUNNEL: Export("funnel", "GetFunnel", reporting_pb2.GetFunnelRequest, "steps"),
+    reporting_pb2.REPORT_KIND_WIN_RATE: Export("win_rate", "GetWinRate", reporting_pb2.GetWinRateRequest, "rows",
+                                               "total"),
+    reporting_pb2.REPORT_KIND_SALES_CYCLE: Export("sales_cycle", "GetSalesCycle", reporting_pb2.GetSalesCycleRequest,
+                                                  "rows", "total"),
+    reporting_pb2.REPORT_KIND_LOSS_REASONS: Export("loss_reasons", "GetLossReasons",
+                                                   reporting_pb2.GetLossReasonsRequest, "reasons"),
+    reporting_pb2.REPORT_KIND_ACCOUNT_VALUE: Export("account_value", "GetAccountValue",
+                                                    reporting_pb2.GetAccountValueRequest, "accounts", paged=True),
+    reporting_pb2.REPORT_KIND_FORECAST: Export("forecast", "GetForecast", reporting_pb2.GetForecastRequest,
+                                               "categories"),
+    reporting_pb2.REPORT_KIND_PIPELINE_SUMMARY: Export("pipeline_summary", "GetPipelineSummary",
+                                                       reporting_pb2.GetPipelineSummaryRequest, "stages"),
+    reporting_pb2.REPORT_KIND_SPEED_TO_LEAD: Export("speed_to_lead", "GetSpeedToLead",
+                                                    reporting_pb2.GetSpeedToLeadRequest, "rows", "total"),
+    reporting_pb2.REPORT_KIND_SLA_COMPLIANCE: Export("sla_compliance", "GetSlaCompliance",
+                                                     reporting_pb2.GetSlaComplianceRequest, "rows", "total"),
+    reporting_pb2.REPORT_KIND_SOURCE_PERFORMANCE: Export("source_performance", "GetSourcePerformance",
+                                                         reporting_pb2.GetSourcePerformanceRequest, "rows"),
+    reporting_pb2.REPORT_KIND_REP_PERFORMANCE: Export("rep_performance", "GetRepPerformance",
+                                                      reporting_pb2.GetRepPerformanceRequest, "reps"),
+    reporting_pb2.REPORT_KIND_QUOTA_ATTAINMENT: Export("quota_attainment", "GetQuotaAttainment",
+                                                       reporting_pb2.GetQuotaAttainmentRequest, "quotas"),
+}
+
+
+def _flat(message, prefix: str = "") -> dict:
+    """A row as columns: nested messages become "to_assignment.p50_seconds" and the like."""
+    flat = {}
+    for name, value in MessageToDict(message, always_print_fields_with_no_presence=True,
+                                     preserving_proto_field_name=True).items():
+        if isinstance(value, dict):
+            flat.update({f"{prefix}{name}.{k}": v for k, v in _flat_dict(value).items()})
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
+
+
+def _flat_dict(value: dict) -> dict:
+    flat = {}
+    for name, item in value.items():
+        if isinstance(item, dict):
+            flat.update({f"{name}.{k}": v for k, v in _flat_dict(item).items()})
+        else:
+            flat[name] = item
+    return flat
+
+
+def report_csv(export: Export, responses: list) -> bytes:
+    """The report's rows (after its total, labelled "(all)") as UTF-8 CSV with a header row."""
+    rows = []
+    if export.total:
+        total = _flat(getattr(responses[0], export.total))
+        if "key" in total:
+            total["key"] = "(all)"
+        rows.append(total)
+    rows += [_flat(row) for response in responses for row in getattr(response, export.rows)]
+    if not rows:  # still a header, from an empty row of the report's kind
+        rows_field = getattr(type(responses[0])(), export.rows)
+        columns = list(_flat(rows_field.add()))
+    else:
+        columns = list(dict.fromkeys(column for row in rows for column in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode("utf-8")

@@ -120,3 +120,18 @@ class CampaignCostDocument(Document):
     currency = StringField(required=True)
     updated_at = DateTimeField()
     updated_by = StringField(default="")
+
+
+class QuotaDocument(Document):
+    """A rep's or a team's target won value over a period."""
+
+    meta = {"db_alias": ALIAS, "collection": "quotas", "indexes": [("period_start", "period_end")]}
+    id = StringField(primary_key=True)  # "<owner or team:name>|<start>|<end>"
+    owner_id = StringField(default="")
+    team = StringField(default="")
+    period_start = StringField(required=True)  # YYYY-MM-DD
+    period_end = StringField(required=True)
+    amount = Decimal128Field(required=True)
+    currency = StringField(required=True)
+    updated_at = DateTimeField()
+    updated_by = StringField(default="")

@@ -490,6 +490,74 @@ def checked_cost(source: str, campaign: str, amount: str, currency: str) -> tupl
     return source, campaign, value, currency
 
 
+@dataclass(frozen=True)
+class QuotaInput:
+    owner_id: str
+    team: str
+    period_start: str
+    period_end: str
+    amount: Decimal
+    currency: str
+
+
+def checked_quota(owner_id: str, team: str, period_start: str, period_end: str, amount: str, currency: str,
+                  principal: Principal) -> QuotaInput:
+    """A rep's quota (owner_id, with the rep's team) or a team's (team alone). A manager sets those of
+    their own team only, and a rep quota they set is in their team."""
+    violations = []
+    owner_id, team = owner_id.strip(), team.strip()
+    if principal.role == Role.MANAGER:
+        if team not in ("", principal.team):
+            raise PermissionDenied("a manager sets their own team's quotas only")
+        team = principal.team
+    if not owner_id and not team:
+        violations.append(FieldViolation("quota.owner_id", "set a rep (owner_id) or a team"))
+    first = _day(period_start.strip(), "quota.period_start", violations)
+    last = _day(period_end.strip(), "quota.period_end", violations)
+    if not period_start.strip():
+        violations.append(FieldViolation("quota.period_start", "is required"))
+    if not period_end.strip():
+        violations.append(FieldViolation("quota.period_end", "is required"))
+    if first and last and last < first:
+        violations.append(FieldViolation("quota.period_end", "is before period_start"))
+    try:
+        value = Decimal(amount.strip())
+        if not value.is_finite() or value <= 0:
+            raise ArithmeticError
+    except ArithmeticError:
+        violations.append(FieldViolation("quota.amount", "must be a positive decimal number, e.g. 250000"))
+        value = None
+    currency = currency.strip().upper()
+    if len(currency) != 3 or not currency.isalpha():
+        violations.append(FieldViolation("quota.currency", "must be an ISO 4217 code such as CNY, EUR or USD"))
+    if violations:
+        raise InvalidArgument(violations)
+    return QuotaInput(owner_id, team, first.isoformat(), last.isoformat(), value, currency)
+
+
+@dataclass(frozen=True)
+class Attainment:
+    quota: QuotaInput
+    won_value: Decimal
+    weighted_pipeline: Decimal
+
+    @property
+    def attainment(self) -> float:
+        return float(self.won_value / self.quota.amount)
+
+    @property
+    def projected(self) -> float:
+        return float((self.won_value + self.weighted_pipeline) / self.quota.amount)
+
+
+def attainment(quota: QuotaInput, won: list, open_facts: list, win_probabilities: dict) -> Attainment:
+    """``won``: the quota holder's deals won in its period (its currency); ``open_facts``: theirs
+    expected to close in it."""
+    lines, _ = forecast(open_facts, [], win_probabilities)
+    weighted = sum((line.weighted for line in lines if line.category != "closed"), ZERO)
+    return Attainment(quota, _money(won), weighted)
+
+
 def text(amount: Decimal) -> str:
     """Decimal text without exponent (1E+3 would surprise a spreadsheet)."""
     return format(amount.normalize(), "f") if amount == amount.to_integral() else format(amount, "f")

@@ -4,7 +4,7 @@ import time
 from leadflow.reporting.v1 import reporting_pb2, reporting_pb2_grpc
 
 from services.common.auth import Role, can_see_lead
-from services.common.errors import NotFound, PermissionDenied
+from services.common.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from services.common.mappers import next_page_token, page_window
 from services.common.messaging import event_handler
 from services.common.rpc import LeadflowGrpc
@@ -115,6 +115,57 @@ class ReportingService(LeadflowService):
                       if rep in people or not report_filter.equal}
         rows = reports.rep_performance(leads, activities, engaged, closed, open_facts)
         return reporting_pb2.GetRepPerformanceResponse(reps=[mappers.rep_to_proto(r) for r in rows])
+
+    # ---- quotas and exports ---------------------------------------------------------------------------
+
+    @reporting_rpc(roles={Role.ADMIN, Role.MANAGER})
+    def PutQuota(self, request, context):
+        given = request.quota
+        quota = reports.checked_quota(given.owner_id, given.team, given.period_start, given.period_end, given.amount,
+                                      given.currency, self.caller)
+        self.read_models.put_quota(quota, self.caller.id)
+        return reporting_pb2.PutQuotaResponse(quota=mappers.quota_to_proto(quota))
+
+    @reporting_rpc(roles=EVERYONE)
+    def GetQuotaAttainment(self, request, context):
+        report_filter = self._filter(request.filter)
+        rows = []
+        for quota in self.read_models.quotas(report_filter):
+            values = {"period_start": quota.period_start, "period_end": quota.period_end, "currency": quota.currency,
+                      **({"owner_id": quota.owner_id} if quota.owner_id else {"team": quota.team})}
+            if quota.owner_id and quota.team:
+                values["team"] = quota.team
+            scope = reports.checked_filter(values, self.caller)
+            won = self.read_models.facts(scope, "closed_at", status="won")
+            open_facts = self.read_models.open_facts_closing_within(scope)
+            probabilities = self.read_models.win_probabilities([f.lead_id for f in open_facts if f.lead_id])
+            rows.append(reports.attainment(quota, won, open_facts, probabilities))
+        return reporting_pb2.GetQuotaAttainmentResponse(quotas=[mappers.attainment_to_proto(r) for r in rows])
+
+    @reporting_rpc(roles=EVERYONE)
+    def ExportReport(self, request, context):
+        export = mappers.EXPORTS.get(request.report)
+        if export is None:
+            raise InvalidArgument([FieldViolation("report", "names the report to export")])
+        make_request = export.request_cls
+        fields = {"filter": request.filter}
+        if "group_by" in make_request.DESCRIPTOR.fields_by_name:
+            fields["group_by"] = request.group_by
+        if "by_campaign" in make_request.DESCRIPTOR.fields_by_name:
+            fields["by_campaign"] = request.by_campaign
+        run = getattr(self, export.method)
+        if export.paged:
+            responses, token = [], ""
+            while True:
+                response = run(make_request(**fields, page={"page_size": 500, "page_token": token}), context)
+                responses.append(response)
+                token = response.page.next_page_token
+                if not token:
+                    break
+        else:
+            responses = [run(make_request(**fields), context)]
+        return reporting_pb2.ExportReportResponse(csv=mappers.report_csv(export, responses),
+                                                  filename=f"{export.name}.csv")
 
     # ---- the lead 360 timeline and rebuilds ------------------------------------------------------------
 

@@ -208,3 +208,55 @@ def test_lead_reports_from_real_events(run_service, infra, tokens, publish):
     assert (reps["rep.one"].leads, reps["rep.one"].median_response_seconds) == (2, (540 + 2280) / 2)
     bad = admin.error("PutCampaignCost", reporting_pb2.PutCampaignCostRequest(source="google", amount="lots"))
     assert set(violations_of(bad.status)) == {"amount", "currency"}
+
+
+def test_quotas_are_attained_by_what_was_won_and_any_report_exports_as_csv(run_service, infra, tokens, publish):
+    import csv
+    import io
+    service = start_isolated(run_service, infra, ReportingService)
+    admin = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["admin"])
+    manager = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["manager"])
+    account_id = f"acc-{uuid.uuid4().hex[:8]}"
+    for n, (owner, status, amount, closed, close_date) in enumerate((
+            ("rep.one", "won", "30000", "2026-10-05T00:00:00.000000Z", ""),
+            ("rep.two", "won", "20000", "2026-11-20T00:00:00.000000Z", ""),
+            ("rep.one", "open", "50000", "", "2026-12-15"))):
+        publish("opportunity", opportunity_event(
+            f"opportunity_{'won' if status == 'won' else 'updated'}", f"q-{n}-{account_id}", "", account_id,
+            owner_id=owner, status=status, stage_id="closed_won" if status == "won" else "negotiation",
+            amount=amount, closed_at=closed, close_date=close_date, probability=80, forecast_category="commit",
+            version=2))
+    assert wait_until(lambda: OpportunityFactDocument.objects(account_id=account_id).count() == 3)
+
+    def quota(caller, **fields):
+        return caller.PutQuota(reporting_pb2.PutQuotaRequest(quota=reporting_pb2.Quota(**{
+            "period_start": "2026-10-01", "period_end": "2026-12-31", "currency": "EUR", **fields}))).quota
+    quota(admin, owner_id="rep.one", team="team-a", amount="100000")
+    stored = quota(manager, amount="150000")  # the manager's own team
+    assert (stored.team, stored.owner_id, stored.amount) == ("team-a", "", "150000")
+    assert manager.error("PutQuota", reporting_pb2.PutQuotaRequest(quota=reporting_pb2.Quota(
+        team="team-b", period_start="2026-10-01", period_end="2026-12-31", amount="1", currency="EUR"))).code == \
+        StatusCode.PERMISSION_DENIED
+    bad = admin.error("PutQuota", reporting_pb2.PutQuotaRequest(quota=reporting_pb2.Quota(
+        period_start="2026-12-31", period_end="2026-10-01", amount="0", currency="EUR")))
+    assert set(violations_of(bad.status)) == {"quota.owner_id", "quota.period_end", "quota.amount"}
+
+    rows = {(q.quota.owner_id, q.quota.team): q for q in manager.GetQuotaAttainment(
+        reporting_pb2.GetQuotaAttainmentRequest(filter=reporting_pb2.ReportFilter(
+            period_start="2026-10-01", period_end="2026-12-31"))).quotas}
+    rep_one, team = rows[("rep.one", "team-a")], rows[("", "team-a")]
+    assert (rep_one.won_value, rep_one.attainment, rep_one.weighted_pipeline) == ("30000", 0.3, "40000")
+    assert rep_one.projected_attainment == 0.7
+    assert (team.won_value, team.weighted_pipeline) == ("50000", "40000")
+
+    exported = admin.ExportReport(reporting_pb2.ExportReportRequest(
+        report=reporting_pb2.REPORT_KIND_WIN_RATE, group_by=reporting_pb2.GROUP_BY_OWNER,
+        filter=reporting_pb2.ReportFilter(period_start="2026-10-01", period_end="2026-12-31")))
+    table = list(csv.DictReader(io.StringIO(exported.csv.decode("utf-8"))))
+    assert exported.filename == "win_rate.csv"
+    assert [(r["key"], r["won"], r["won_value"]) for r in table] == [
+        ("(all)", "2", "50000"), ("rep.one", "1", "30000"), ("rep.two", "1", "20000")]
+    empty = admin.ExportReport(reporting_pb2.ExportReportRequest(
+        report=reporting_pb2.REPORT_KIND_LOSS_REASONS, filter=reporting_pb2.ReportFilter(owner_id="nobody")))
+    assert empty.csv.decode("utf-8").strip() == "reason,lost,share"
+    assert admin.error("ExportReport", reporting_pb2.ExportReportRequest()).code == StatusCode.INVALID_ARGUMENT
