@@ -183,7 +183,28 @@ def cmd_funnel(client, args) -> int:
     funnel = client.reporting.GetFunnel(reporting_pb2.GetFunnelRequest(source=args.source))
     for step in funnel.steps:
         name = reporting_pb2.FunnelStage.Name(step.stage).removeprefix("FUNNEL_STAGE_").lower()
-        print(f"{name:10} {step.leads:8}  {step.conversion_from_previous:7.1%}")
+        print(f"{name:16} {step.leads:8}  {step.conversion_from_previous:7.1%}  -{step.dropped}")
+    return 0
+
+
+REPORT_KINDS = {name.removeprefix("REPORT_KIND_").lower().replace("_", "-"): number
+                for name, number in reporting_pb2.ReportKind.items() if number}
+GROUPINGS = {name.removeprefix("GROUP_BY_").lower(): number for name, number in reporting_pb2.GroupBy.items() if number}
+
+
+def cmd_report(client, args) -> int:
+    """Any report, as CSV on standard output (or into --out)."""
+    report_filter = reporting_pb2.ReportFilter(
+        period_start=args.start, period_end=args.end, pipeline_id=args.pipeline, team=args.team,
+        owner_id=args.owner, source=args.source, campaign=args.campaign, currency=args.currency)
+    exported = client.reporting.ExportReport(reporting_pb2.ExportReportRequest(
+        report=REPORT_KINDS[args.kind], filter=report_filter, group_by=GROUPINGS.get(args.by, 0),
+        by_campaign=args.by == "campaign"))
+    if args.out:
+        Path(args.out).write_bytes(exported.csv)
+        print(f"written to {args.out}")
+    else:
+        sys.stdout.write(exported.csv.decode("utf-8"))
     return 0
 
 
@@ -424,6 +445,16 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--tag", action="append", default=[])
     scan.set_defaults(run=cmd_card_scan)
 
+    report = commands.add_parser("report", help="any report as CSV: win-rate, forecast, speed-to-lead...")
+    report.add_argument("kind", choices=sorted(REPORT_KINDS))
+    report.add_argument("--by", default="", choices=["", *sorted(GROUPINGS), "campaign"],
+                        help="rows per owner, team, office... (campaign: source performance per campaign)")
+    report.add_argument("--from", dest="start", default="", metavar="YYYY-MM-DD")
+    report.add_argument("--to", dest="end", default="", metavar="YYYY-MM-DD")
+    for option in ("pipeline", "team", "owner", "source", "campaign", "currency"):
+        report.add_argument(f"--{option}", default="")
+    report.add_argument("--out", default="", help="write the CSV to this file")
+    report.set_defaults(run=cmd_report)
     funnel = commands.add_parser("funnel", help="the lead funnel")
     funnel.add_argument("--source", default="")
     funnel.set_defaults(run=cmd_funnel)

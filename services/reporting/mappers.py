@@ -138,24 +138,16 @@ EXPORTS = {
 
 
 def _flat(message, prefix: str = "") -> dict:
-    """A row as columns: nested messages become "to_assignment.p50_seconds" and the like."""
+    """A row as columns in the contract's field order: nested messages become
+    "to_assignment.p50_seconds" and the like."""
+    values = MessageToDict(message, always_print_fields_with_no_presence=True, preserving_proto_field_name=True)
     flat = {}
-    for name, value in MessageToDict(message, always_print_fields_with_no_presence=True,
-                                     preserving_proto_field_name=True).items():
-        if isinstance(value, dict):
-            flat.update({f"{prefix}{name}.{k}": v for k, v in _flat_dict(value).items()})
+    for field in message.DESCRIPTOR.fields:
+        if field.message_type is not None and not field.is_repeated and field.message_type.name not in (
+                "Timestamp", "Struct"):
+            flat.update(_flat(getattr(message, field.name), f"{prefix}{field.name}."))
         else:
-            flat[f"{prefix}{name}"] = value
-    return flat
-
-
-def _flat_dict(value: dict) -> dict:
-    flat = {}
-    for name, item in value.items():
-        if isinstance(item, dict):
-            flat.update({f"{name}.{k}": v for k, v in _flat_dict(item).items()})
-        else:
-            flat[name] = item
+            flat[f"{prefix}{field.name}"] = values.get(field.name, "")  # an unset time is an empty cell
     return flat
 
 

@@ -181,3 +181,9 @@ def test_import_a_sales_history_then_list_its_open_opportunities(platform, tmp_p
     assert "opportunities row 4 (Stage): 'Haggling' is not won, lost or a stage" in imported.stdout
     assert again.stdout.startswith("3 opportunity rows: 0 imported, 2 unchanged, 1 rejected"), again.stdout
     assert listed.returncode == 0 and "discovery" in listed.stdout and "Jiangnan Machinery" in listed.stdout
+    # Reporting learnt the history from the import's events: the operator reads it as CSV.
+    def report():
+        return leadflow(platform, "report", "win-rate", "--by", "owner", "--owner", "wu.lei", "--from", "2026-01-01",
+                        "--to", "2026-12-31").stdout
+    assert wait_until(lambda: "wu.lei,1,1,0,1.0,12000" in report(), timeout=30), report()
+    assert report().splitlines()[0] == "key,closed,won,lost,win_rate,won_value"
