@@ -80,3 +80,14 @@ def source_label(source: str) -> str:
         _KNOWN_SOURCES.add(source)
         return source
     return "other"
+
+# Reporting's business gauges are recomputed from the shared read models by every replica: aggregate
+# them with max (not sum) across replicas. Labels stay bounded: pipelines and stages are configuration.
+OPEN_PIPELINE_VALUE = Gauge("leadflow_reporting_open_pipeline_value", "Amount of open opportunities, by stage",
+                            ["pipeline_id", "stage_id", "currency"])
+OPEN_PIPELINE_OPPORTUNITIES = Gauge("leadflow_reporting_open_opportunities", "Open opportunities, by stage",
+                                    ["pipeline_id", "stage_id"])
+WON_VALUE = Gauge("leadflow_reporting_won_value", "Value of every opportunity won so far", ["currency"])
+SPEED_TO_LEAD = Histogram(
+    "leadflow_reporting_speed_to_lead_seconds", "Lead captured -> first human contact",
+    buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800))

@@ -73,6 +73,8 @@ DEFAULTS = {
     "ROUTING_TIMER_SECONDS": "5",
     # Reporting's clock: how often a projection rebuild advances.
     "REPORTING_TIMER_SECONDS": "2",
+    # How often reporting recomputes its business gauges (open pipeline by stage, won value).
+    "REPORTING_GAUGE_SECONDS": "60",
     # The questions QualifyLead needs answered to qualify a lead (BANT by default), comma-separated.
     "QUALIFICATION_FRAMEWORK": "budget,authority,need,timeline",
     # Largest file UploadAttachment accepts.
@@ -119,6 +121,7 @@ def service_config(service: str) -> dict:
         "SLA_FIRST_RESPONSE_MINUTES": int(_env("SLA_FIRST_RESPONSE_MINUTES")),
         "ROUTING_TIMER_SECONDS": float(_env("ROUTING_TIMER_SECONDS")),
         "REPORTING_TIMER_SECONDS": float(_env("REPORTING_TIMER_SECONDS")),
+        "REPORTING_GAUGE_SECONDS": float(_env("REPORTING_GAUGE_SECONDS")),
         "NOTIFY_WEBHOOK_SECRET": _env("NOTIFY_WEBHOOK_SECRET"),
         "ATTACHMENT_MAX_BYTES": int(_env("ATTACHMENT_MAX_BYTES")),
         "QUALIFICATION_FRAMEWORK": _env("QUALIFICATION_FRAMEWORK"),

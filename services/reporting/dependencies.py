@@ -1,11 +1,12 @@
 """Reporting's store: the event log, the projections built from it, and the reads reports make."""
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
+from decimal import Decimal
 
 import pymongo.errors
 from bson.decimal128 import Decimal128
 
-from services.common import jobs
+from services.common import jobs, metrics
 from services.common.errors import FailedPrecondition
 from services.common.events import parse_iso, utcnow
 from services.common.store import Store, get_or_not_found
@@ -45,6 +46,37 @@ class ReportingRepository:
         except pymongo.errors.DuplicateKeyError:
             pass  # seen before: project again all the same (the first delivery may have stopped short)
         self.project(event, source_service)
+        if event["event_type"] == "lead_contacted":
+            self.observe_speed_to_lead(event["lead_id"])
+
+    def observe_speed_to_lead(self, lead_id: str) -> None:
+        """Live events only (a rebuild's replay observes nothing twice)."""
+        progress = LeadProgressDocument._get_collection().find_one({"_id": lead_id},
+                                                                   {"captured_at": 1, "contacted_at": 1})
+        if progress and progress.get("captured_at") and progress.get("contacted_at"):
+            metrics.SPEED_TO_LEAD.observe(max(0.0, (progress["contacted_at"] - progress["captured_at"])
+                                              .total_seconds()))
+
+    def refresh_business_gauges(self) -> None:
+        """Open pipeline by stage and won value so far, for the dashboards (bounded labels)."""
+        metrics.OPEN_PIPELINE_VALUE.clear()
+        metrics.OPEN_PIPELINE_OPPORTUNITIES.clear()
+        counts, values, won = Counter(), defaultdict(Decimal), defaultdict(Decimal)
+        for raw in OpportunityFactDocument._get_collection().find(
+                {"status": {"$in": ["open", "won"]}}, {"status": 1, "pipeline_id": 1, "stage_id": 1, "amount": 1,
+                                                      "currency": 1}):
+            amount = raw["amount"].to_decimal() if raw.get("amount") is not None else Decimal(0)
+            if raw["status"] == "won":
+                won[raw.get("currency") or ""] += amount
+                continue
+            counts[(raw.get("pipeline_id", ""), raw.get("stage_id", ""))] += 1
+            values[(raw.get("pipeline_id", ""), raw.get("stage_id", ""), raw.get("currency") or "")] += amount
+        for labels, n in counts.items():
+            metrics.OPEN_PIPELINE_OPPORTUNITIES.labels(*labels).set(n)
+        for labels, amount in values.items():
+            metrics.OPEN_PIPELINE_VALUE.labels(*labels).set(float(amount))
+        for currency, amount in won.items():
+            metrics.WON_VALUE.labels(currency).set(float(amount))
 
     def project(self, event: dict, source_service: str) -> None:
         """Every projection an event feeds; the same function for live events and a rebuild's replay."""

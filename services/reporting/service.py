@@ -2,6 +2,7 @@
 import time
 
 from leadflow.reporting.v1 import reporting_pb2, reporting_pb2_grpc
+from nameko import config
 
 from services.common.auth import Role, can_see_lead
 from services.common.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
@@ -16,6 +17,7 @@ from services.reporting.dependencies import ReportingStore
 reporting_rpc = LeadflowGrpc.implementing(reporting_pb2_grpc.ReportingServiceStub)
 EVERYONE = {Role.ADMIN, Role.MANAGER, Role.REP, Role.INTEGRATION}
 TICK_BUDGET_SECONDS = 3.0
+_gauges_refreshed_at = float("-inf")  # per process: the gauges are this process's view
 _STAGE_TO_PROTO = {stage: getattr(reporting_pb2, f"FUNNEL_STAGE_{stage.name}") for stage in domain.Stage}
 
 
@@ -194,7 +196,12 @@ class ReportingService(LeadflowService):
 
     @configured_timer("REPORTING_TIMER_SECONDS", 2.0)
     def tick(self):
-        """Advance a rebuild, batch after batch, for a few seconds; any replica may hold it."""
+        """Advance a rebuild, batch after batch, for a few seconds; any replica may hold it. Refresh
+        the business gauges every REPORTING_GAUGE_SECONDS."""
+        global _gauges_refreshed_at
+        if time.monotonic() - _gauges_refreshed_at >= float(config.get("REPORTING_GAUGE_SECONDS", 60)):
+            _gauges_refreshed_at = time.monotonic()
+            self.read_models.refresh_business_gauges()
         deadline = time.monotonic() + TICK_BUDGET_SECONDS
         job = self.read_models.claim_rebuild()
         while job is not None and time.monotonic() < deadline:

@@ -213,7 +213,9 @@ def test_lead_reports_from_real_events(run_service, infra, tokens, publish):
 def test_quotas_are_attained_by_what_was_won_and_any_report_exports_as_csv(run_service, infra, tokens, publish):
     import csv
     import io
-    service = start_isolated(run_service, infra, ReportingService)
+    import urllib.request
+    service = start_isolated(run_service, infra, ReportingService, REPORTING_TIMER_SECONDS=0.2,
+                             REPORTING_GAUGE_SECONDS=0.2)
     admin = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["admin"])
     manager = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["manager"])
     account_id = f"acc-{uuid.uuid4().hex[:8]}"
@@ -260,3 +262,11 @@ def test_quotas_are_attained_by_what_was_won_and_any_report_exports_as_csv(run_s
         report=reporting_pb2.REPORT_KIND_LOSS_REASONS, filter=reporting_pb2.ReportFilter(owner_id="nobody")))
     assert empty.csv.decode("utf-8").strip() == "reason,lost,share"
     assert admin.error("ExportReport", reporting_pb2.ExportReportRequest()).code == StatusCode.INVALID_ARGUMENT
+
+    # The dashboards' business gauges: open pipeline by stage and won value so far.
+    def scraped():
+        with urllib.request.urlopen(f"http://127.0.0.1:{service.http_port}/metrics", timeout=5) as response:
+            return response.read().decode()
+    assert wait_until(lambda: 'leadflow_reporting_open_pipeline_value{currency="EUR",pipeline_id="new-business",'
+                              'stage_id="negotiation"} 50000.0' in scraped()), scraped()[-3000:]
+    assert 'leadflow_reporting_won_value{currency="EUR"} 50000.0' in scraped()
