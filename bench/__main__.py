@@ -22,6 +22,11 @@
   (x)   opportunity on an opportunity-only platform: ImportOpportunities rows/s on a synthetic history
         (against the raw store's insert_many docs/s) and on the Maven history when ../shared is present,
         and MoveOpportunityStage p50/p99 (against plain grpcio's health check)
+  (xi)  reporting on a reporting-only platform: RebuildProjections of a 20,000-event log (events/s);
+        then a history of 1,000,000 events (100,000 leads, each converted into an opportunity) loaded
+        straight into its log and read models, and GetFunnel and GetWinRate p50/p99 on it (against
+        plain grpcio's health check); then live events projected per second through the broker
+        (against the raw broker's consume rate)
 
 Every figure that depends on the machine is also given as a ratio to a baseline measured in the
 same run, because these machines are noisy. Prints a table and writes bench/results/latest.json.
@@ -653,6 +658,151 @@ def bench_opportunity(infra, table: str, admin_token: str, rows: int, sequential
     return results
 
 
+# (xi) ---------------------------------------------------------------------------------------------
+
+def reporting_history(leads: int, start_index: int = 0) -> list[tuple[str, dict]]:
+    """Ten events per lead, as the services emit them: captured, scored, qualified, assigned, task,
+    contacted, task done, an activity, converted into an opportunity, then won or lost."""
+    from datetime import timedelta
+
+    from services.common.events import iso, make_event
+    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    sources = ("google", "referral", "trade_show", "webinar", "linkedin")
+    events = []
+    for i in range(start_index, start_index + leads):
+        lead_id, opportunity_id = f"bl-{i:08d}", f"bo-{i:08d}"
+        rep, team = f"bench.rep{i % 40}", f"team-{i % 6}"
+        at = base + timedelta(minutes=i)
+        lead = {"lead_id": lead_id, "source": sources[i % 5], "medium": "cpc", "campaign": f"c{i % 12}"}
+        won = i % 3 != 0
+        snapshot = {"owner_id": rep, "team": team, "account_id": f"acc-{i % 2000}",
+                    "account_name": f"Account {i % 2000}",
+                    "product": ("GTX Basic", "GTX Pro", "MG Special")[i % 3], "pipeline_id": "new-business",
+                    "currency": "USD", "amount": str(500 + i % 9000), "engaged_at": iso(at + timedelta(hours=2))}
+
+        def event(event_type, subjects, minutes, at=at, **payload):
+            return make_event(event_type, subjects, payload, occurred_at=at + timedelta(minutes=minutes))
+        events += [
+            ("capture", event("lead_captured", {"lead_id": lead_id}, 0, lead=lead)),
+            ("scoring", event("lead_scored", {"lead_id": lead_id}, 0, score={"total": 70}, win_probability=0.5)),
+            ("scoring", event("lead_qualified", {"lead_id": lead_id}, 0, lead=lead)),
+            ("routing", event("lead_assigned", {"lead_id": lead_id, "rep_id": rep}, 0, team=team,
+                              assigned_at=iso(at), owner_version=1)),
+            ("routing", event("task_created", {"task_id": f"t-{i}", "lead_id": lead_id, "rep_id": rep}, 0,
+                              due_at=iso(at + timedelta(hours=2)))),
+            ("opportunity", event("lead_contacted", {"lead_id": lead_id, "rep_id": rep}, 30,
+                                  contacted_at=iso(at + timedelta(minutes=30)))),
+            ("routing", event("task_completed", {"task_id": f"t-{i}", "lead_id": lead_id, "rep_id": rep}, 30,
+                              completed_at=iso(at + timedelta(minutes=30)))),
+            ("opportunity", event("activity_logged", {"lead_id": lead_id, "activity_id": f"a-{i}"}, 31,
+                                  activity_type="call", logged_by=rep)),
+            ("opportunity", event("lead_converted", {"lead_id": lead_id, "opportunity_id": opportunity_id}, 120,
+                                  **snapshot, status="open", stage_id="qualification", version=1,
+                                  converted_at=iso(at + timedelta(hours=2)))),
+            ("opportunity", event(f"opportunity_{'won' if won else 'lost'}",
+                                  {"lead_id": lead_id, "opportunity_id": opportunity_id}, 60 * 24 * 20,
+                                  **snapshot, status="won" if won else "lost",
+                                  stage_id="closed_won" if won else "closed_lost", version=5,
+                                  lost_reason="" if won else "price",
+                                  closed_at=iso(at + timedelta(days=20)))),
+        ]
+    return events
+
+
+def projected_documents(events: list) -> tuple[list, list]:
+    """The lead-progress and opportunity-fact documents the projections make of ``events`` (those of
+    reporting_history), written straight into the store to load a large history quickly."""
+    from bson.decimal128 import Decimal128
+
+    from services.reporting.domain import PROJECTED_MOMENTS, opportunity_fact
+    progress, facts = {}, {}
+    for service, event in events:
+        lead_id = event.get("lead_id")
+        doc = progress.setdefault(lead_id, {"_id": lead_id})
+        for field, key in PROJECTED_MOMENTS.get((service, event["event_type"]), {}).items():
+            doc[field] = parse_iso(event[key])
+        if event["event_type"] == "lead_captured":
+            doc.update({k: event["lead"][k] for k in ("source", "medium", "campaign")})
+        if event["event_type"] == "lead_assigned":
+            doc.update(rep_id=event["rep_id"], team=event["team"])
+        if "opportunity_id" in event:
+            fact = opportunity_fact(event)
+            if fact["version"] >= facts.get(event["opportunity_id"], {}).get("version", 0):
+                fact["amount"] = Decimal128(fact["amount"]) if fact["amount"] else None
+                facts[event["opportunity_id"]] = {"_id": event["opportunity_id"], **fact,
+                                                  "source": doc.get("source", "")}
+    return list(progress.values()), list(facts.values())
+
+
+def bench_reporting(infra, table: str, admin_token: str, events_loaded: int, rebuild_events: int,
+                    live_events: int) -> dict:
+    """Reporting alone. (1) ``rebuild_events`` events written into its event log and projected by
+    RebuildProjections: the rebuild rate. (2) A history of ``events_loaded`` events (a tenth as many
+    leads, each converted into an opportunity) loaded straight into the log and the read models, then
+    GetFunnel and GetWinRate latency on it. (3) Live events through the broker projected per second."""
+    from leadflow.reporting.v1 import reporting_pb2
+
+    from services.common.settings import database_name
+    from tests.support import EventPublisher
+    logs = Path(tempfile.mkdtemp(prefix="leadflow-bench-reporting-"))
+    stack = Platform({**infra.env(), "LEADFLOW_AUTH_TOKENS": table, "LOG_LEVEL": "WARNING",
+                      "REPORTING_TIMER_SECONDS": "0.5"}, logs, services=("reporting",), any_free_port=True).start()
+    db = pymongo.MongoClient(infra.mongo_uri)[database_name(infra.db_prefix, "reporting")]
+    results = {}
+
+    def log_events(batch):
+        db["event_log"].insert_many([
+            {"_id": e["event_id"], "event_type": e["event_type"], "source_service": service,
+             "occurred_at": parse_iso(e["occurred_at"]), "lead_id": e.get("lead_id", ""),
+             "opportunity_id": e.get("opportunity_id", ""), "account_id": e.get("account_id", ""),
+             "payload": e} for service, e in batch], ordered=False)
+    try:
+        stack.wait_ready()
+        admin = LeadflowClient(admin_token, stack.addresses())
+        log_events(reporting_history(max(1, rebuild_events // 10)))
+        started = time.perf_counter()
+        job = admin.reporting.RebuildProjections(reporting_pb2.RebuildProjectionsRequest()).job
+        while admin.reporting.GetRebuildJob(reporting_pb2.GetRebuildJobRequest(job_id=job.job_id)).job.status != "done":
+            time.sleep(0.5)
+        rebuild = time.perf_counter() - started
+        results["rebuild"] = {"events": job.total, "seconds": rebuild, "events_per_s": job.total / rebuild}
+
+        leads = max(1, events_loaded // 10)
+        started = time.perf_counter()
+        for first in range(max(1, rebuild_events // 10), leads, 2000):
+            batch = reporting_history(min(2000, leads - first), first)
+            log_events(batch)
+            progress, facts = projected_documents(batch)
+            db["lead_progress"].insert_many(progress, ordered=False)
+            db["opportunity_facts"].insert_many(facts, ordered=False)
+        results["load"] = {"seconds": time.perf_counter() - started,
+                           "events": db["event_log"].estimated_document_count(),
+                           "leads": db["lead_progress"].estimated_document_count(),
+                           "opportunities": db["opportunity_facts"].estimated_document_count()}
+
+        results["get_funnel"] = unary_profile(lambda r: admin.reporting.GetFunnel(r, timeout=600),
+                                              lambda i: reporting_pb2.GetFunnelRequest(), 20, 20, 4)
+        results["get_win_rate"] = unary_profile(
+            lambda r: admin.reporting.GetWinRate(r, timeout=600),
+            lambda i: reporting_pb2.GetWinRateRequest(group_by=reporting_pb2.GROUP_BY_OWNER), 20, 20, 4)
+
+        publish = EventPublisher(infra.amqp_uri)
+        fresh = reporting_history(max(1, live_events // 10), 10_000_000)
+        before = db["event_log"].estimated_document_count()
+        started = time.perf_counter()
+        for service, event in fresh:
+            publish(service, event)
+        _wait(lambda: db["event_log"].estimated_document_count() >= before + len(fresh))
+        seconds = time.perf_counter() - started
+        publish.close()
+        results["projection"] = {"events": len(fresh), "seconds": seconds, "events_per_s": len(fresh) / seconds}
+        results["reporting_rss_mib"] = round(rss_mib(stack.processes[0].process.pid), 1)
+        admin.close()
+    finally:
+        stack.stop()
+    return results
+
+
 def in_process_training_seconds(db, config) -> float:
     """The same training on the same leads in this process, without the service around it."""
     from collections import Counter
@@ -728,6 +878,9 @@ def main() -> None:
         print("(x) opportunity: history import and stage moves ...", flush=True)
         results["opportunity"] = bench_opportunity(infra, table, admin_token, scaled(50_000), scaled(500),
                                                    scaled(2000))
+        print("(xi) reporting: rebuild, reports on a large history, projection ...", flush=True)
+        results["reporting"] = bench_reporting(infra, table, admin_token, scaled(1_000_000), scaled(20_000),
+                                               scaled(5_000))
 
     b, s, p = results["broker"], results["store"], results["pipeline"]
     nameko_check, grpcio_check = results["grpc_health_check_nameko"], results["grpc_health_check_plain_grpcio"]
@@ -753,6 +906,9 @@ def main() -> None:
         "import_opportunities_rows_to_store_insert_many_docs":
             results["opportunity"]["import_synthetic"]["rows_per_s"] / s["insert_many_docs_per_s"],
         "move_stage_to_grpcio_unary_p99": results["opportunity"]["move_stage"]["p99_ms"] / grpcio_check["p99_ms"],
+        "projection_to_broker_consume": results["reporting"]["projection"]["events_per_s"] / b["consume_per_s"],
+        "rebuild_to_broker_consume": results["reporting"]["rebuild"]["events_per_s"] / b["consume_per_s"],
+        "get_win_rate_to_grpcio_unary_p99": results["reporting"]["get_win_rate"]["p99_ms"] / grpcio_check["p99_ms"],
     }
     if "win_model_xeducation" in results["scoring"]:
         win = results["scoring"]["win_model_xeducation"]
@@ -777,6 +933,7 @@ def print_table(r: dict) -> None:
     sc = r["scoring"]
     get = sc["get_lead_score"]
     opp = r["opportunity"]
+    rep = r["reporting"]
     rows = [
         ("(i)   RabbitMQ persistent publish, confirmed", f"{b['publish_confirmed_per_s']:,.0f} msg/s"),
         ("(i)   RabbitMQ consume + ack", f"{b['consume_per_s']:,.0f} msg/s"),
@@ -826,6 +983,16 @@ def print_table(r: dict) -> None:
           if "import_maven" in opp else []),
         ("(x)   MoveOpportunityStage", f"p50 {opp['move_stage']['p50_ms']:.2f} / p99 {opp['move_stage']['p99_ms']:.2f} "
                                        f"ms, {opp['move_stage']['per_s_at_16']:,.0f}/s at 16"),
+        ("(xi)  RebuildProjections", f"{rep['rebuild']['events']:,} events in {rep['rebuild']['seconds']:.0f} s "
+                                     f"({rep['rebuild']['events_per_s']:,.0f} events/s)"),
+        ("(xi)  history loaded for the queries", f"{rep['load']['events']:,} events, {rep['load']['leads']:,} leads, "
+                                                 f"{rep['load']['opportunities']:,} opportunities"),
+        ("(xi)  GetFunnel on that history", f"p50 {rep['get_funnel']['p50_ms']:.0f} / p99 "
+                                            f"{rep['get_funnel']['p99_ms']:.0f} ms"),
+        ("(xi)  GetWinRate by owner on that history", f"p50 {rep['get_win_rate']['p50_ms']:.0f} / p99 "
+                                                      f"{rep['get_win_rate']['p99_ms']:.0f} ms"),
+        ("(xi)  live events projected", f"{rep['projection']['events_per_s']:,.0f} events/s "
+                                        f"({rep['projection']['events']:,} events)"),
         ("(vi)  RSS per service", ", ".join(f"{k.split('#')[0]} {v:.0f}" for k, v in r["rss_mib"].items()) + " MiB"),
     ] + [(f"ratio {name}", f"{value:.3f}") for name, value in r["ratios"].items()]
     width = max(len(label) for label, _ in rows)

@@ -45,3 +45,9 @@ def advance(job_cls, job_id: str, processed_ids: list, **counts) -> None:
     else:
         update["$set"].update({"status": "done", "finished_at": now, "lease_until": now})
     job_cls._get_collection().update_one({"_id": job_id}, update)
+
+
+def release(job_cls, job_id: str) -> None:
+    """Give a running job back at the end of a turn, so the next timer tick of any replica takes it
+    up at once instead of waiting for the lease to run out."""
+    job_cls._get_collection().update_one({"_id": job_id, "status": "running"}, {"$set": {"lease_until": utcnow()}})

@@ -159,9 +159,13 @@ class ReportingRepository:
         base = report_filter.query(LEAD_FILTERS)
         if report_filter.window():
             base["captured_at"] = report_filter.window()
-        collection = LeadProgressDocument._get_collection()
-        return {stage: collection.count_documents({**base, stage_field(stage): {"$ne": None}})
-                for stage in FUNNEL_ORDER}
+        # One pass over the selected leads reading only the stage moments: cheaper than a count per
+        # stage, and it needs no index per stage (each would cost every projection write).
+        fields = {stage: stage_field(stage) for stage in FUNNEL_ORDER}
+        counts = Counter()
+        for raw in LeadProgressDocument._get_collection().find(base, {field: 1 for field in fields.values()}):
+            counts.update(stage for stage, field in fields.items() if raw.get(field) is not None)
+        return {stage: counts[stage] for stage in FUNNEL_ORDER}
 
     def lead_progress(self, lead_id: str) -> dict | None:
         return LeadProgressDocument._get_collection().find_one({"_id": lead_id})
@@ -296,6 +300,9 @@ class ReportingRepository:
 
     def claim_rebuild(self) -> RebuildJobDocument | None:
         return jobs.claim(RebuildJobDocument)
+
+    def release_rebuild(self, job: RebuildJobDocument) -> None:
+        jobs.release(RebuildJobDocument, job.id)
 
     def replay_batch(self, job: RebuildJobDocument) -> list[str]:
         """Project the next batch of logged events (in id order: projections do not depend on order)."""

@@ -10,8 +10,7 @@ ALIAS = "reporting"
 
 class LeadProgressDocument(Document):
     meta = {"db_alias": ALIAS, "collection": "lead_progress",
-            "indexes": ["source"] + [(f"{stage}_at",) for stage in
-                                     ("captured", "scored", "qualified", "assigned", "contacted")]}
+            "indexes": ["source", "captured_at", ("team", "captured_at"), ("rep_id", "captured_at")]}
     id = StringField(primary_key=True)  # lead id
     source = StringField()
     medium = StringField()

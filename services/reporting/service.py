@@ -207,8 +207,10 @@ class ReportingService(LeadflowService):
         while job is not None and time.monotonic() < deadline:
             replayed = self.read_models.replay_batch(job)
             if not replayed:
-                break
+                return  # done
             job.cursor = replayed[-1]
+        if job is not None:
+            self.read_models.release_rebuild(job)
 
     # ---- reports over opportunities ------------------------------------------------------------------
 

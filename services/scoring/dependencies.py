@@ -232,6 +232,9 @@ class ScoreRepository:
     def advance_job(self, job: RescoreJobDocument, processed: list[str], changed: int) -> None:
         jobs.advance(RescoreJobDocument, job.id, processed, changed=changed)
 
+    def release_job(self, job: RescoreJobDocument) -> None:
+        jobs.release(RescoreJobDocument, job.id)
+
     # ---- win models ---------------------------------------------------------------------------------------
 
     def training_examples(self, config_: win_model.TrainingConfig) -> list:

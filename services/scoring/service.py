@@ -141,8 +141,11 @@ class ScoringService(LeadflowService):
                           if getattr(self._count(self.scores.apply(lead_id, _recompute)), "changed", False))
             self.scores.advance_job(job, batch, changed)
             if not batch:
+                job = None  # done
                 break
             job.cursor = batch[-1]
+        if job is not None:
+            self.scores.release_job(job)  # the next tick goes on at once
         hours = float(config.get("WIN_MODEL_RETRAIN_HOURS", 24))
         if hours > 0 and self.scores.claim_schedule("win-model-retrain", timedelta(hours=hours)):
             self._scheduled_retrain()
