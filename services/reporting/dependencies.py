@@ -123,11 +123,23 @@ class ReportingRepository:
         LeadProgressDocument._get_collection().update_one({"_id": event["lead_id"]}, update, upsert=True)
 
     def record_win_probability(self, event: dict) -> None:
-        """The newest probability the win model gave the lead (a late older score never replaces it)."""
+        """The newest probability the win model gave the lead (a late older score never replaces it).
+        Compare-and-set on the stored moment, by id: the embedded store scans the whole collection for
+        an id query that also has an $or, so "missing or older" is read first, then written only if
+        nobody wrote in between."""
         at = parse_iso(event["occurred_at"])
-        LeadProgressDocument._get_collection().update_one(
-            {"_id": event["lead_id"], "$or": [{"win_scored_at": None}, {"win_scored_at": {"$lt": at}}]},
-            {"$set": {"win_probability": float(event["win_probability"]), "win_scored_at": at}})
+        collection = LeadProgressDocument._get_collection()
+        for _ in range(5):
+            stored = collection.find_one({"_id": event["lead_id"]}, {"win_scored_at": 1})
+            if stored is None:
+                return  # the progress record comes with the score's own moments, applied first
+            previous = stored.get("win_scored_at")
+            if previous is not None and previous.replace(tzinfo=at.tzinfo) >= at:
+                return
+            if collection.update_one({"_id": event["lead_id"], "win_scored_at": previous},
+                                     {"$set": {"win_probability": float(event["win_probability"]),
+                                               "win_scored_at": at}}).matched_count:
+                return
 
     def project_opportunity(self, event: dict) -> None:
         """Keep the newest snapshot of the event's opportunity. Idempotent and order-proof without a
