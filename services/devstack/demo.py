@@ -1,6 +1,7 @@
 """The demo ``make run`` shows: a small batch of leads through the public gRPC API, followed from
 capture to assignment; the web form with its QR code and a visitor's submission; a spreadsheet
-import with its report; a business card read by OCR; then the funnel."""
+import with its report; a business card read by OCR; the funnel; a sales history imported and
+reported on (win rate, cycle, forecast); one lead converted and its lead 360 timeline."""
 import csv
 import io
 import json
@@ -15,9 +16,12 @@ from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 from leadflow.capture.v1 import capture_pb2
 from leadflow.common.v1 import common_pb2
+from leadflow.opportunity.v1 import opportunity_pb2
 from leadflow.reporting.v1 import reporting_pb2
 from leadflow.routing.v1 import routing_pb2
 from leadflow.scoring.v1 import scoring_pb2
+
+from services.cli.history import history_requests
 
 # (rep id, name, team, territories, time zone): the China team works Shanghai hours, the
 # international team covers everywhere else.
@@ -253,6 +257,84 @@ def scan_demo_card(client) -> None:
     print(f"\nbusiness card (Chinese, OCR): {fields}\n  -> {outcome}{' marked for review' * response.needs_review}")
 
 
+def import_sales_history(client, run_id: str) -> None:
+    """Last year's deals of the China team, as an old CRM exports them, imported so that reports
+    start with the past."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["Deal ID", "Owner", "Account", "Product", "Stage", "Created", "Closed", "Amount"])
+    for n in range(24):
+        stage = ("Won", "Won", "Lost", "Negotiation")[n % 4]
+        writer.writerow([f"{run_id}-{n}", ("Li Na", "Zhang Wei")[n % 2], f"Customer {n % 7}",
+                         ("Robot arm", "Vision kit")[n % 2], stage, f"2026-{1 + n % 9:02d}-{3 + n:02d}",
+                         f"2026-{2 + n % 9:02d}-{3 + n:02d}" if stage != "Negotiation" else "",
+                         str(20000 + 2500 * n) if stage != "Lost" else ""])
+    header = opportunity_pb2.OpportunityImportHeader(
+        currency="CNY", external_id_prefix="old-crm:", default_team="sales-cn",
+        owner_ids={"Li Na": "li.na", "Zhang Wei": "zhang.wei"}, stage_map={"Negotiation": "negotiation"})
+    report = client.opportunity.ImportOpportunities(history_requests(
+        header, {"opportunities": buffer.getvalue().encode()}))
+    stages = ", ".join(f"{stage} {n}" for stage, n in sorted(report.by_stage.items()))
+    print(f"\nimported last year's deals (old-crm export, {report.rows} rows): {report.imported} opportunities "
+          f"({stages}), {report.accounts_created} accounts")
+
+
+def show_sales_reports(client, timeout: float = 20.0) -> None:
+    """What a manager reads once the history is in: win rate per rep, cycle, and the forecast."""
+    period = reporting_pb2.ReportFilter(period_start="2026-01-01", period_end="2026-12-31", team="sales-cn",
+                                        currency="CNY")
+    deadline = time.monotonic() + timeout
+    while True:
+        win = client.reporting.GetWinRate(reporting_pb2.GetWinRateRequest(filter=period,
+                                                                         group_by=reporting_pb2.GROUP_BY_OWNER))
+        if win.total.closed >= 18 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    print("\nwin rate 2026, China team (reporting, from the imported history's events):")
+    for row in [*win.rows, win.total]:
+        print(f"  {row.key or 'team':12} {row.won:3} won of {row.closed:3} closed  {row.win_rate:5.0%}  "
+              f"won CNY {row.won_value}")
+    cycle = client.reporting.GetSalesCycle(reporting_pb2.GetSalesCycleRequest(filter=period)).total
+    print(f"  sales cycle of won deals: mean {cycle.won_mean_days:.1f} days, median {cycle.won_median_days:.0f}")
+    forecast = client.reporting.GetForecast(reporting_pb2.GetForecastRequest(filter=reporting_pb2.ReportFilter(
+        team="sales-cn", currency="CNY")))
+    print("  forecast: " + ", ".join(f"{c.category} CNY {c.weighted_amount} ({c.opportunities})"
+                                     for c in forecast.categories if c.opportunities))
+
+
+def convert_and_show_timeline(client, rows, timeout: float = 15.0) -> None:
+    """The first assigned lead converted into an opportunity, then its lead 360 timeline."""
+    row = next((r for r in rows if r["assignment"] is not None and r["lead"].company), None)
+    if row is None:
+        return
+    lead = row["lead"]
+    deadline = time.monotonic() + timeout
+    while True:  # the opportunity service learns the owner from routing's event
+        try:
+            converted = client.opportunity.ConvertLead(opportunity_pb2.ConvertLeadRequest(
+                lead_id=lead.lead_id, account=opportunity_pb2.Account(name=lead.company, country=lead.country),
+                contact=opportunity_pb2.Contact(first_name=lead.first_name, last_name=lead.last_name, email=lead.email),
+                opportunity=opportunity_pb2.OpportunityDraft(name=f"{lead.company} - first order", amount="180000",
+                                                             currency="CNY")))
+            break
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+    opportunity = converted.opportunity
+    print(f"\nconverted {lead.email} into opportunity {opportunity.opportunity_id} ({opportunity.stage_id}, "
+          f"{opportunity.probability}%, owner {opportunity.owner_id})")
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = client.reporting.GetLeadTimeline(reporting_pb2.GetLeadTimelineRequest(lead_id=lead.lead_id)).entries
+        if any(e.event_type == "lead_converted" for e in entries) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    print(f"lead 360 of {lead.email}:")
+    for entry in entries:
+        print(f"  {entry.occurred_at.ToDatetime():%H:%M:%S.%f}"[:-3] + f"  {entry.service:11} {entry.summary}")
+
+
 def run_demo(client, state_dir: Path = Path(".leadflow")) -> None:
     ensure_routing(client)
     run_id = uuid.uuid4().hex[:8]
@@ -266,3 +348,6 @@ def run_demo(client, state_dir: Path = Path(".leadflow")) -> None:
     print_report(rows, client.reporting.GetFunnel(reporting_pb2.GetFunnelRequest()))
     explain_assignment(rows)
     show_engagement(client, rows)
+    import_sales_history(client, run_id)
+    show_sales_reports(client)
+    convert_and_show_timeline(client, rows)
