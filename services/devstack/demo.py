@@ -157,7 +157,7 @@ def print_report(rows, funnel) -> None:
               f"{assignment.rep_id if assignment else '-':12} {latency:>15}")
     print("\nfunnel:")
     for step in funnel.steps:
-        print(f"  {reporting_pb2.FunnelStage.Name(step.stage).removeprefix('FUNNEL_STAGE_').lower():10} "
+        print(f"  {reporting_pb2.FunnelStage.Name(step.stage).removeprefix('FUNNEL_STAGE_').lower():16} "
               f"{step.leads:6}  {step.conversion_from_previous:6.0%}")
 
 
@@ -258,8 +258,8 @@ def scan_demo_card(client) -> None:
 
 
 def import_sales_history(client, run_id: str) -> None:
-    """Last year's deals of the China team, as an old CRM exports them, imported so that reports
-    start with the past."""
+    """The China team's deals so far this year, as their old CRM exports them, imported so that
+    reports start with the past."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["Deal ID", "Owner", "Account", "Product", "Stage", "Created", "Closed", "Amount"])
@@ -275,7 +275,7 @@ def import_sales_history(client, run_id: str) -> None:
     report = client.opportunity.ImportOpportunities(history_requests(
         header, {"opportunities": buffer.getvalue().encode()}))
     stages = ", ".join(f"{stage} {n}" for stage, n in sorted(report.by_stage.items()))
-    print(f"\nimported last year's deals (old-crm export, {report.rows} rows): {report.imported} opportunities "
+    print(f"\nimported the China team's 2026 deals (old-crm export, {report.rows} rows): {report.imported} opportunities "
           f"({stages}), {report.accounts_created} accounts")
 
 
