@@ -275,8 +275,8 @@ def import_sales_history(client, run_id: str) -> None:
     report = client.opportunity.ImportOpportunities(history_requests(
         header, {"opportunities": buffer.getvalue().encode()}))
     stages = ", ".join(f"{stage} {n}" for stage, n in sorted(report.by_stage.items()))
-    print(f"\nimported the China team's 2026 deals (old-crm export, {report.rows} rows): {report.imported} opportunities "
-          f"({stages}), {report.accounts_created} accounts")
+    print(f"\nimported the China team's 2026 deals (old-crm export, {report.rows} rows): "
+          f"{report.imported} opportunities ({stages}), {report.accounts_created} accounts")
 
 
 def show_sales_reports(client, timeout: float = 20.0) -> None:
