@@ -11,7 +11,7 @@ from services.common.errors import FailedPrecondition
 from services.common.events import parse_iso, utcnow
 from services.common.store import Store, get_or_not_found
 from services.reporting.domain import (FUNNEL_ORDER, OPPORTUNITY_SNAPSHOT_EVENTS, PROJECTED_MOMENTS, opportunity_fact,
-                                       source_of, stage_field, timeline_order)
+                                       source_of, stage_field, stage_moves, timeline_order)
 from services.reporting.models import (CampaignCostDocument, ConfigChangeDocument, EventLogDocument,
                                        LeadProgressDocument, OpportunityFactDocument, QuotaDocument,
                                        RebuildJobDocument)
@@ -21,7 +21,7 @@ REBUILD_BATCH = 500
 PROJECTIONS = (LeadProgressDocument, OpportunityFactDocument, ConfigChangeDocument)
 FACT_FIELDS = ("status", "stage_id", "owner_id", "manager_id", "team", "office", "product", "source", "account_id",
                "account_name", "pipeline_id", "lead_id", "amount", "currency", "probability", "forecast_category",
-               "engaged_at", "closed_at", "lost_reason")
+               "engaged_at", "closed_at", "lost_reason", "moves")
 LEAD_LABELS = ("source", "medium", "campaign", "rep_id", "team")
 LEAD_ROW_FIELDS = LEAD_LABELS + ("captured_at", "qualified_at", "assigned_at", "contacted_at", "converted_at",
                                  "first_response_due_at", "task_completed_at", "sla_warned_at", "sla_breached_at",
@@ -158,6 +158,11 @@ class ReportingRepository:
                                   {"$set": fact}, upsert=True)
         except pymongo.errors.DuplicateKeyError:
             pass  # a newer (or the same) version is stored already
+        moves = stage_moves(event)
+        if moves:
+            # Every move is kept whatever the snapshot's version: a set, so redelivery adds nothing and
+            # arrival order does not matter (they are sorted by time when read).
+            collection.update_one({"_id": event["opportunity_id"]}, {"$addToSet": {"moves": {"$each": moves}}})
 
     def record_config_change(self, event: dict, source_service: str) -> None:
         """Keyed by event id, so a redelivered change is one record."""
@@ -330,10 +335,12 @@ class ReportingRepository:
 def _fact(raw: dict) -> Fact:
     amount = raw.get("amount")
     return Fact(opportunity_id=raw["_id"], **{name: raw.get(name) or "" for name in FACT_FIELDS
-                                              if name not in ("amount", "probability", "engaged_at", "closed_at")},
+                                              if name not in ("amount", "probability", "engaged_at", "closed_at",
+                                                              "moves")},
                 amount=amount.to_decimal() if amount is not None else None,
                 probability=int(raw.get("probability") or 0), engaged_at=raw.get("engaged_at"),
-                closed_at=raw.get("closed_at"))
+                closed_at=raw.get("closed_at"),
+                moves=tuple((m.get("from", ""), m.get("to", ""), m["at"]) for m in raw.get("moves") or ()))
 
 
 class ReportingStore(Store):

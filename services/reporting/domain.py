@@ -54,6 +54,17 @@ _FACT_TEXT = ("lead_id", "owner_id", "team", "manager_id", "office", "account_id
               "pipeline_id", "stage_id", "status", "currency", "close_date", "lost_reason", "external_id")
 
 
+def stage_moves(event: dict) -> list[dict]:
+    """The stage moves an opportunity event records: conversion enters the first stage, every stage
+    change (closes and reopens included) leaves one stage for another."""
+    if event.get("event_type") == "lead_converted" and event.get("stage_id") and event.get("converted_at"):
+        return [{"from": "", "to": event["stage_id"], "at": parse_iso(event["converted_at"])}]
+    if event.get("event_type") == "opportunity_stage_changed" and event.get("changed_at"):
+        return [{"from": event.get("from_stage", ""), "to": event.get("to_stage", ""),
+                 "at": parse_iso(event["changed_at"])}]
+    return []
+
+
 def opportunity_fact(event: dict) -> dict:
     """The opportunity read model's fields from one snapshot event; amount stays decimal text."""
     fact = {name: event.get(name) or "" for name in _FACT_TEXT}

@@ -1,7 +1,8 @@
 """Reporting's documents: the event log (every event received, the source of every projection), and
 the read models built from it — one document per lead with the moment it reached each stage, one per
 opportunity with its latest snapshot, and the history of rule changes."""
-from mongoengine import DateTimeField, Decimal128Field, DictField, Document, FloatField, IntField, StringField
+from mongoengine import (DateTimeField, Decimal128Field, DictField, Document, FloatField, IntField, ListField,
+                         StringField)
 
 from services.common.jobs import BatchJobDocument
 
@@ -86,6 +87,7 @@ class OpportunityFactDocument(Document):
     lost_reason = StringField(default="")
     external_id = StringField(default="")
     version = IntField(default=0)
+    moves = ListField(DictField())  # {from, to, at}: every stage move, for the time spent in each stage
 
 
 class EventLogDocument(Document):

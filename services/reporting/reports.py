@@ -87,6 +87,7 @@ class Fact:
     engaged_at: datetime | None = None
     closed_at: datetime | None = None
     lost_reason: str = ""
+    moves: tuple = ()  # (from stage, to stage, at)
 
 
 def _day(text: str, where: str, violations: list) -> date | None:
@@ -205,6 +206,24 @@ def sales_cycles(closed_facts: list, group_by: str) -> tuple[Cycle, list[Cycle]]
     rows = [cycle_of(key, facts) for key, facts in groups(closed_facts, group_by).items()]
     rows.sort(key=lambda r: (-(r.won + r.lost), r.key))
     return cycle_of("", closed_facts), rows
+
+
+def stage_times(facts: list) -> list[tuple[str, int, float, float]]:
+    """(stage, opportunities, mean days, median days) of the time spent in each open stage: a stage
+    entered by one move lasts until the next move; visits to one stage add up. Closed outcomes are
+    not stages one spends time in."""
+    per_stage, first_seen = defaultdict(list), {}
+    for fact in facts:
+        moves = sorted(fact.moves, key=lambda move: move[2])
+        spent = defaultdict(float)
+        for (_, stage, entered), (_, _, left) in zip(moves, moves[1:], strict=False):
+            spent[stage] += (left - entered).total_seconds() / 86400
+        for stage, days in spent.items():
+            if not stage.startswith("closed_"):
+                per_stage[stage].append(days)
+                first_seen.setdefault(stage, len(first_seen))
+    return [(stage, len(days), statistics.fmean(days), statistics.median(days))
+            for stage, days in sorted(per_stage.items(), key=lambda item: first_seen[item[0]])]
 
 
 def loss_reasons(closed_facts: list) -> tuple[list[tuple[str, int, float]], int]:

@@ -234,8 +234,10 @@ class ReportingService(LeadflowService):
         report_filter = self._filter(request.filter)
         closed = self.read_models.facts(report_filter, "closed_at", status={"$in": ["won", "lost"]})
         total, rows = reports.sales_cycles(closed, mappers.GROUP_BY_FROM_PROTO.get(request.group_by, ""))
-        return reporting_pb2.GetSalesCycleResponse(total=mappers.cycle_to_proto(total),
-                                                   rows=[mappers.cycle_to_proto(r) for r in rows])
+        return reporting_pb2.GetSalesCycleResponse(
+            total=mappers.cycle_to_proto(total), rows=[mappers.cycle_to_proto(r) for r in rows],
+            stages=[reporting_pb2.StageTime(stage_id=stage, opportunities=n, mean_days=mean, median_days=median)
+                    for stage, n, mean, median in reports.stage_times(closed)])
 
     @reporting_rpc(roles=EVERYONE)
     def GetLossReasons(self, request, context):

@@ -142,6 +142,9 @@ def test_reporting_keeps_each_opportunitys_newest_snapshot(run_service, infra, t
     stored = fact()
     assert (stored.stage_id, stored.status, str(stored.amount), stored.currency, stored.owner_id, stored.team) == \
         ("discovery", "open", "52000.50", "EUR", "rep.one", "team-a")
+    # Every stage move is kept for the time spent in each stage.
+    assert [(m["from"], m["to"]) for m in sorted(stored.moves, key=lambda m: m["at"])] == [
+        ("", "qualification"), ("qualification", "discovery")]
 
     # The opportunity's record is its lead's activity log, listed through either id.
     by_opportunity = rep.ListActivities(opportunity_pb2.ListActivitiesRequest(

@@ -217,3 +217,16 @@ def test_a_filter_on_a_field_the_records_lack_matches_nothing():
 
     assert checked.query(reports.FACT_FILTERS) == {"product": "GTX Pro", "_no_such_field": "spring"}
     assert checked.query(reports.LEAD_FILTERS) == {"campaign": "spring", "_no_such_field": "GTX Pro"}
+
+
+def test_time_in_each_stage_adds_up_every_visit():
+    moves = (("", "qualification", day("2026-01-01")), ("qualification", "discovery", day("2026-01-03")),
+             ("discovery", "qualification", day("2026-01-07")), ("qualification", "discovery", day("2026-01-08")),
+             ("discovery", "closed_won", day("2026-01-18")))
+    other = (("", "qualification", day("2026-02-01")), ("qualification", "closed_lost", day("2026-02-05")))
+
+    rows = reports.stage_times([fact("a", "won", moves=moves[::-1]), fact("b", "lost", moves=other),
+                                fact("c", "won")])  # imported: no moves
+
+    assert rows == [("qualification", 2, pytest.approx(3.5), pytest.approx(3.5)),
+                    ("discovery", 1, pytest.approx(14.0), pytest.approx(14.0))]
