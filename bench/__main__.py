@@ -187,8 +187,9 @@ def bench_latency_at_load(client, watcher, rate: float, seconds: float) -> dict:
 
 
 # (v) ------------------------------------------------------------------------------------------------
-def unary_profile(call, make_request, sequential: int, concurrent_calls: int, concurrency: int = 16) -> dict:
-    for i in range(20):
+def unary_profile(call, make_request, sequential: int, concurrent_calls: int, concurrency: int = 16,
+                  warm_up: int = 20) -> dict:
+    for i in range(warm_up):
         call(make_request(i))  # warm up connections
     latencies = []
     for i in range(sequential):
@@ -780,11 +781,12 @@ def bench_reporting(infra, table: str, admin_token: str, events_loaded: int, reb
                            "leads": db["lead_progress"].estimated_document_count(),
                            "opportunities": db["opportunity_facts"].estimated_document_count()}
 
+        # Few calls: each reads the whole history (seconds apiece at full size on the embedded store).
         results["get_funnel"] = unary_profile(lambda r: admin.reporting.GetFunnel(r, timeout=600),
-                                              lambda i: reporting_pb2.GetFunnelRequest(), 20, 20, 4)
+                                              lambda i: reporting_pb2.GetFunnelRequest(), 10, 4, 2, warm_up=1)
         results["get_win_rate"] = unary_profile(
             lambda r: admin.reporting.GetWinRate(r, timeout=600),
-            lambda i: reporting_pb2.GetWinRateRequest(group_by=reporting_pb2.GROUP_BY_OWNER), 20, 20, 4)
+            lambda i: reporting_pb2.GetWinRateRequest(group_by=reporting_pb2.GROUP_BY_OWNER), 10, 4, 2, warm_up=1)
 
         publish = EventPublisher(infra.amqp_uri)
         fresh = reporting_history(max(1, live_events // 10), 10_000_000)
