@@ -11,7 +11,7 @@ from services.common.errors import FailedPrecondition
 from services.common.events import parse_iso, utcnow
 from services.common.store import Store, get_or_not_found
 from services.reporting.domain import (FUNNEL_ORDER, OPPORTUNITY_SNAPSHOT_EVENTS, PROJECTED_MOMENTS, opportunity_fact,
-                                       source_of, stage_field, stage_moves, timeline_order)
+                                       attribution_of, source_of, stage_field, stage_moves, timeline_order)
 from services.reporting.models import (CampaignCostDocument, ConfigChangeDocument, EventLogDocument,
                                        LeadProgressDocument, OpportunityFactDocument, QuotaDocument,
                                        RebuildJobDocument)
@@ -90,9 +90,9 @@ class ReportingRepository:
         if event_type == "lead_scored" and event.get("win_probability") is not None:
             self.record_win_probability(event)
         if event_type == "lead_captured" and source_of(event):
-            # The lead's opportunities learn its source whichever event came first.
+            # The lead's opportunities learn its attribution whichever event came first.
             OpportunityFactDocument._get_collection().update_many(
-                {"lead_id": event["lead_id"]}, {"$set": {"source": source_of(event)}})
+                {"lead_id": event["lead_id"]}, {"$set": attribution_of(event)})
         if event_type in OPPORTUNITY_SNAPSHOT_EVENTS:
             self.project_opportunity(event)
 
@@ -114,10 +114,8 @@ class ReportingRepository:
             labels["rep_id"] = event["rep_id"]
         if event.get("team") and event["event_type"] in ("lead_assigned", "lead_reassigned"):
             labels["team"] = event["team"]
-        lead = event.get("lead") if isinstance(event.get("lead"), dict) else {}
-        for name in ("medium", "campaign"):
-            if lead.get(name):
-                labels[name] = lead[name]
+        if isinstance(event.get("lead"), dict):
+            labels.update({k: v for k, v in attribution_of(event).items() if v and k != "source"})
         if labels:
             update["$set"] = labels
         LeadProgressDocument._get_collection().update_one({"_id": event["lead_id"]}, update, upsert=True)
@@ -149,9 +147,10 @@ class ReportingRepository:
         if fact["amount"] is not None:
             fact["amount"] = Decimal128(fact["amount"])
         if fact["lead_id"]:
-            progress = LeadProgressDocument._get_collection().find_one({"_id": fact["lead_id"]}, {"source": 1})
+            progress = LeadProgressDocument._get_collection().find_one(
+                {"_id": fact["lead_id"]}, {"source": 1, "medium": 1, "campaign": 1})
             if progress and progress.get("source"):
-                fact["source"] = progress["source"]
+                fact.update({name: progress.get(name) or "" for name in ("source", "medium", "campaign")})
         collection = OpportunityFactDocument._get_collection()
         try:
             collection.update_one({"_id": event["opportunity_id"], "version": {"$lt": fact["version"]}},

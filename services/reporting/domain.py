@@ -96,6 +96,12 @@ def source_of(event: dict) -> str:
     return event.get("source", "")
 
 
+def attribution_of(event: dict) -> dict:
+    """The lead's source, medium and campaign, as its capture event carries them."""
+    lead = event.get("lead") if isinstance(event.get("lead"), dict) else {}
+    return {"source": source_of(event), "medium": lead.get("medium") or "", "campaign": lead.get("campaign") or ""}
+
+
 def funnel(counts: dict) -> list[FunnelStep]:
     steps, previous = [], None
     for stage in FUNNEL_ORDER:

@@ -66,7 +66,9 @@ class OpportunityFactDocument(Document):
                         "lead_id"]}
     id = StringField(primary_key=True)  # opportunity id
     lead_id = StringField(default="")
-    source = StringField(default="")  # the lead's source, copied from its progress in either order
+    source = StringField(default="")  # the lead's attribution, copied from its progress in either order
+    medium = StringField(default="")
+    campaign = StringField(default="")
     owner_id = StringField(default="")
     team = StringField(default="")
     manager_id = StringField(default="")

@@ -21,7 +21,8 @@ ZERO = Decimal(0)
 
 # Which filter fields each kind of record has: opportunities (their facts) and leads (their progress).
 FACT_FILTERS = {"pipeline_id": "pipeline_id", "team": "team", "owner_id": "owner_id", "manager_id": "manager_id",
-                "office": "office", "product": "product", "source": "source"}
+                "office": "office", "product": "product", "source": "source", "medium": "medium",
+                "campaign": "campaign"}
 LEAD_FILTERS = {"owner_id": "rep_id", "team": "team", "source": "source", "medium": "medium", "campaign": "campaign"}
 LEAD_GROUPS = {"owner": "rep_id", "team": "team", "source": "source"}
 

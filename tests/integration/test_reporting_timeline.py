@@ -206,6 +206,9 @@ def test_lead_reports_from_real_events(run_service, infra, tokens, publish):
     reps = {r.rep_id: r for r in admin.GetRepPerformance(reporting_pb2.GetRepPerformanceRequest(
         filter=reporting_pb2.ReportFilter(team="team-a", period_start="2026-11-29", period_end="2026-11-29"))).reps}
     assert (reps["rep.one"].leads, reps["rep.one"].median_response_seconds) == (2, (540 + 2280) / 2)
+    # Opportunity reports follow the lead's attribution too.
+    by_campaign = admin.GetWinRate(reporting_pb2.GetWinRateRequest(filter=only)).total
+    assert (by_campaign.closed, by_campaign.won, by_campaign.won_value) == (1, 1, "900")
     bad = admin.error("PutCampaignCost", reporting_pb2.PutCampaignCostRequest(source="google", amount="lots"))
     assert set(violations_of(bad.status)) == {"amount", "currency"}
 
