@@ -171,17 +171,20 @@ class ReportingRepository:
 
     # ---- reads -------------------------------------------------------------------------------------
 
-    def stage_counts(self, report_filter) -> dict:
+    def stage_counts(self, report_filter) -> tuple[dict, list]:
+        """Leads per funnel stage, and the ids of the converted ones."""
         base = report_filter.query(LEAD_FILTERS)
         if report_filter.window():
             base["captured_at"] = report_filter.window()
         # One pass over the selected leads reading only the stage moments: cheaper than a count per
         # stage, and it needs no index per stage (each would cost every projection write).
         fields = {stage: stage_field(stage) for stage in FUNNEL_ORDER}
-        counts = Counter()
+        counts, converted = Counter(), []
         for raw in LeadProgressDocument._get_collection().find(base, {field: 1 for field in fields.values()}):
             counts.update(stage for stage, field in fields.items() if raw.get(field) is not None)
-        return {stage: counts[stage] for stage in FUNNEL_ORDER}
+            if raw.get("converted_at") is not None:
+                converted.append(raw["_id"])
+        return {stage: counts[stage] for stage in FUNNEL_ORDER}, converted
 
     def lead_progress(self, lead_id: str) -> dict | None:
         return LeadProgressDocument._get_collection().find_one({"_id": lead_id})

@@ -227,6 +227,29 @@ def stage_times(facts: list) -> list[tuple[str, int, float, float]]:
             for stage, days in sorted(per_stage.items(), key=lambda item: first_seen[item[0]])]
 
 
+def stage_reach(facts: list) -> list[tuple[str, str, int, float]]:
+    """(pipeline, stage, opportunities that reached it, conversion from the previous stage) per
+    pipeline, stages in the order opportunities enter them (by their usual position)."""
+    reached, positions = defaultdict(set), defaultdict(list)
+    for fact in facts:
+        moves = sorted(fact.moves, key=lambda move: move[2])
+        seen = []
+        for _, stage, _ in moves:
+            if not stage.startswith("closed_") and stage not in seen:
+                seen.append(stage)
+        for position, stage in enumerate(seen):
+            reached[(fact.pipeline_id, stage)].add(fact.opportunity_id)
+            positions[(fact.pipeline_id, stage)].append(position)
+    order = sorted(reached, key=lambda key: (key[0], statistics.fmean(positions[key]), key[1]))
+    rows, previous = [], {}
+    for pipeline, stage in order:
+        count = len(reached[(pipeline, stage)])
+        before = previous.get(pipeline)
+        rows.append((pipeline, stage, count, 1.0 if before is None else (count / before if before else 0.0)))
+        previous[pipeline] = count
+    return rows
+
+
 def loss_reasons(closed_facts: list) -> tuple[list[tuple[str, int, float]], int]:
     counts = defaultdict(int)
     for fact in closed_facts:

@@ -66,11 +66,15 @@ class ReportingService(LeadflowService):
     def GetFunnel(self, request, context):
         values = mappers.filter_values(request.filter)
         values["source"] = values["source"] or request.source
-        steps = domain.funnel(self.read_models.stage_counts(reports.checked_filter(values, self.caller)))
-        return reporting_pb2.GetFunnelResponse(steps=[
-            reporting_pb2.FunnelStep(stage=_STAGE_TO_PROTO[s.stage], leads=s.leads,
-                                     conversion_from_previous=s.conversion_from_previous, dropped=s.dropped)
-            for s in steps])
+        counts, converted = self.read_models.stage_counts(reports.checked_filter(values, self.caller))
+        facts = [f for found in self.read_models.facts_of_leads(converted).values() for f in found]
+        return reporting_pb2.GetFunnelResponse(
+            steps=[reporting_pb2.FunnelStep(stage=_STAGE_TO_PROTO[s.stage], leads=s.leads,
+                                            conversion_from_previous=s.conversion_from_previous, dropped=s.dropped)
+                   for s in domain.funnel(counts)],
+            opportunity_stages=[reporting_pb2.OpportunityStageStep(pipeline_id=pipeline, stage_id=stage,
+                                                                   opportunities=n, conversion_from_previous=rate)
+                                for pipeline, stage, n, rate in reports.stage_reach(facts)])
 
     @reporting_rpc(roles=EVERYONE)
     def GetSpeedToLead(self, request, context):

@@ -4,6 +4,7 @@ import uuid
 
 from grpc import StatusCode
 from leadflow.opportunity.v1 import opportunity_pb2, opportunity_pb2_grpc
+from leadflow.reporting.v1 import reporting_pb2, reporting_pb2_grpc
 
 from services.opportunity.models import AccountDocument, ContactDocument, LeadOwnershipDocument, OpportunityDocument
 from services.opportunity.service import OpportunityService
@@ -110,7 +111,7 @@ def move(opportunity_id: str, stage_id: str, expected_version: int = 0):
 
 
 def test_reporting_keeps_each_opportunitys_newest_snapshot(run_service, infra, tokens, tap, publish):
-    start_isolated(run_service, infra, ReportingService)
+    reporting_service = start_isolated(run_service, infra, ReportingService)
     service = start_isolated(run_service, infra, OpportunityService)
     rep = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["rep"])
     updates = tap("opportunity", "opportunity_updated", "opportunity_stage_changed")
@@ -145,6 +146,13 @@ def test_reporting_keeps_each_opportunitys_newest_snapshot(run_service, infra, t
     # Every stage move is kept for the time spent in each stage.
     assert [(m["from"], m["to"]) for m in sorted(stored.moves, key=lambda m: m["at"])] == [
         ("", "qualification"), ("qualification", "discovery")]
+    # ... and the funnel follows the converted lead's opportunity through the pipeline.
+    reporting = reporting_service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["rep"])
+    funnel = reporting.GetFunnel(reporting_pb2.GetFunnelRequest())
+    assert {reporting_pb2.FunnelStage.Name(step.stage): step.leads for step in funnel.steps}[
+        "FUNNEL_STAGE_CONVERTED"] == 1
+    assert [(s.pipeline_id, s.stage_id, s.opportunities) for s in funnel.opportunity_stages] == [
+        ("new-business", "qualification", 1), ("new-business", "discovery", 1)]
 
     # The opportunity's record is its lead's activity log, listed through either id.
     by_opportunity = rep.ListActivities(opportunity_pb2.ListActivitiesRequest(

@@ -231,3 +231,19 @@ def test_time_in_each_stage_adds_up_every_visit():
 
     assert rows == [("qualification", 2, pytest.approx(3.5), pytest.approx(3.5)),
                     ("discovery", 1, pytest.approx(14.0), pytest.approx(14.0))]
+
+
+def test_the_funnel_follows_opportunities_through_their_pipeline_stages():
+    def moved(*stages):
+        return tuple((a, b, day(f"2026-01-{i + 1:02d}")) for i, (a, b) in enumerate(zip(("",) + stages, stages,
+                                                                                       strict=False)))
+    facts = [fact("a", "won", moves=moved("qualification", "discovery", "proposal", "closed_won"),
+                  pipeline_id="new-business"),
+             fact("b", "lost", moves=moved("qualification", "discovery", "qualification", "closed_lost"),
+                  pipeline_id="new-business"),
+             fact("c", "open", moves=moved("qualification"), pipeline_id="new-business"),
+             fact("d", "open", moves=moved("health-check"), pipeline_id="renewal")]
+
+    assert reports.stage_reach(facts) == [
+        ("new-business", "qualification", 3, 1.0), ("new-business", "discovery", 2, pytest.approx(2 / 3)),
+        ("new-business", "proposal", 1, 0.5), ("renewal", "health-check", 1, 1.0)]
