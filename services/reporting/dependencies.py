@@ -18,6 +18,7 @@ from services.reporting.models import (CampaignCostDocument, ConfigChangeDocumen
 from services.reporting.reports import FACT_FILTERS, LEAD_FILTERS, Fact, LeadRow, QuotaInput
 
 REBUILD_BATCH = 500
+ONE_BY_ONE = 300  # up to this many leads, their opportunities are looked up one by one
 PROJECTIONS = (LeadProgressDocument, OpportunityFactDocument, ConfigChangeDocument)
 FACT_FIELDS = ("status", "stage_id", "owner_id", "manager_id", "team", "office", "product", "source", "account_id",
                "account_name", "pipeline_id", "lead_id", "amount", "currency", "probability", "forecast_category",
@@ -220,13 +221,18 @@ class ReportingRepository:
                                                for name in LEAD_ROW_FIELDS}) for raw in cursor]
 
     def facts_of_leads(self, lead_ids: list) -> dict:
-        """{lead id: its opportunities' facts}."""
+        """{lead id: its opportunities' facts}. A few leads are looked up one by one (indexed); many
+        are matched in one pass over the facts, because the embedded store answers a large $in by
+        reading the collection once per batch."""
+        collection, fields = OpportunityFactDocument._get_collection(), {name: 1 for name in FACT_FIELDS}
         found = {}
-        for start in range(0, len(lead_ids), 1000):
-            cursor = OpportunityFactDocument._get_collection().find(
-                {"lead_id": {"$in": lead_ids[start:start + 1000]}}, {name: 1 for name in FACT_FIELDS})
-            for raw in cursor:
-                found.setdefault(raw["lead_id"], []).append(_fact(raw))
+        if len(lead_ids) <= ONE_BY_ONE:
+            raws = (raw for lead_id in lead_ids for raw in collection.find({"lead_id": lead_id}, fields))
+        else:
+            wanted = set(lead_ids)
+            raws = (raw for raw in collection.find({"lead_id": {"$ne": ""}}, fields) if raw["lead_id"] in wanted)
+        for raw in raws:
+            found.setdefault(raw["lead_id"], []).append(_fact(raw))
         return found
 
     def activities_by_rep(self, report_filter) -> dict:
