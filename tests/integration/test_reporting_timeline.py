@@ -1,6 +1,7 @@
 """Reporting through real events: the lead 360 timeline across services and the account, the
 forecast weighted by the win model, numbers narrowed to who is asking, empty answers for filters
 that match nothing, and projections rebuilt from the event log to the same state."""
+import time
 import uuid
 
 from grpc import StatusCode
@@ -130,7 +131,16 @@ def test_projections_are_rebuilt_from_the_event_log_to_the_same_state(run_servic
     def state():
         return (sorted(repr(sorted(d.to_mongo().to_dict().items())) for d in LeadProgressDocument.objects),
                 sorted(repr(sorted(d.to_mongo().to_dict().items())) for d in OpportunityFactDocument.objects))
-    before = state()
+    # An event is logged before it is projected: wait until the projections stop changing.
+    settled = []
+
+    def unchanged_for_a_moment():
+        first = state()
+        time.sleep(0.3)
+        settled[:] = [first]
+        return first == state()
+    assert wait_until(unchanged_for_a_moment, timeout=15)
+    before = settled[0]
 
     admin = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["admin"])
     job = admin.RebuildProjections(reporting_pb2.RebuildProjectionsRequest()).job
