@@ -43,7 +43,8 @@ def test_refusals_are_reported_with_their_status_and_a_failing_exit_code(platfor
     bad = leadflow(platform, "lead", "submit", "--email", "not-an-email", "--source", "web", who="integration")
     assert bad.returncode == 2
     assert "INVALID_ARGUMENT" in bad.stderr and "lead.email" in bad.stderr
-    forbidden = leadflow(platform, "funnel", who="rep")
+    # A rep reads their own numbers; someone else's are refused.
+    forbidden = leadflow(platform, "report", "win-rate", "--owner", "somebody.else", who="rep")
     assert forbidden.returncode == 2 and "PERMISSION_DENIED" in forbidden.stderr
 
 
