@@ -3,16 +3,16 @@
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import pycountry
 from email_validator import EmailNotValidError, validate_email
 
 from services.common.errors import Validator
+from services.common.money import checked_amount, checked_currency
 from services.opportunity.domain import PRINCIPAL_ID
 
 DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-MAX_AMOUNT = Decimal("1e12")
 
 
 @dataclass(frozen=True)
@@ -54,28 +54,6 @@ class Conversion:
     contact_key: str
     amount: Decimal | None = None
     extra: dict = field(default_factory=dict)
-
-
-def checked_amount(check: Validator, text: str, where: str) -> Decimal | None:
-    """Money as a decimal (never a float): non-negative, below 10^12; None when not given."""
-    if not text.strip():
-        return None
-    try:
-        amount = Decimal(text.strip())
-    except InvalidOperation:
-        check.check(False, where, "must be a decimal number, e.g. 12500.00")
-        return None
-    if check.check(amount.is_finite() and Decimal(0) <= amount < MAX_AMOUNT, where,
-                   "must be a non-negative amount below 10^12"):
-        return amount
-    return None
-
-
-def checked_currency(check: Validator, code: str, where: str) -> str:
-    code = code.strip().upper()
-    check.check(bool(code) and pycountry.currencies.get(alpha_3=code) is not None, where,
-                "must be an ISO 4217 code such as CNY, EUR or USD")
-    return code
 
 
 def account_key(account: AccountInput) -> str:

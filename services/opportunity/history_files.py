@@ -8,7 +8,7 @@ from services.common import metrics, tabular
 from services.common.errors import FieldViolation, InvalidArgument, Validator
 from services.common.events import utcnow
 from services.opportunity import history_import as history
-from services.opportunity.conversion import checked_currency
+from services.common.money import checked_currency
 from services.opportunity.domain import PRINCIPAL_ID
 from services.opportunity.pipeline import compile_pipeline
 

@@ -26,7 +26,7 @@ from decimal import Decimal
 import pycountry
 
 from services.common.errors import FieldViolation, InvalidArgument, Validator
-from services.opportunity.conversion import checked_amount
+from services.common.money import checked_amount
 from services.opportunity.domain import PRINCIPAL_ID
 from services.opportunity.pipeline import LOST, WON, Pipeline
 

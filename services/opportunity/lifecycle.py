@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from services.common.errors import FailedPrecondition, Validator
-from services.opportunity.conversion import checked_amount, checked_currency
+from services.common.money import checked_amount, checked_currency
 from services.opportunity.pipeline import LOST, WON, OpportunityFacts, Pipeline, missing_to_leave
 
 # BANT, plus who decides and who else is bidding: the qualification facts sales records.

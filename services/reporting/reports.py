@@ -11,7 +11,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
 from services.common.auth import Principal, Role
-from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied
+from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied, Validator
+from services.common.money import checked_amount, checked_currency
 
 GROUP_FIELDS = {"owner": "owner_id", "manager": "manager_id", "team": "team", "office": "office",
                 "product": "product", "source": "source", "account": "account_name", "pipeline": "pipeline_id"}
@@ -110,8 +111,10 @@ def checked_filter(values: dict, principal: Principal) -> Filter:
     if first and last and last < first:
         violations.append(FieldViolation("filter.period_end", "is before period_start"))
     currency = values.get("currency", "").strip().upper()
-    if currency and (len(currency) != 3 or not currency.isalpha()):
-        violations.append(FieldViolation("filter.currency", "must be an ISO 4217 code such as CNY, EUR or USD"))
+    if currency:
+        check = Validator()
+        checked_currency(check, currency, "filter.currency")
+        violations += check.violations
     if violations:
         raise InvalidArgument(violations)
     equal = {name: values.get(name, "").strip() for name in
@@ -515,21 +518,12 @@ def rep_performance(leads: list, activities: dict, engaged: list, closed: list, 
 
 
 def checked_cost(source: str, campaign: str, amount: str, currency: str) -> tuple:
-    violations = []
-    source, campaign, currency = source.strip().lower(), campaign.strip(), currency.strip().upper()
-    if not source:
-        violations.append(FieldViolation("source", "is required"))
-    try:
-        value = Decimal(amount.strip())
-        if not value.is_finite() or value < 0:
-            raise ArithmeticError
-    except ArithmeticError:
-        violations.append(FieldViolation("amount", "must be a non-negative decimal number, e.g. 12500.00"))
-        value = None
-    if len(currency) != 3 or not currency.isalpha():
-        violations.append(FieldViolation("currency", "must be an ISO 4217 code such as CNY, EUR or USD"))
-    if violations:
-        raise InvalidArgument(violations)
+    check = Validator()
+    source, campaign = source.strip().lower(), campaign.strip()
+    check.required(source, "source")
+    value = checked_amount(check, amount, "amount") if check.required(amount.strip(), "amount") else None
+    currency = checked_currency(check, currency, "currency")
+    check.raise_if_invalid()
     return source, campaign, value, currency
 
 
@@ -563,16 +557,12 @@ def checked_quota(owner_id: str, team: str, period_start: str, period_end: str, 
         violations.append(FieldViolation("quota.period_end", "is required"))
     if first and last and last < first:
         violations.append(FieldViolation("quota.period_end", "is before period_start"))
-    try:
-        value = Decimal(amount.strip())
-        if not value.is_finite() or value <= 0:
-            raise ArithmeticError
-    except ArithmeticError:
-        violations.append(FieldViolation("quota.amount", "must be a positive decimal number, e.g. 250000"))
-        value = None
-    currency = currency.strip().upper()
-    if len(currency) != 3 or not currency.isalpha():
-        violations.append(FieldViolation("quota.currency", "must be an ISO 4217 code such as CNY, EUR or USD"))
+    check = Validator()
+    value = checked_amount(check, amount, "quota.amount")
+    if not check.violations:
+        check.check(value is not None and value > 0, "quota.amount", "must be a positive amount, e.g. 250000")
+    currency = checked_currency(check, currency, "quota.currency")
+    violations += check.violations
     if violations:
         raise InvalidArgument(violations)
     return QuotaInput(owner_id, team, first.isoformat(), last.isoformat(), value, currency)
