@@ -12,7 +12,9 @@ SITE := $(shell [ -x $(PY) ] && $(PY) -c 'import sysconfig; print(sysconfig.get_
 PYTEST_FLAGS := --strict-markers --timeout 60 -p no:cacheprovider
 
 .DEFAULT_GOAL := help
-.PHONY: help venv protos run test test-unit test-integration test-e2e lint bench images deploy-check clean
+.PHONY: help venv protos console run test test-unit test-integration test-e2e test-browser lint bench images deploy-check clean
+CONSOLE_SOURCES := $(shell find console -path console/node_modules -prune -o -path console/dist -prune -o -type f -print 2>/dev/null)
+CONSOLE_STAMP := console/dist/index.html
 IMAGE ?= ghcr.io/leadflow/leadflow
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
@@ -31,16 +33,24 @@ protos: $(PROTO_STAMP) ## generate the gRPC stubs into build/gen (git-ignored, o
 $(PROTO_STAMP): $(STAMP) $(PROTOS)
 	@rm -rf $(GEN) && mkdir -p $(GEN)
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) $(PROTOS)
+	@# The same contracts with their comments, for the gateway's OpenAPI descriptions.
+	$(PY) -m grpc_tools.protoc -Iprotos --include_source_info --descriptor_set_out=$(GEN)/leadflow.binpb $(PROTOS)
 	@echo "$(CURDIR)/$(GEN)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/leadflow_protos.pth"
 	@touch $@
 
-run: protos ## bring up RabbitMQ, Redis, SecantusDB and the five services, run the demo, stay up (DEMO=0 skips it)
+console: $(CONSOLE_STAMP) ## build the web console (npm ci + vite build into console/dist, git-ignored)
+
+$(CONSOLE_STAMP): $(CONSOLE_SOURCES)
+	cd console && npm ci --no-audit --no-fund --loglevel=error && npm run build
+	@touch $@
+
+run: protos console ## bring up RabbitMQ, Redis, SecantusDB and the five services, run the demo, stay up (DEMO=0 skips it)
 	$(PY) -m services.devstack run
 
-test: protos lint deploy-check ## lint, manifests, then unit, integration and e2e tests against the real broker, Redis and Mongo protocol
+test: protos console lint deploy-check ## lint, manifests, then unit, integration, e2e and browser tests against the real broker, Redis and Mongo protocol
 	$(PY) -m services.devstack prepare-tests
 	$(VENV)/bin/nameko test tests/unit tests/integration $(PYTEST_FLAGS)
-	$(PY) -m pytest tests/e2e $(PYTEST_FLAGS) --timeout 300 -p no:nameko
+	$(PY) -m pytest tests/e2e tests/gateway $(PYTEST_FLAGS) --timeout 300 -p no:nameko
 
 test-unit: protos ## pure domain tests, nothing started
 	$(VENV)/bin/nameko test tests/unit $(PYTEST_FLAGS)
@@ -52,6 +62,10 @@ test-integration: protos ## one service container at a time against real infrast
 test-e2e: protos ## the five services as processes, driven through the public gRPC API
 	$(PY) -m services.devstack prepare-tests
 	$(PY) -m pytest tests/e2e $(PYTEST_FLAGS) --timeout 300 -p no:nameko
+
+test-browser: protos console ## the gateway's HTTP API, its OpenAPI fuzzing and the console in headless Chromium
+	$(PY) -m services.devstack prepare-tests
+	$(PY) -m pytest tests/gateway $(PYTEST_FLAGS) --timeout 300 -p no:nameko
 
 lint: $(STAMP) ## buf lint (STANDARD and comments) on the contracts, ruff on the Python
 	$(VENV)/bin/buf lint

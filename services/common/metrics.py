@@ -10,6 +10,12 @@ GRPC_REQUESTS = Counter(
 GRPC_LATENCY = Histogram(
     "leadflow_grpc_request_seconds", "gRPC call handling time", ["service", "method"],
     buckets=LATENCY_BUCKETS)
+GATEWAY_REQUESTS = Counter(
+    "leadflow_gateway_requests_total", "HTTP API calls through the gateway, by operation and HTTP status",
+    ["operation", "status"])
+GATEWAY_LATENCY = Histogram(
+    "leadflow_gateway_request_seconds", "HTTP API call time through the gateway, backend call included",
+    ["operation"], buckets=LATENCY_BUCKETS)
 EVENTS_HANDLED = Counter(
     "leadflow_events_handled_total", "Events handled, by handler and outcome "
     "(ok, duplicate, retried, dead_lettered)", ["service", "handler", "outcome"])

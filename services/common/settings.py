@@ -81,6 +81,16 @@ DEFAULTS = {
     "ATTACHMENT_MAX_BYTES": str(25 * 1024 * 1024),
     # HMAC-SHA256 key signing notifications posted to team webhooks (X-Leadflow-Signature); empty: unsigned.
     "NOTIFY_WEBHOOK_SECRET": "",
+    # The HTTP/JSON gateway and web console (not a nameko service: see services/gateway).
+    "GATEWAY_HTTP_PORT": "8000",
+    # Built console files it serves at /; empty means console/dist of this checkout.
+    "GATEWAY_CONSOLE_DIR": "",
+    # Browser origins (other frontends) allowed to call the API cross-site, comma-separated; empty: none.
+    "GATEWAY_CORS_ORIGINS": "",
+    # Largest JSON request body; the services' own 4 MiB gRPC limit stays the real bound behind it.
+    "GATEWAY_MAX_BODY_BYTES": str(1024 * 1024),
+    # Deadline the gateway gives each gRPC call it makes.
+    "GATEWAY_RPC_TIMEOUT_SECONDS": "15",
 }
 
 
@@ -92,6 +102,20 @@ def port_for(service: str, kind: str) -> int:
     """Port of a service's gRPC or HTTP listener, overridable as e.g. CAPTURE_GRPC_PORT."""
     default = getattr(SERVICE_PORTS[service], kind)
     return int(os.environ.get(f"{service.upper()}_{kind.upper()}_PORT", default))
+
+
+def gateway_config() -> dict:
+    """The gateway's settings; backends' addresses are LEADFLOW_<SERVICE>_ADDRESS as for every client."""
+    return {
+        "HTTP_BIND_HOST": _env("HTTP_BIND_HOST"),
+        "GATEWAY_HTTP_PORT": int(_env("GATEWAY_HTTP_PORT")),
+        "GATEWAY_CONSOLE_DIR": _env("GATEWAY_CONSOLE_DIR"),
+        "GATEWAY_CORS_ORIGINS": [o.strip() for o in _env("GATEWAY_CORS_ORIGINS").split(",") if o.strip()],
+        "GATEWAY_MAX_BODY_BYTES": int(_env("GATEWAY_MAX_BODY_BYTES")),
+        "GATEWAY_RPC_TIMEOUT_SECONDS": float(_env("GATEWAY_RPC_TIMEOUT_SECONDS")),
+        "LEADFLOW_AUTH_TOKENS": _env("LEADFLOW_AUTH_TOKENS"),
+        "LOG_LEVEL": _env("LOG_LEVEL"),
+    }
 
 
 def database_name(prefix: str, service: str) -> str:

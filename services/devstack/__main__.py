@@ -121,6 +121,7 @@ def prepare_tests() -> None:
         infrastructure.ensure_rabbitmq(os.environ.get("AMQP_URI", DEFAULTS["AMQP_URI"]))
         infrastructure.ensure_redis(os.environ.get("REDIS_URI", DEFAULTS["REDIS_URI"]))
         infrastructure.ensure_ocr()
+        infrastructure.ensure_browser()
     except InfrastructureError as exc:
         sys.exit(f"cannot prepare the test infrastructure: {exc}")
 

@@ -140,6 +140,20 @@ def ensure_ocr() -> None:
     _apt_install("--no-install-recommends", *missing)
 
 
+# The console's browser tests drive Debian's Chromium (never a browser a test tool downloads). Its
+# Chinese pages render with the CJK font the OCR packages above already bring (wqy-zenhei).
+BROWSER_PACKAGES = {"chromium": "/usr/bin/chromium"}
+
+
+def ensure_browser() -> None:
+    missing = [package for package, path in BROWSER_PACKAGES.items() if not Path(path).exists()]
+    if not missing:
+        return
+    if not _is_root_on_debian():
+        raise InfrastructureError(f"the console's browser tests need: sudo apt-get install -y {' '.join(missing)}")
+    _apt_install("--no-install-recommends", *missing)
+
+
 class EmbeddedMongo:
     """SecantusDB (MongoDB wire protocol over WiredTiger) as a child process."""
 

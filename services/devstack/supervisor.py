@@ -1,4 +1,5 @@
-"""Starts, watches and stops Leadflow service processes (for ``make run``, e2e tests and the benchmark)."""
+"""Starts, watches and stops Leadflow service processes (for ``make run``, e2e tests and the benchmark),
+and the HTTP/JSON gateway in front of them."""
 import os
 import signal
 import subprocess
@@ -7,7 +8,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from services.common.settings import SERVICE_NAMES, port_for
+from services.common.settings import DEFAULTS, SERVICE_NAMES, port_for
 from services.devstack.infrastructure import REPO, InfrastructureError, die_with_parent, free_port
 
 
@@ -31,10 +32,14 @@ class ServiceProcess:
     def grpc_port(self) -> int:
         return int(self.env[f"{self.service.upper()}_GRPC_PORT"])
 
+    @property
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "services.common.runner", self.service]
+
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "services.common.runner", self.service],
+        self.process = subprocess.Popen(self.command,
                                         env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True, preexec_fn=die_with_parent)
 
@@ -63,14 +68,35 @@ class ServiceProcess:
             self.kill9()
 
 
+class GatewayProcess(ServiceProcess):
+    """The gateway: an ASGI app, not a nameko service; HTTP only, and clients of the five services."""
+
+    def __init__(self, env: dict, log_path: Path):
+        super().__init__("gateway", env, log_path)
+
+    @property
+    def grpc_port(self) -> int:
+        raise AttributeError("the gateway has no gRPC port")
+
+    @property
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "services.gateway"]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+
 class Platform:
     """The five services (optionally several replicas each) against given infrastructure."""
 
     def __init__(self, base_env: dict, log_dir: Path, services=SERVICE_NAMES, replicas: int = 1,
-                 any_free_port: bool = False):
+                 any_free_port: bool = False, gateway: bool = False):
         """With ``any_free_port`` (tests, benchmark) every process listens on ports the OS picks, so a
-        running ``make run`` is never disturbed; otherwise on the configured ports."""
+        running ``make run`` is never disturbed; otherwise on the configured ports. ``gateway`` adds
+        the HTTP/JSON gateway, pointed at the first replica of each service."""
         self.processes = []
+        self.gateway = None
         for service in services:
             for replica in range(replicas):
                 env = {**os.environ, **base_env, "PYTHONUNBUFFERED": "1"}
@@ -81,6 +107,13 @@ class Platform:
                         port = port_for(service, kind)
                     env[f"{service.upper()}_{kind.upper()}_PORT"] = str(port)
                 self.processes.append(ServiceProcess(service, env, log_dir / f"{service}-{replica}.log", replica))
+        if gateway:
+            env = {**os.environ, **base_env, "PYTHONUNBUFFERED": "1",
+                   "GATEWAY_HTTP_PORT": str(free_port() if any_free_port else
+                                            int(os.environ.get("GATEWAY_HTTP_PORT", DEFAULTS["GATEWAY_HTTP_PORT"]))),
+                   **{f"LEADFLOW_{s.upper()}_ADDRESS": a for s, a in self.addresses().items()}}
+            self.gateway = GatewayProcess(env, log_dir / "gateway.log")
+            self.processes.append(self.gateway)
 
     def start(self) -> "Platform":
         for process in self.processes:
@@ -92,7 +125,8 @@ class Platform:
 
     def addresses(self) -> dict:
         """gRPC address of each service's first replica, for LeadflowClient."""
-        return {p.service: f"127.0.0.1:{p.grpc_port}" for p in reversed(self.processes)}
+        return {p.service: f"127.0.0.1:{p.grpc_port}" for p in reversed(self.processes)
+                if not isinstance(p, GatewayProcess)}
 
     def wait_ready(self, timeout: float = 90.0, processes=None) -> None:
         pending = list(processes or self.processes)

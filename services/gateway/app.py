@@ -1,0 +1,244 @@
+"""The HTTP/JSON gateway: Leadflow's gRPC API for browsers and other HTTP clients, and the web console.
+
+Why a small ASGI app (Starlette on uvicorn) and not nameko ``@http``: the gateway keeps no state,
+consumes no events and touches no store, which is what nameko's containers are for; what it does is
+fan each HTTP request out to a gRPC call, and grpcio's asyncio client does that natively, whereas
+inside nameko it would run under eventlet's monkey-patching, which grpcio does not support.
+
+Authentication is the services' own: the same bearer tokens and hashed token table. The gateway
+turns away a missing or unknown token itself (401 without a backend call) and forwards the header;
+each service then checks the caller's role as it does for any gRPC client, so there is one set of
+role rules, in the services.
+"""
+import importlib.metadata
+import json
+import logging
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from services.cli.client import default_address
+from services.common import metrics
+from services.common.auth import authenticate, parse_token_table
+from services.common.errors import FieldViolation, Unauthenticated
+from services.common.settings import SERVICE_NAMES
+from services.gateway import transcoding
+from services.gateway.openapi import load_comments, openapi_document
+from services.gateway.transcoding import RequestBodyError, error_body
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+DESCRIPTOR_SET = REPO / "build" / "gen" / "leadflow.binpb"
+TRACE_ID_HEADER = "x-trace-id"
+SECURITY_HEADERS = {
+    # The console loads only its own scripts; images may come from capture's public host (QR codes).
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: http: https:; "
+                               "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _error(code: grpc.StatusCode, message: str, trace_id: str, violations=()) -> JSONResponse:
+    return JSONResponse(error_body(code, message, violations, trace_id), transcoding.http_status_of(code),
+                        headers={TRACE_ID_HEADER: trace_id})
+
+
+class Gateway:
+    def __init__(self, config: dict, addresses: dict | None = None):
+        self.config = config
+        self.token_table = parse_token_table(config["LEADFLOW_AUTH_TOKENS"])
+        self.rpcs = transcoding.unary_rpcs()
+        self.addresses = {s: (addresses or {}).get(s) or default_address(s) for s in SERVICE_NAMES}
+        self.channels: dict[str, grpc.aio.Channel] = {}
+        self._openapi = None
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self.channels = {s: grpc.aio.insecure_channel(self.addresses[s]) for s in SERVICE_NAMES}
+
+    async def close(self) -> None:
+        for channel in self.channels.values():
+            await channel.close()
+
+    # --- endpoints ---------------------------------------------------------------------------------------
+
+    async def call(self, request: Request) -> Response:
+        started = time.perf_counter()
+        trace_id = _trace_id(request)
+        service, method = request.path_params["service"], request.path_params["method"]
+        operation = f"{service}.{method}" if (service, method) in self.rpcs else "unknown"
+        response = await self._call(request, service, method, trace_id)
+        metrics.GATEWAY_REQUESTS.labels(operation, str(response.status_code)).inc()
+        metrics.GATEWAY_LATENCY.labels(operation).observe(time.perf_counter() - started)
+        return response
+
+    async def _call(self, request: Request, service: str, method: str, trace_id: str) -> Response:
+        rpc = self.rpcs.get((service, method))
+        if rpc is None:
+            return _error(grpc.StatusCode.NOT_FOUND, f"no RPC {service}/{method}; see /openapi.json", trace_id)
+        try:
+            authenticate(request.headers.get("authorization"), self.token_table)
+        except Unauthenticated as exc:
+            return _error(grpc.StatusCode.UNAUTHENTICATED, str(exc), trace_id)
+        body = await self._json_body(request, trace_id)
+        if isinstance(body, Response):
+            return body
+        try:
+            message = transcoding.request_from_json(rpc, body)
+        except RequestBodyError as exc:
+            return _error(grpc.StatusCode.INVALID_ARGUMENT, "the request body does not fit "
+                          f"{rpc.method.input_type.name}", trace_id, [exc.violation])
+        call = self.channels[service].unary_unary(
+            rpc.grpc_path, request_serializer=rpc.request_class.SerializeToString,
+            response_deserializer=rpc.response_class.FromString)
+        metadata = (("authorization", request.headers["authorization"]), (TRACE_ID_HEADER, trace_id))
+        try:
+            reply = await call(message, metadata=metadata, timeout=self.config["GATEWAY_RPC_TIMEOUT_SECONDS"])
+        except grpc.aio.AioRpcError as exc:
+            violations = transcoding.field_violations_of(exc.trailing_metadata())
+            if exc.code() == grpc.StatusCode.UNAVAILABLE:
+                log.warning("backend %s unavailable: %s", service, exc.details())
+            return _error(exc.code(), exc.details() or exc.code().name, trace_id, violations)
+        return JSONResponse(transcoding.response_to_json(reply), headers={TRACE_ID_HEADER: trace_id})
+
+    async def _json_body(self, request: Request, trace_id: str):
+        limit = self.config["GATEWAY_MAX_BODY_BYTES"]
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            return self._too_large(limit, trace_id)
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > limit:
+                return self._too_large(limit, trace_id)
+        if not raw.strip():
+            return {}
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as exc:
+            return _error(grpc.StatusCode.INVALID_ARGUMENT, "the request body is not JSON", trace_id,
+                          [FieldViolation("body", str(exc))])
+
+    @staticmethod
+    def _too_large(limit: int, trace_id: str) -> JSONResponse:
+        body = error_body(grpc.StatusCode.RESOURCE_EXHAUSTED, f"the request body is larger than {limit} bytes",
+                          trace_id=trace_id)
+        body["error"]["http_status"] = 413
+        return JSONResponse(body, 413, headers={TRACE_ID_HEADER: trace_id})
+
+    async def me(self, request: Request) -> Response:
+        try:
+            principal = authenticate(request.headers.get("authorization"), self.token_table)
+        except Unauthenticated as exc:
+            return _error(grpc.StatusCode.UNAUTHENTICATED, str(exc), _trace_id(request))
+        return JSONResponse(principal.as_dict())
+
+    async def openapi(self, request: Request) -> Response:
+        if self._openapi is None:
+            self._openapi = openapi_document(self.rpcs.values(), load_comments(DESCRIPTOR_SET),
+                                             importlib.metadata.version("leadflow"))
+        return JSONResponse(self._openapi)
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        """Ready when every backend answers its gRPC health check: a console whose services are
+        down should be taken out of the load balancer, not show errors on every page."""
+        down = []
+        for service, channel in self.channels.items():
+            try:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+                if reply.status != health_pb2.HealthCheckResponse.SERVING:
+                    down.append(service)
+            except grpc.aio.AioRpcError:
+                down.append(service)
+        status = 503 if down else 200
+        return JSONResponse({"status": "unavailable" if down else "ok", "down": down}, status)
+
+    async def prometheus(self, request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _trace_id(request: Request) -> str:
+    given = request.headers.get(TRACE_ID_HEADER, "")
+    return given if given.isascii() and given.replace("-", "").isalnum() and len(given) <= 64 else uuid.uuid4().hex
+
+
+async def _console_missing(request: Request) -> Response:
+    return HTMLResponse("<h1>Leadflow</h1><p>The web console is not built. Run <code>make console</code> "
+                        "(or <code>make run</code>, which builds it).</p>", 503)
+
+
+def console_dir(config: dict) -> Path:
+    return Path(config["GATEWAY_CONSOLE_DIR"]) if config["GATEWAY_CONSOLE_DIR"] else REPO / "console" / "dist"
+
+
+def create_app(config: dict, addresses: dict | None = None) -> Starlette:
+    gateway = Gateway(config, addresses)
+    folder = console_dir(config)
+    routes = [
+        Route("/healthz", gateway.healthz),
+        Route("/readyz", gateway.readyz),
+        Route("/metrics", gateway.prometheus),
+        Route("/openapi.json", gateway.openapi),
+        Route(f"{transcoding.API_PREFIX}/me", gateway.me),
+        Route(transcoding.API_PREFIX + "/{service}/{method}", gateway.call, methods=["POST"]),
+    ]
+    if (folder / "index.html").exists():
+        routes.append(Mount("/", StaticFiles(directory=folder, html=True)))
+    else:
+        routes.append(Route("/", _console_missing))
+    middleware = [Middleware(SecurityHeaders)]
+    if config["GATEWAY_CORS_ORIGINS"]:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=config["GATEWAY_CORS_ORIGINS"],
+                                     allow_methods=["GET", "POST"],
+                                     allow_headers=["authorization", "content-type", TRACE_ID_HEADER],
+                                     expose_headers=[TRACE_ID_HEADER]))
+
+    async def lifespan(app):
+        await gateway.open()
+        try:
+            yield
+        finally:
+            await gateway.close()
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.gateway = gateway
+    return app
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (no response buffering) adding the security headers to every response."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
+                            if k.lower().encode() not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
