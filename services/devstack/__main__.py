@@ -66,11 +66,11 @@ def run() -> None:
         if "LEADFLOW_AUTH_TOKENS" not in os.environ:
             env["LEADFLOW_AUTH_TOKENS"] = credentials.auth_table(tokens)
 
-        platform = Platform(env, STATE_DIR / "logs").start()
-        print("starting capture, scoring, routing, opportunity, reporting ...", flush=True)
+        platform = Platform(env, STATE_DIR / "logs", gateway=True).start()
+        print("starting capture, scoring, routing, opportunity, reporting and the gateway ...", flush=True)
         started = time.monotonic()
         platform.wait_ready()
-        print(f"all five services ready in {time.monotonic() - started:.1f} s", flush=True)
+        print(f"all five services and the gateway ready in {time.monotonic() - started:.1f} s", flush=True)
     except InfrastructureError as exc:
         if mongo:
             mongo.stop()
@@ -80,7 +80,7 @@ def run() -> None:
         if os.environ.get("DEMO", "1") != "0":
             with LeadflowClient(tokens["admin"]) as client:
                 run_demo(client, STATE_DIR)
-        print_endpoints()
+        print_endpoints(platform, tokens)
         supervise(platform)
     except KeyboardInterrupt:
         pass
@@ -92,8 +92,14 @@ def run() -> None:
         print("stopped.")
 
 
-def print_endpoints() -> None:
+def print_endpoints(platform: Platform, tokens: dict) -> None:
+    console = platform.gateway.url
     print("\nLeadflow is up. Press Ctrl-C to stop.\n")
+    print(f"  web console  {console}/")
+    # Development tokens only (made on first run, kept in .leadflow/): one click logs in as each role.
+    for who in ("manager.wang", "li.na", "admin"):
+        print(f"    log in as {who:13} {console}/#/login?token={tokens[who]}")
+    print(f"  HTTP API     {console}/api/v1/...   OpenAPI: {console}/openapi.json\n")
     print(f"  {'service':12} {'gRPC':18} {'health / metrics'}")
     for service in SERVICE_NAMES:
         http = f"http://127.0.0.1:{port_for(service, 'http')}"

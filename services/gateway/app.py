@@ -19,6 +19,7 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from leadflow.capture.v1 import capture_pb2
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -40,7 +41,8 @@ from services.gateway.transcoding import RequestBodyError, error_body
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
-DESCRIPTOR_SET = REPO / "build" / "gen" / "leadflow.binpb"
+# Written beside the generated stubs (build/gen here, /app/build/gen in the image) by `make protos`.
+DESCRIPTOR_SET = Path(capture_pb2.__file__).resolve().parents[3] / "leadflow.binpb"
 TRACE_ID_HEADER = "x-trace-id"
 SECURITY_HEADERS = {
     # The console loads only its own scripts; images may come from capture's public host (QR codes).

@@ -471,7 +471,8 @@ def test_prod_scales_consumers_on_their_queues_and_cpu(rendered):
     expected = {f"leadflow-{service}": names for service, names in consumed_queues().items() if names}
     assert queues == expected
     hpas = {hpa["spec"]["scaleTargetRef"]["name"]: hpa for hpa in of_kind(objects, "HorizontalPodAutoscaler")}
-    assert set(hpas) == {f"leadflow-{service}" for service in SERVICES} - set(expected)
+    # The gateway consumes no queue: CPU alone scales it.
+    assert set(hpas) == {f"leadflow-{service}" for service in SERVICES} - set(expected) | {"leadflow-gateway"}
     for hpa in hpas.values():
         assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
     for scaled in scaled_objects.values():
@@ -614,7 +615,7 @@ def test_docker_context_keeps_local_state_out():
                 if line.strip() and not line.startswith("#")]
     assert patterns[0] == "*", "allow-list the build context"
     allowed = {pattern[1:].rstrip("/") for pattern in patterns if pattern.startswith("!")}
-    assert allowed <= {"pyproject.toml", "README.md", "services", "protos"}, allowed
-    copied = {word.rstrip("/") for keyword, rest in dockerfile_instructions() if keyword == "COPY"
+    assert allowed <= {"pyproject.toml", "README.md", "services", "protos", "console"}, allowed
+    copied = {word.rstrip("/").split("/")[0] for keyword, rest in dockerfile_instructions() if keyword == "COPY"
               and "--from" not in rest for word in shlex.split(rest)[:-1]}
     assert copied <= allowed, f"COPY of files the context leaves out: {copied - allowed}"
