@@ -12,7 +12,7 @@ SITE := $(shell [ -x $(PY) ] && $(PY) -c 'import sysconfig; print(sysconfig.get_
 PYTEST_FLAGS := --strict-markers --timeout 60 -p no:cacheprovider
 
 .DEFAULT_GOAL := help
-.PHONY: help venv protos console run test test-unit test-integration test-e2e test-browser lint bench images deploy-check clean
+.PHONY: help venv protos console run test test-unit test-integration test-e2e test-browser screenshots lint bench images deploy-check clean
 CONSOLE_SOURCES := $(shell find console -path console/node_modules -prune -o -path console/dist -prune -o -type f -print 2>/dev/null)
 CONSOLE_STAMP := console/dist/index.html
 IMAGE ?= ghcr.io/leadflow/leadflow
@@ -66,6 +66,9 @@ test-e2e: protos ## the five services as processes, driven through the public gR
 test-browser: protos console ## the gateway's HTTP API, its OpenAPI fuzzing and the console in headless Chromium
 	$(PY) -m services.devstack prepare-tests
 	$(PY) -m pytest tests/gateway $(PYTEST_FLAGS) --timeout 300 -p no:nameko
+
+screenshots: test-browser ## refresh the README's console screenshots (docs/screenshots) from a browser test run
+	cp build/screenshots/{inbox,lead,pipeline-blocked,dashboard,admin-forms,inbox-zh}.png docs/screenshots/
 
 lint: $(STAMP) ## buf lint (STANDARD and comments) on the contracts, ruff on the Python
 	$(VENV)/bin/buf lint

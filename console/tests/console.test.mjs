@@ -1,0 +1,322 @@
+// The console in a real browser against a running platform: an admin publishes a web form, a visitor
+// fills it in, the rep works the lead from "My leads" through conversion and the pipeline board, and
+// the manager's dashboard counts it. Driven by Debian's Chromium through playwright-core.
+//
+// Environment (set by tests/browser, which starts an isolated platform and gateway):
+//   LEADFLOW_CONSOLE_URL  where the gateway serves the console, e.g. http://127.0.0.1:40123
+//   LEADFLOW_TOKENS       {"admin": "...", "manager": "...", "rep": "..."}
+//   LEADFLOW_REP_ID       the rep's principal id (the only active rep: new leads route to them)
+//   LEADFLOW_SCREENSHOTS  folder for PNG screenshots of the main pages (optional)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+const CONSOLE_URL = (process.env.LEADFLOW_CONSOLE_URL || '').replace(/\/$/, '');
+const SKIP = CONSOLE_URL ? false
+  : 'LEADFLOW_CONSOLE_URL is not set: the browser scenario needs a running platform and gateway (see tests/browser)';
+const CHROMIUM = process.env.LEADFLOW_CHROMIUM || '/usr/bin/chromium';
+const SCREENSHOTS = process.env.LEADFLOW_SCREENSHOTS || '';
+const APPEAR_MS = 30000; // events travel capture -> scoring -> routing -> reporting
+
+function tokens() {
+  const parsed = JSON.parse(process.env.LEADFLOW_TOKENS || '{}');
+  for (const role of ['admin', 'manager', 'rep']) assert.ok(parsed[role], `LEADFLOW_TOKENS has no ${role} token`);
+  return parsed;
+}
+
+function digits(text) {
+  return Number(String(text).replace(/[^\d]/g, '') || '0');
+}
+
+async function shoot(page, name) {
+  if (!SCREENSHOTS) return;
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  // Let charts and fonts settle; a screenshot is for a person to look at.
+  await page.waitForTimeout(400);
+  // A full-page shot of a scrolled page draws the sticky header mid-page.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+/** Poll `read` until `ok(value)`, calling `between` before each retry; fail after `ms`. */
+async function eventually(read, ok, { ms = APPEAR_MS, every = 1500, between, what = 'condition' } = {}) {
+  const deadline = Date.now() + ms;
+  let value;
+  for (;;) {
+    value = await read();
+    if (ok(value)) return value;
+    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what} (last value: ${JSON.stringify(value)})`);
+    await new Promise((resolve) => setTimeout(resolve, every));
+    if (between) await between();
+  }
+}
+
+test('console: form -> lead -> first contact -> conversion -> pipeline -> dashboard', { skip: SKIP, timeout: 480000 }, async (t) => {
+  const { chromium } = await import('playwright-core');
+  const roles = tokens();
+  const repId = process.env.LEADFLOW_REP_ID;
+  assert.ok(repId, 'LEADFLOW_REP_ID is not set');
+  const stamp = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
+  const company = `Acme Robotics ${stamp}`;
+  const email = `li.cto.${stamp}@acme-robotics.cn`;
+  const formId = `browser-${stamp}`;
+
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM, headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+  t.after(() => browser.close());
+
+  const pageErrors = [];
+  async function openAs(role) {
+    const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-US' });
+    // The language switcher persists in localStorage; start every role in English.
+    await context.addInitScript(() => { if (!localStorage.getItem('leadflow.locale')) localStorage.setItem('leadflow.locale', 'en'); });
+    const page = await context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(`${role}: ${err.message}`));
+    if (role) {
+      await page.goto(`${CONSOLE_URL}/#/login?token=${encodeURIComponent(roles[role])}`);
+      await page.getByTestId('current-user').waitFor();
+    }
+    return page;
+  }
+
+  // Steps share state and run in order; once one fails the rest are skipped, not failed again.
+  let broken = false;
+  async function step(name, fn) {
+    await t.test(name, async (s) => {
+      if (broken) return s.skip('an earlier step failed');
+      try {
+        await fn();
+      } catch (err) {
+        broken = true;
+        throw err;
+      }
+    });
+  }
+
+  let manager; let admin; let rep; let visitor;
+  let before = {};
+  let formUrl = '';
+  let leadId = '';
+  let opportunityId = '';
+
+  await step('the manager reads the funnel before the new lead', async () => {
+    manager = await openAs('manager');
+    await manager.goto(`${CONSOLE_URL}/#/dashboard`);
+    await manager.locator('[data-testid="dashboard"][data-loaded="true"]').waitFor();
+    before = {
+      captured: digits(await manager.getByTestId('funnel-captured').textContent()),
+      converted: digits(await manager.getByTestId('funnel-converted').textContent()),
+    };
+  });
+
+  await step('login refuses a bad token and accepts a good one', async () => {
+    const page = await openAs(null);
+    admin = page;
+    await page.goto(`${CONSOLE_URL}/`);
+    await page.getByTestId('login-token').waitFor();
+    await shoot(page, 'login');
+    await page.getByTestId('login-token').fill('not-a-token');
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('login-error').waitFor();
+    assert.match(await page.getByTestId('login-error').textContent(), /not valid/i);
+    await page.getByTestId('login-token').fill(roles.admin);
+    await page.getByTestId('login-submit').click();
+    await page.getByTestId('nav-admin').waitFor();
+    for (const nav of ['nav-inbox', 'nav-tasks', 'nav-pipeline', 'nav-dashboard', 'nav-admin']) {
+      assert.ok(await page.getByTestId(nav).isVisible(), `admin sees ${nav}`);
+    }
+  });
+
+  await step('a bad form id is shown next to the field', async () => {
+    await admin.goto(`${CONSOLE_URL}/#/admin/forms/new`);
+    await admin.getByTestId('form-form-id').fill('Bad ID!');
+    await admin.getByTestId('form-name').fill(`Demo request ${stamp}`);
+    await admin.getByTestId('form-save').click();
+    const error = admin.locator('.field', { has: admin.getByTestId('form-form-id') }).getByTestId('field-error');
+    await error.waitFor();
+    assert.equal(await error.getAttribute('data-field'), 'form.form_id');
+    assert.equal(await admin.getByTestId('form-form-id').getAttribute('aria-invalid'), 'true');
+  });
+
+  await step('the admin publishes a web form and sees its embed snippet and QR code', async () => {
+    await admin.getByTestId('form-form-id').fill(formId);
+    // Fields a B2B scoring model rewards, beyond the default email / name / company / title rows.
+    for (const [name, type, label] of [['company_size', 'number', 'Employees'], ['industry', 'text', 'Industry'], ['phone', 'tel', 'Phone']]) {
+      await admin.getByTestId('form-add-field').click();
+      const index = (await admin.getByTestId('form-field-row').count()) - 1;
+      await admin.getByTestId(`form-field-name-${index}`).fill(name);
+      await admin.getByTestId(`form-field-type-${index}`).selectOption(type);
+      await admin.getByTestId(`form-field-label-${index}`).fill(label);
+    }
+    await admin.getByTestId('form-campaign').fill(`browser-${stamp}`);
+    await admin.getByTestId('form-save').click();
+    await admin.getByTestId('form-publishing').waitFor();
+    const link = admin.getByTestId('form-url');
+    await link.waitFor();
+    formUrl = await link.getAttribute('href');
+    assert.match(formUrl, /^https?:\/\/.+\/f\/[A-Za-z0-9_-]+/);
+    const embed = await admin.getByTestId('form-embed').inputValue();
+    assert.ok(embed.includes('<iframe') && embed.includes(formUrl), `embed snippet: ${embed}`);
+    const qr = admin.getByTestId('form-qr');
+    await qr.waitFor();
+    await admin.waitForFunction((el) => el.complete && el.naturalWidth > 0, await qr.elementHandle());
+    await shoot(admin, 'admin-forms');
+  });
+
+  await step('a visitor submits the public form', async () => {
+    const context = await browser.newContext({ viewport: { width: 800, height: 1000 } });
+    visitor = await context.newPage();
+    await visitor.goto(formUrl);
+    await visitor.getByLabel('Work email').fill(email);
+    await visitor.getByLabel('First name').fill('Jie');
+    await visitor.getByLabel('Last name').fill('Chen');
+    await visitor.getByLabel('Company').fill(company);
+    await visitor.getByLabel('Job title').fill('CTO');
+    await visitor.getByLabel('Employees').fill('800');
+    await visitor.getByLabel('Industry').fill('software');
+    await visitor.getByLabel('Phone').fill('+86 138 0013 8000');
+    await visitor.locator('button[type="submit"]').click();
+    await visitor.getByRole('status').waitFor();
+  });
+
+  await step('the rep sees the lead in "My leads" with a ticking countdown and a grade', async () => {
+    rep = await openAs('rep');
+    assert.ok(!rep.url().includes('token='), 'the token left the address bar');
+    assert.equal(await rep.getByTestId('nav-dashboard').count(), 0, 'a rep has no dashboard');
+    assert.equal(await rep.getByTestId('nav-admin').count(), 0, 'a rep has no admin');
+    await rep.goto(`${CONSOLE_URL}/#/inbox`);
+    const row = rep.getByTestId('inbox-row').filter({ hasText: company });
+    await eventually(() => row.count(), (n) => n === 1, {
+      what: 'the new lead in the inbox', between: () => rep.getByTestId('inbox-refresh').click(),
+    });
+    leadId = await row.getAttribute('data-lead-id');
+    assert.ok(leadId);
+    const clock = row.getByTestId('sla-countdown');
+    const first = await clock.textContent();
+    await rep.waitForTimeout(1600);
+    const second = await clock.textContent();
+    assert.notEqual(first.trim(), second.trim(), 'the countdown ticks');
+    assert.ok(['ok', 'warning', 'overdue'].includes(await clock.getAttribute('data-state')));
+    const grade = await eventually(async () => {
+      await rep.getByTestId('inbox-refresh').click();
+      return row.getByTestId('grade-badge').getAttribute('data-grade');
+    }, (g) => /^[A-D][1-3]$/.test(g || ''), { what: 'a grade badge' });
+    assert.match(grade, /^[A-D][1-3]$/);
+    await shoot(rep, 'inbox');
+  });
+
+  await step('switching to Chinese shows Chinese strings', async () => {
+    await rep.getByTestId('language-switcher').selectOption('zh');
+    await rep.getByRole('heading', { name: '我的线索' }).waitFor();
+    assert.equal(await rep.getByTestId('nav-tasks').textContent(), '我的任务');
+    await shoot(rep, 'inbox-zh');
+    await rep.getByTestId('language-switcher').selectOption('en');
+    await rep.getByRole('heading', { name: 'My leads' }).waitFor();
+  });
+
+  await step('the rep logs a call with an @mention and sees it in the timeline', async () => {
+    await rep.getByTestId('inbox-row').filter({ hasText: company }).getByTestId('inbox-lead-link').click();
+    await rep.locator(`[data-testid="lead-page"][data-lead-id="${leadId}"]`).waitFor();
+    assert.match(await rep.getByTestId('lead-name').textContent(), /Jie Chen/);
+    const form = rep.getByTestId('activity-form');
+    assert.ok(await form.getByTestId('activity-type-call').isChecked(), 'a call is the default');
+    await form.getByTestId('activity-subject').fill('Discovery call');
+    await form.getByTestId('activity-body').fill('Spoke with the CTO about 200 seats; @zhang.wei please join the demo.');
+    await form.getByTestId('activity-mention-preview').waitFor();
+    await form.getByTestId('activity-outcome').fill('connected');
+    await form.getByTestId('activity-submit').click();
+    await rep.getByTestId('toast').filter({ hasText: /first contact|logged/i }).first().waitFor();
+    const entry = rep.locator('[data-testid="timeline-entry"][data-event-type="activity_logged"]');
+    await entry.first().waitFor({ timeout: APPEAR_MS });
+    assert.match(await entry.first().textContent(), /@zhang\.wei/);
+    // The first call is the first contact: routing completes the SLA task and the timeline says so.
+    await eventually(async () => rep.locator('[data-testid="timeline-entry"][data-event-type="lead_contacted"]').count(), (n) => n > 0, {
+      what: 'the first contact on the timeline',
+      between: () => rep.locator('#timeline-h').locator('..').getByRole('button').click(),
+    });
+    await shoot(rep, 'lead');
+  });
+
+  await step('the rep qualifies and converts the lead', async () => {
+    await rep.getByTestId('qualify-budget').fill('USD 50k approved');
+    await rep.getByTestId('qualify-authority').fill('CTO signs');
+    await rep.getByTestId('qualify-need').fill('Fleet automation');
+    await rep.getByTestId('qualify-timeline').fill('This quarter');
+    await rep.getByTestId('qualify-submit').click();
+    await rep.getByTestId('qualify-result').waitFor();
+
+    await rep.getByTestId('convert-name').fill(`${company} – 200 seats`);
+    await rep.getByTestId('convert-amount').fill('50000');
+    await rep.getByTestId('convert-currency').fill('USD');
+    const close = new Date(Date.now() + 30 * 86400000).toISOString().slice(0, 10);
+    await rep.getByTestId('convert-close-date').fill(close);
+    await rep.getByTestId('convert-submit').click();
+    const result = rep.getByTestId('convert-result');
+    await result.waitFor();
+    opportunityId = await result.getAttribute('data-opportunity-id');
+    assert.ok(opportunityId);
+  });
+
+  await step('on the pipeline board the rep drags the opportunity to the next stage', async () => {
+    await rep.getByTestId('convert-open-pipeline').click();
+    const card = rep.locator(`[data-testid="opportunity-card"][data-opportunity-id="${opportunityId}"]`);
+    await card.waitFor();
+    const stages = await rep.getByTestId('board-column').evaluateAll((els) => els.map((el) => el.dataset.stageId));
+    const from = await card.getAttribute('data-stage-id');
+    const to = stages[stages.indexOf(from) + 1];
+    assert.ok(to, `a stage after ${from} in ${stages}`);
+    const target = rep.locator(`[data-testid="board-column"][data-stage-id="${to}"]`);
+    const totalBefore = JSON.parse(await target.getByTestId('column-total').getAttribute('data-amounts'));
+
+    await card.dragTo(target);
+    const moved = target.locator(`[data-testid="opportunity-card"][data-opportunity-id="${opportunityId}"]`);
+    const error = card.getByTestId('card-error');
+    await Promise.race([moved.waitFor(), error.waitFor()]);
+    if (await error.count()) {
+      // The stage's exit criteria refused: the card lists what is missing; fill it in and move again.
+      const items = await error.getByTestId('card-error-item').allTextContents();
+      assert.ok(items.length > 0, 'the refusal says what is missing');
+      await shoot(rep, 'pipeline-blocked');
+      const inputs = error.locator('input[data-testid^="card-fix-"]');
+      const count = await inputs.count();
+      assert.ok(count > 0, `the missing fields can be filled on the card: ${items.join(' | ')}`);
+      for (let i = 0; i < count; i++) {
+        const input = inputs.nth(i);
+        const testid = await input.getAttribute('data-testid');
+        const value = testid === 'card-fix-close_date' ? new Date(Date.now() + 30 * 86400000).toISOString().slice(0, 10)
+          : testid === 'card-fix-amount' ? '50000' : testid === 'card-fix-currency' ? 'USD' : 'Confirmed on the call';
+        await input.fill(value);
+      }
+      await error.getByTestId('card-fix-submit').click();
+      await moved.waitFor();
+    }
+    await rep.reload();
+    await rep.locator(`[data-testid="board-column"][data-stage-id="${to}"] [data-testid="opportunity-card"][data-opportunity-id="${opportunityId}"]`).waitFor();
+    const totalAfter = JSON.parse(await rep.locator(`[data-testid="column-total"][data-stage-id="${to}"]`).getAttribute('data-amounts'));
+    assert.ok((totalAfter.USD || 0) >= (totalBefore.USD || 0) + 50000, `column total grew: ${JSON.stringify(totalBefore)} -> ${JSON.stringify(totalAfter)}`);
+    await shoot(rep, 'pipeline');
+  });
+
+  await step("the manager's dashboard counts the new lead and its conversion", async () => {
+    const read = async () => {
+      await manager.getByTestId('dash-refresh').click();
+      await manager.locator('[data-testid="dashboard"][data-loaded="true"]').waitFor();
+      return {
+        captured: digits(await manager.getByTestId('funnel-captured').textContent()),
+        converted: digits(await manager.getByTestId('funnel-converted').textContent()),
+      };
+    };
+    const after = await eventually(read, (v) => v.captured > before.captured && v.converted > before.converted,
+      { what: `funnel to grow from ${JSON.stringify(before)}` });
+    assert.ok(after.captured > before.captured);
+    await shoot(manager, 'dashboard');
+  });
+
+  await step('no page threw a script error', async () => {
+    assert.deepEqual(pageErrors, []);
+  });
+});
