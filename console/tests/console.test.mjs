@@ -272,33 +272,36 @@ test('console: form -> lead -> first contact -> conversion -> pipeline -> dashbo
     const target = rep.locator(`[data-testid="board-column"][data-stage-id="${to}"]`);
     const totalBefore = JSON.parse(await target.getByTestId('column-total').getAttribute('data-amounts'));
 
+    // Qualified once on the lead page (need, budget...) and called: leaving qualification asks nothing more.
     await card.dragTo(target);
     const moved = target.locator(`[data-testid="opportunity-card"][data-opportunity-id="${opportunityId}"]`);
-    const error = card.getByTestId('card-error');
-    await Promise.race([moved.waitFor(), error.waitFor()]);
-    if (await error.count()) {
-      // The stage's exit criteria refused: the card lists what is missing; fill it in and move again.
-      const items = await error.getByTestId('card-error-item').allTextContents();
-      assert.ok(items.length > 0, 'the refusal says what is missing');
-      await shoot(rep, 'pipeline-blocked');
-      const inputs = error.locator('input[data-testid^="card-fix-"]');
-      const count = await inputs.count();
-      assert.ok(count > 0, `the missing fields can be filled on the card: ${items.join(' | ')}`);
-      for (let i = 0; i < count; i++) {
-        const input = inputs.nth(i);
-        const testid = await input.getAttribute('data-testid');
-        const value = testid === 'card-fix-close_date' ? new Date(Date.now() + 30 * 86400000).toISOString().slice(0, 10)
-          : testid === 'card-fix-amount' ? '50000' : testid === 'card-fix-currency' ? 'USD' : 'Confirmed on the call';
-        await input.fill(value);
-      }
-      await error.getByTestId('card-fix-submit').click();
-      await moved.waitFor();
-    }
+    await moved.waitFor();
     await rep.reload();
-    await rep.locator(`[data-testid="board-column"][data-stage-id="${to}"] [data-testid="opportunity-card"][data-opportunity-id="${opportunityId}"]`).waitFor();
+    const placed = rep.locator(`[data-testid="board-column"][data-stage-id="${to}"] [data-testid="opportunity-card"][data-opportunity-id="${opportunityId}"]`);
+    await placed.waitFor();
     const totalAfter = JSON.parse(await rep.locator(`[data-testid="column-total"][data-stage-id="${to}"]`).getAttribute('data-amounts'));
     assert.ok((totalAfter.USD || 0) >= (totalBefore.USD || 0) + 50000, `column total grew: ${JSON.stringify(totalBefore)} -> ${JSON.stringify(totalAfter)}`);
     await shoot(rep, 'pipeline');
+
+    // The next stage's exit criteria are not met yet (no meeting, no decision maker): the board
+    // refuses the drag and says on the card what is missing, and the card stays where it was.
+    const next = stages[stages.indexOf(to) + 1];
+    assert.ok(next, `a stage after ${to} in ${stages}`);
+    await placed.dragTo(rep.locator(`[data-testid="board-column"][data-stage-id="${next}"]`));
+    const error = placed.getByTestId('card-error');
+    await error.waitFor();
+    const items = await error.getByTestId('card-error-item').allTextContents();
+    assert.ok(items.some((item) => /decision_maker|decision maker|meeting/i.test(item)), `the refusal names what is missing: ${items.join(' | ')}`);
+    assert.ok(await error.locator('input[data-testid^="card-fix-"]').count() > 0, 'a missing field can be filled on the card');
+    await shoot(rep, 'pipeline-blocked');
+    // Filling the decision maker on the card saves it and retries: only the meeting is still missing.
+    await error.locator('input[data-testid^="card-fix-"]').first().fill('Wang Lei (CTO)');
+    await error.getByTestId('card-fix-submit').click();
+    const remaining = await eventually(async () => placed.getByTestId('card-error-item').allTextContents(),
+      (list) => list.length > 0 && !list.some((item) => /decision/i.test(item)), { what: 'the decision maker to be saved' });
+    assert.ok(remaining.some((item) => /meeting/i.test(item)), `still missing: ${remaining.join(' | ')}`);
+    await rep.reload();
+    await placed.waitFor();
   });
 
   await step("the manager's dashboard counts the new lead and its conversion", async () => {

@@ -16,7 +16,7 @@ from services.opportunity.domain import is_contact
 from services.opportunity.mappers import activity_from_document, activity_to_document, ownership_from_document
 from services.opportunity.models import (AccountDocument, ActivityDocument, AttachmentDocument, ContactDocument,
                                          LeadOwnershipDocument, OpportunityDocument, PipelineVersionDocument)
-from services.opportunity.lifecycle import place
+from services.opportunity.lifecycle import place, qualification_from_verdict
 from services.opportunity.pipeline import BUILTIN_NEW_BUSINESS, compile_pipeline
 
 
@@ -148,6 +148,7 @@ class ActivityRepository:
                 amount=draft.amount, currency=draft.currency,
                 close_date=draft.close_date.isoformat() if draft.close_date else "", status="open",
                 history=[{"from": "", "to": first.stage_id, "at": now, "by": converted_by}], owner_history=handoff,
+                qualification=qualification_from_verdict(ownership.qualification),
                 engaged_at=now, created_at=now, created_by=converted_by, version=1)
             place(opportunity, pipeline)
             uow.insert(opportunity)

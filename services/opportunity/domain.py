@@ -50,6 +50,7 @@ class LeadOwnership:
     rep_id: str
     team: str
     contacted_at: datetime | None = None
+    qualification: dict | None = None  # sales' verdict on the lead, as QualifyLead recorded it
 
 
 def validate_activity(lead_id: str, activity_type: ActivityType | None, subject: str, body: str, outcome: str,

@@ -14,6 +14,17 @@ UPDATABLE = ("name", "amount", "currency", "close_date", "next_step", "probabili
 MAX_TEXT = 2000
 
 
+def qualification_from_verdict(verdict: dict | None) -> dict:
+    """The answers sales gave when qualifying the lead, as the opportunity's qualification facts, so
+    the deal's exit criteria (need, budget...) do not ask again for what the rep already recorded.
+    Only a qualified verdict counts, and only answers that name a qualification fact."""
+    if not verdict or verdict.get("outcome") != "qualified":
+        return {}
+    answers = verdict.get("answers") or {}
+    return {key: value.strip()[:MAX_TEXT] for key, value in answers.items()
+            if key in QUALIFICATION_KEYS and isinstance(value, str) and value.strip()}
+
+
 @dataclass(frozen=True)
 class Changes:
     """Checked field changes: ``fields`` to set on the document, ``qualification`` keys to set ("" clears)."""

@@ -39,7 +39,7 @@ def activity_to_proto(activity: Activity) -> opportunity_pb2.Activity:
 
 def ownership_from_document(document: LeadOwnershipDocument) -> LeadOwnership:
     return LeadOwnership(lead_id=document.id, rep_id=document.rep_id, team=document.team,
-                         contacted_at=document.contacted_at)
+                         contacted_at=document.contacted_at, qualification=dict(document.qualification or {}))
 
 
 def pipeline_to_proto(pipeline, definition: dict, version: int = 0, created_at=None, created_by: str = "",

@@ -364,6 +364,17 @@ def test_sales_verdicts_need_their_answers_and_are_announced(run_service, infra,
     assert (announced[later]["event_type"], announced[later]["recycle_on"]) == ("lead_recycled", "2099-06-01")
     assert LeadOwnershipDocument.objects(id=good).get().qualification["by"] == "rep.one"
 
+    # Qualify once: the answers become the deal's qualification facts, so leaving qualification
+    # (which needs need, budget and a call) takes only the call, not the answers again.
+    deal = rep.ConvertLead(conversion(good)).opportunity
+    assert dict(deal.qualification) == bant
+    rep.LogActivity(opportunity_pb2.LogActivityRequest(lead_id=good, type=opportunity_pb2.ACTIVITY_TYPE_CALL,
+                                                       subject="discovery call"))
+    moved = rep.MoveOpportunityStage(move(deal.opportunity_id, "discovery")).opportunity
+    assert moved.stage_id == "discovery"
+    # A lead converted without a qualified verdict carries no answers.
+    assert dict(rep.ConvertLead(conversion(bad)).opportunity.qualification) == {}
+
 
 def test_collaborators_see_the_opportunity_and_mentions_are_announced(run_service, infra, tokens, tap, publish):
     service = start_isolated(run_service, infra, OpportunityService)
