@@ -27,6 +27,9 @@
         straight into its log and read models, and GetFunnel and GetWinRate p50/p99 on it (against
         plain grpcio's health check); then live events projected per second through the broker
         (against the raw broker's consume rate)
+  (xii) the HTTP/JSON gateway on the platform of (iii): GetLead p50/p99 and calls/s at 16 callers
+        through POST /api/v1/capture/GetLead, against the same GetLead over gRPC directly and the
+        gateway's own /healthz (no backend call), all in the same run
 
 Every figure that depends on the machine is also given as a ratio to a baseline measured in the
 same run, because these machines are noisy. Prints a table and writes bench/results/latest.json.
@@ -217,6 +220,37 @@ def plain_grpcio_baseline(sequential: int, concurrent_calls: int) -> dict:
     finally:
         channel.close()
         server.stop(0)
+
+
+# (xii) -----------------------------------------------------------------------------------------------
+def bench_gateway(gateway_url: str, client, token: str, sequential: int, concurrent_calls: int) -> dict:
+    """What the HTTP/JSON hop costs: the same read over gRPC and through the gateway, each caller
+    keeping one HTTP/1.1 connection open as a browser does."""
+    import http.client
+    lead_id = client.capture.SubmitLead(lead_request(f"g{uuid.uuid4().hex[:6]}", 0)).lead.lead_id
+    host, port = gateway_url.removeprefix("http://").split(":")
+    connections = threading.local()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def post(path: str, body: bytes | None):
+        if not hasattr(connections, "http"):
+            connections.http = http.client.HTTPConnection(host, int(port), timeout=30)
+        connection = connections.http
+        connection.request("POST" if body is not None else "GET", path, body, headers)
+        response = connection.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{path}: HTTP {response.status} {payload[:200]!r}")
+        return payload
+
+    body = json.dumps({"lead_id": lead_id}).encode()
+    return {
+        "grpc_get_lead": unary_profile(client.capture.GetLead, lambda i: capture_pb2.GetLeadRequest(lead_id=lead_id),
+                                       sequential, concurrent_calls),
+        "http_get_lead": unary_profile(lambda _: post("/api/v1/capture/GetLead", body), lambda i: None,
+                                       sequential, concurrent_calls),
+        "http_healthz": unary_profile(lambda _: post("/healthz", None), lambda i: None, sequential, concurrent_calls),
+    }
 
 
 def settle(stack, quiet_seconds: float = 2.0, limit: float = 300.0) -> None:
@@ -848,7 +882,7 @@ def main() -> None:
 
         logs = Path(tempfile.mkdtemp(prefix="leadflow-bench-logs-"))
         stack = Platform({**infra.env(), "LEADFLOW_AUTH_TOKENS": table, "LOG_LEVEL": "WARNING"}, logs,
-                         any_free_port=True).start()
+                         any_free_port=True, gateway=True).start()
         try:
             stack.wait_ready()
             client = LeadflowClient(integration_token, stack.addresses())
@@ -876,6 +910,9 @@ def main() -> None:
             print(f"(iv) latency at {rate:.0f} leads/s ...", flush=True)
             results["latency_at_half_load"] = bench_latency_at_load(client, watcher, rate, 20 * SCALE)
             results["rss_mib"] = {p.label: round(rss_mib(p.process.pid), 1) for p in stack.processes}
+            settle(stack)
+            print("(xii) HTTP/JSON gateway ...", flush=True)
+            results["gateway"] = bench_gateway(stack.gateway.url, client, integration_token, scaled(500), scaled(2000))
             client.close()
             admin.close()
         finally:
@@ -920,6 +957,10 @@ def main() -> None:
         "projection_to_broker_consume": results["reporting"]["projection"]["events_per_s"] / b["consume_per_s"],
         "rebuild_to_broker_consume": results["reporting"]["rebuild"]["events_per_s"] / b["consume_per_s"],
         "get_win_rate_to_grpcio_unary_p99": results["reporting"]["get_win_rate"]["p99_ms"] / grpcio_check["p99_ms"],
+        "gateway_get_lead_to_grpc_get_lead_p50": results["gateway"]["http_get_lead"]["p50_ms"]
+        / results["gateway"]["grpc_get_lead"]["p50_ms"],
+        "gateway_get_lead_to_grpc_get_lead_throughput": results["gateway"]["http_get_lead"]["per_s_at_16"]
+        / results["gateway"]["grpc_get_lead"]["per_s_at_16"],
     }
     if "win_model_xeducation" in results["scoring"]:
         win = results["scoring"]["win_model_xeducation"]
@@ -1004,6 +1045,11 @@ def print_table(r: dict) -> None:
                                                       f"{rep['get_win_rate']['p99_ms']:.0f} ms"),
         ("(xi)  live events projected", f"{rep['projection']['events_per_s']:,.0f} events/s "
                                         f"({rep['projection']['events']:,} events)"),
+        *[(f"(xii) GetLead, {label}", f"p50 {g['p50_ms']:.2f} / p99 {g['p99_ms']:.2f} ms, "
+                                       f"{g['per_s_at_16']:,.0f}/s at 16")
+          for label, g in (("gRPC direct", r["gateway"]["grpc_get_lead"]),
+                           ("HTTP/JSON via gateway", r["gateway"]["http_get_lead"]),
+                           ("gateway /healthz alone", r["gateway"]["http_healthz"]))],
         ("(vi)  RSS per service", ", ".join(f"{k.split('#')[0]} {v:.0f}" for k, v in r["rss_mib"].items()) + " MiB"),
     ] + [(f"ratio {name}", f"{value:.3f}") for name, value in r["ratios"].items()]
     width = max(len(label) for label, _ in rows)
