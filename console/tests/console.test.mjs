@@ -52,7 +52,7 @@ async function eventually(read, ok, { ms = APPEAR_MS, every = 1500, between, wha
   }
 }
 
-test('console: form -> lead -> first contact -> conversion -> pipeline -> dashboard', { skip: SKIP, timeout: 480000 }, async (t) => {
+test('console: form -> lead -> first contact -> conversion -> pipeline -> dashboard', { skip: SKIP, timeout: 240000 }, async (t) => {
   const { chromium } = await import('playwright-core');
   const roles = tokens();
   const repId = process.env.LEADFLOW_REP_ID;
