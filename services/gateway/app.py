@@ -10,10 +10,14 @@ turns away a missing or unknown token itself (401 without a backend call) and fo
 each service then checks the caller's role as it does for any gRPC client, so there is one set of
 role rules, in the services.
 """
+import asyncio
+import contextlib
 import importlib.metadata
 import json
 import logging
+import queue
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -24,8 +28,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -36,7 +40,8 @@ from services.common.errors import FieldViolation, Unauthenticated
 from services.common.settings import SERVICE_NAMES
 from services.gateway import transcoding
 from services.gateway.openapi import load_comments, openapi_document
-from services.gateway.transcoding import RequestBodyError, error_body
+from services.gateway.transcoding import RequestBodyError, Rpc, error_body
+from services.gateway.uploads import MultipartStream, UploadMessages, boundary_of, is_download, upload_shape
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,23 @@ SECURITY_HEADERS = {
 }
 
 
+def catalogue() -> tuple[dict, dict, dict]:
+    """Every RPC the gateway serves, by (service, Method): the unary ones (JSON), the uploads
+    (multipart files in, with their UploadShape) and the downloads (a file's bytes out)."""
+    every = [Rpc(service, method) for service, descriptor in transcoding.SERVICE_DESCRIPTORS.items()
+             for method in descriptor.methods]
+    uploads = {(r.service, r.name): (r, upload_shape(r.method)) for r in every if upload_shape(r.method)}
+    downloads = {(r.service, r.name): r for r in every if is_download(r.method)}
+    return transcoding.unary_rpcs(), uploads, downloads
+
+
+def api_document(version: str) -> dict:
+    """The OpenAPI document of everything catalogue() serves."""
+    rpcs, uploads, downloads = catalogue()
+    return openapi_document(rpcs.values(), load_comments(DESCRIPTOR_SET), version, uploads.values(),
+                            downloads.values())
+
+
 def _error(code: grpc.StatusCode, message: str, trace_id: str, violations=()) -> JSONResponse:
     return JSONResponse(error_body(code, message, violations, trace_id), transcoding.http_status_of(code),
                         headers={TRACE_ID_HEADER: trace_id})
@@ -62,19 +84,23 @@ class Gateway:
     def __init__(self, config: dict, addresses: dict | None = None):
         self.config = config
         self.token_table = parse_token_table(config["LEADFLOW_AUTH_TOKENS"])
-        self.rpcs = transcoding.unary_rpcs()
+        self.rpcs, self.uploads, self.downloads = catalogue()
         self.addresses = {s: (addresses or {}).get(s) or default_address(s) for s in SERVICE_NAMES}
         self.channels: dict[str, grpc.aio.Channel] = {}
+        self.blocking_channels: dict[str, grpc.Channel] = {}  # uploads only; see _upload
         self._openapi = None
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
     async def open(self) -> None:
         self.channels = {s: grpc.aio.insecure_channel(self.addresses[s]) for s in SERVICE_NAMES}
+        self.blocking_channels = {s: grpc.insecure_channel(self.addresses[s]) for s in SERVICE_NAMES}
 
     async def close(self) -> None:
         for channel in self.channels.values():
             await channel.close()
+        for channel in self.blocking_channels.values():
+            channel.close()
 
     # --- endpoints ---------------------------------------------------------------------------------------
 
@@ -82,20 +108,25 @@ class Gateway:
         started = time.perf_counter()
         trace_id = _trace_id(request)
         service, method = request.path_params["service"], request.path_params["method"]
-        operation = f"{service}.{method}" if (service, method) in self.rpcs else "unknown"
+        known = any((service, method) in table for table in (self.rpcs, self.uploads, self.downloads))
+        operation = f"{service}.{method}" if known else "unknown"
         response = await self._call(request, service, method, trace_id)
         metrics.GATEWAY_REQUESTS.labels(operation, str(response.status_code)).inc()
         metrics.GATEWAY_LATENCY.labels(operation).observe(time.perf_counter() - started)
         return response
 
     async def _call(self, request: Request, service: str, method: str, trace_id: str) -> Response:
-        rpc = self.rpcs.get((service, method))
+        key = (service, method)
+        rpc = self.rpcs.get(key) or self.downloads.get(key) or (self.uploads.get(key) or (None,))[0]
         if rpc is None:
             return _error(grpc.StatusCode.NOT_FOUND, f"no RPC {service}/{method}; see /openapi.json", trace_id)
         try:
             authenticate(request.headers.get("authorization"), self.token_table)
         except Unauthenticated as exc:
             return _error(grpc.StatusCode.UNAUTHENTICATED, str(exc), trace_id)
+        metadata = (("authorization", request.headers["authorization"]), (TRACE_ID_HEADER, trace_id))
+        if key in self.uploads:
+            return await self._upload(request, *self.uploads[key], metadata, trace_id)
         body = await self._json_body(request, trace_id)
         if isinstance(body, Response):
             return body
@@ -104,18 +135,138 @@ class Gateway:
         except RequestBodyError as exc:
             return _error(grpc.StatusCode.INVALID_ARGUMENT, "the request body does not fit "
                           f"{rpc.method.input_type.name}", trace_id, [exc.violation])
+        if key in self.downloads:
+            return await self._download(rpc, message, metadata, trace_id)
         call = self.channels[service].unary_unary(
             rpc.grpc_path, request_serializer=rpc.request_class.SerializeToString,
             response_deserializer=rpc.response_class.FromString)
-        metadata = (("authorization", request.headers["authorization"]), (TRACE_ID_HEADER, trace_id))
         try:
             reply = await call(message, metadata=metadata, timeout=self.config["GATEWAY_RPC_TIMEOUT_SECONDS"])
         except grpc.aio.AioRpcError as exc:
-            violations = transcoding.field_violations_of(exc.trailing_metadata())
-            if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                log.warning("backend %s unavailable: %s", service, exc.details())
-            return _error(exc.code(), exc.details() or exc.code().name, trace_id, violations)
+            return _rpc_error(rpc, exc, trace_id)
         return JSONResponse(transcoding.response_to_json(reply), headers={TRACE_ID_HEADER: trace_id})
+
+    async def _upload(self, request: Request, rpc: Rpc, shape, metadata, trace_id: str) -> Response:
+        """multipart/form-data in, a client stream out, as the bytes arrive. The header part is read
+        and checked before the service is called, so a bad header is refused with nothing sent.
+
+        The stream goes out through grpcio's blocking client on a worker thread, not its asyncio
+        client: when a service answers before the whole file is sent (a bad header field, a file
+        too large), the asyncio client can report INTERNAL "Internal error from Core" instead of the
+        service's own status (grpc/grpc#36066). Messages pass through a small bounded queue, so a
+        slow service slows the upload rather than filling memory."""
+        body, pending = request.stream(), []
+        messages = UploadMessages(rpc, shape)
+        try:
+            parts = MultipartStream(boundary_of(request.headers.get("content-type", "")))
+            finished = True
+            async for data in body:
+                parts.feed(data)
+                for kind, value in parts.events():
+                    pending += messages.on_event(kind, value)
+                if messages.header_done:
+                    finished = False
+                    break
+            if finished:  # the whole body came before (or with) the end of the header part
+                parts.close()
+                for kind, value in parts.events():
+                    pending += messages.on_event(kind, value)
+                messages.finish()
+        except RequestBodyError as exc:
+            return self._bad_upload(rpc, exc, trace_id)
+
+        outbox: queue.Queue = queue.Queue(maxsize=8)
+
+        def requests():
+            while (item := outbox.get()) is not _END_OF_UPLOAD:
+                yield item
+
+        call = self.blocking_channels[rpc.service].stream_unary(
+            rpc.grpc_path, request_serializer=rpc.request_class.SerializeToString,
+            response_deserializer=rpc.response_class.FromString)
+        future = call.future(requests(), metadata=metadata, timeout=self.config["GATEWAY_RPC_TIMEOUT_SECONDS"])
+        done = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda _: done.get_loop().call_soon_threadsafe(
+            lambda: done.done() or done.set_result(None)))
+
+        async def send(item) -> bool:
+            """False once the service has answered (it needs no more)."""
+            while not future.done():
+                try:
+                    outbox.put_nowait(item)
+                    return True
+                except queue.Full:
+                    await asyncio.wait([done], timeout=0.005)
+            return False
+
+        try:
+            answered = not all([await send(message) for message in pending])
+            if not finished and not answered:
+                async for data in body:
+                    parts.feed(data)
+                    for kind, value in parts.events():
+                        for message in messages.on_event(kind, value):
+                            answered = answered or not await send(message)
+                    if answered:
+                        break
+                else:
+                    parts.close()
+                    for kind, value in parts.events():
+                        for message in messages.on_event(kind, value):
+                            await send(message)
+                    messages.finish()
+            await send(_END_OF_UPLOAD)
+        except (RequestBodyError, ClientDisconnect) as exc:
+            # Cancelling ends the stream as aborted: the service never takes a cut-off file for a short one.
+            future.cancel()
+            if isinstance(exc, RequestBodyError):
+                return self._bad_upload(rpc, exc, trace_id)
+            return _error(grpc.StatusCode.CANCELLED, "the client went away during the upload", trace_id)
+        finally:
+            # grpcio's sending thread may wait in outbox.get() after an early answer: release it.
+            with contextlib.suppress(queue.Full):
+                outbox.put_nowait(_END_OF_UPLOAD)
+        await done
+        try:
+            reply = future.result()
+        except grpc.RpcError as exc:
+            return _rpc_error(rpc, exc, trace_id)
+        return JSONResponse(transcoding.response_to_json(reply), headers={TRACE_ID_HEADER: trace_id})
+
+    @staticmethod
+    def _bad_upload(rpc: Rpc, exc: RequestBodyError, trace_id: str) -> JSONResponse:
+        return _error(grpc.StatusCode.INVALID_ARGUMENT, f"the upload does not fit {rpc.method.input_type.name}",
+                      trace_id, [exc.violation])
+
+    async def _download(self, rpc: Rpc, message, metadata, trace_id: str) -> Response:
+        """A server-streamed file as an HTTP body: the first message (what the file is) becomes the
+        headers, so an error before it is still a JSON error with its status."""
+        call = self.channels[rpc.service].unary_stream(
+            rpc.grpc_path, request_serializer=rpc.request_class.SerializeToString,
+            response_deserializer=rpc.response_class.FromString)
+        responses = call(message, metadata=metadata, timeout=self.config["GATEWAY_RPC_TIMEOUT_SECONDS"])
+        try:
+            first = await responses.read()
+        except grpc.aio.AioRpcError as exc:
+            return _rpc_error(rpc, exc, trace_id)
+        if first is grpc.aio.EOF:
+            return _error(grpc.StatusCode.INTERNAL, "the service sent no file", trace_id)
+        described = getattr(first, first.WhichOneof(rpc.method.output_type.oneofs[0].name) or "chunk")
+        headers = {TRACE_ID_HEADER: trace_id}
+        filename = getattr(described, "filename", "")
+        if filename:
+            headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{urllib.parse.quote(filename)}"
+        if getattr(described, "size", 0):
+            headers["Content-Length"] = str(described.size)
+
+        async def chunks():
+            if first.WhichOneof(rpc.method.output_type.oneofs[0].name) == "chunk":
+                yield first.chunk
+            while (response := await responses.read()) is not grpc.aio.EOF:
+                yield response.chunk
+
+        return StreamingResponse(chunks(), media_type=getattr(described, "content_type", "") or
+                                 "application/octet-stream", headers=headers)
 
     async def _json_body(self, request: Request, trace_id: str):
         limit = self.config["GATEWAY_MAX_BODY_BYTES"]
@@ -151,8 +302,7 @@ class Gateway:
 
     async def openapi(self, request: Request) -> Response:
         if self._openapi is None:
-            self._openapi = openapi_document(self.rpcs.values(), load_comments(DESCRIPTOR_SET),
-                                             importlib.metadata.version("leadflow"))
+            self._openapi = api_document(importlib.metadata.version("leadflow"))
         return JSONResponse(self._openapi)
 
     async def healthz(self, request: Request) -> Response:
@@ -174,6 +324,17 @@ class Gateway:
 
     async def prometheus(self, request: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+_END_OF_UPLOAD = object()
+
+
+def _rpc_error(rpc: Rpc, exc, trace_id: str) -> JSONResponse:
+    """A service's status (from the asyncio or the blocking client) as the HTTP error."""
+    if exc.code() == grpc.StatusCode.UNAVAILABLE:
+        log.warning("backend %s unavailable: %s", rpc.service, exc.details())
+    return _error(exc.code(), exc.details() or exc.code().name, trace_id,
+                  transcoding.field_violations_of(exc.trailing_metadata()))
 
 
 def _trace_id(request: Request) -> str:

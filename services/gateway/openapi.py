@@ -144,23 +144,53 @@ class SchemaBuilder:
         return {"type": "string"}
 
 
-def openapi_document(rpcs, comments: dict[str, str], version: str) -> dict:
+def _upload_body(builder: "SchemaBuilder", rpc, shape) -> dict:
+    """multipart/form-data: the header part as JSON, then the file parts (named after their table
+    when the RPC takes several files)."""
+    header = rpc.method.input_type.fields_by_name[shape.header_field].message_type
+    properties = {"header": builder.ref(header)}
+    required = ["header"]
+    file_start = rpc.method.input_type.fields_by_name[shape.file_field].message_type if shape.file_field else None
+    table = file_start.fields_by_name.get("table") if file_start else None
+    if table is not None and table.enum_type is not None:
+        names = [v.name.split("_TABLE_", 1)[-1].lower() for v in table.enum_type.values if v.number]
+        properties |= {name: {"type": "string", "format": "binary"} for name in names}
+        required.append(names[0])
+    else:
+        properties["file"] = {"type": "string", "format": "binary"}
+        required.append("file")
+    return {"required": True, "content": {"multipart/form-data": {
+        "schema": {"type": "object", "properties": properties, "required": required},
+        "encoding": {"header": {"contentType": "application/json"}}}}}
+
+
+def openapi_document(rpcs, comments: dict[str, str], version: str, uploads=(), downloads=()) -> dict:
+    """``rpcs``: unary RPCs (JSON in and out); ``uploads``: (rpc, UploadShape) taking multipart
+    files; ``downloads``: RPCs whose answer is a file's bytes."""
     builder = SchemaBuilder(comments)
     error = {"$ref": "#/components/schemas/Error"}
     paths = {}
-    for rpc in sorted(rpcs, key=lambda r: r.http_path):
-        responses = {"200": {"description": "the response message",
-                             "content": {"application/json": {"schema": builder.ref(rpc.method.output_type)}}}}
+    operations = [(rpc, "json") for rpc in rpcs] + [(rpc, shape) for rpc, shape in uploads] + \
+        [(rpc, "download") for rpc in downloads]
+    for rpc, kind in sorted(operations, key=lambda o: o[0].http_path):
+        if kind == "download":
+            ok = {"description": "the file's bytes, with its Content-Type and Content-Disposition",
+                  "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
+        else:
+            ok = {"description": "the response message",
+                  "content": {"application/json": {"schema": builder.ref(rpc.method.output_type)}}}
+        responses = {"200": ok}
         for status in sorted({str(code) for code in HTTP_STATUS.values()} | {"413", "500"}):
             responses[status] = {"description": "an error with its gRPC status code and field violations",
                                  "content": {"application/json": {"schema": error}}}
+        body = _upload_body(builder, rpc, kind) if kind not in ("json", "download") else {
+            "required": True, "content": {"application/json": {"schema": builder.ref(rpc.method.input_type)}}}
         paths[rpc.http_path] = {"post": {
             "operationId": f"{rpc.service}.{rpc.name}",
             "tags": [rpc.service],
             "summary": rpc.name,
             "description": comments.get(rpc.method.full_name, ""),
-            "requestBody": {"required": True,
-                            "content": {"application/json": {"schema": builder.ref(rpc.method.input_type)}}},
+            "requestBody": body,
             "responses": responses,
         }}
     paths[f"{API_PREFIX}/me"] = {"get": {

@@ -70,7 +70,7 @@ def unary_rpcs() -> dict[tuple[str, str], Rpc]:
 # --- JSON -> request message ------------------------------------------------------------------------------
 
 _PARSE_STEP = re.compile(r'^Failed to parse (\S+) field: ')
-_UNKNOWN_FIELD = re.compile(r'has no field named "([^"]+)"')
+_UNKNOWN_FIELD = re.compile(r'has no field named "([^"]+)"(?: at "([^"]+)")?')
 
 
 def violation_of_parse_error(error: json_format.ParseError) -> FieldViolation:
@@ -82,22 +82,36 @@ def violation_of_parse_error(error: json_format.ParseError) -> FieldViolation:
         text = text[step.end():]
     unknown = _UNKNOWN_FIELD.search(text)
     if unknown:
+        # 'at "Request.a.b"' is where the unknown name sits (the prefixes above may be missing, e.g.
+        # inside a oneof); the first component is the request message itself.
+        if unknown.group(2):
+            path = unknown.group(2).split(".")[1:]
         path.append(unknown.group(1))
         text = f"no such field ({unknown.group(1)!r})"
-    return FieldViolation(".".join(path) or "body", text.split("\n")[0].rstrip(".") or "not valid")
+    # Some messages end with where the parser was (' at Request.lead.'); the field path says it better.
+    text = re.sub(r" at [\w.]+\.?$", "", text.split("\n")[0]).rstrip(".")
+    return FieldViolation(".".join(path) or "body", text or "not valid")
 
 
 def request_from_json(rpc: Rpc, body) -> object:
-    """The request message; raises ValueError with a FieldViolation when the body does not fit."""
+    """The request message; raises RequestBodyError naming the field when the body does not fit."""
     if not isinstance(body, dict):
         raise RequestBodyError(FieldViolation("body", "must be a JSON object (the request message)"))
-    message = rpc.request_class()
+    return message_from_json(rpc.request_class(), body)
+
+
+def message_from_json(message, body: dict, field_prefix: str = ""):
+    """Fill ``message`` from proto3 JSON; a violation's field is prefixed (e.g. "header.") when the
+    message is one field of a larger request."""
     try:
         json_format.ParseDict(body, message)
     except json_format.ParseError as error:
-        raise RequestBodyError(violation_of_parse_error(error)) from None
+        violation = violation_of_parse_error(error)
+        field = f"{field_prefix}{violation.field}" if violation.field != "body" else field_prefix.rstrip(".") or "body"
+        raise RequestBodyError(FieldViolation(field, violation.description)) from None
     except (RecursionError, DecodeError, ValueError, TypeError) as error:
-        raise RequestBodyError(FieldViolation("body", f"not a valid {rpc.method.input_type.name}: {error}")) from None
+        raise RequestBodyError(FieldViolation(field_prefix.rstrip(".") or "body",
+                                              f"not a valid {message.DESCRIPTOR.name}: {error}")) from None
     return message
 
 

@@ -55,7 +55,9 @@ def _send(request):
 def _decode(response):
     body = response.read()
     content_type = response.headers.get("Content-Type", "")
-    return json.loads(body) if content_type.startswith("application/json") else body.decode("utf-8", "replace")
+    if content_type.startswith("application/json"):
+        return json.loads(body)
+    return body.decode("utf-8", "replace") if content_type.startswith("text/") else body
 
 
 @pytest.fixture(scope="session")

@@ -103,8 +103,8 @@ def test_not_json_is_400_and_a_huge_body_is_413(console):
     connection.close()
 
 
-def test_unknown_and_streaming_rpcs_are_404(console):
-    for path in ("/api/v1/capture/NoSuchThing", "/api/v1/nowhere/GetLead", "/api/v1/capture/ImportLeadFile"):
+def test_unknown_rpcs_are_404(console):
+    for path in ("/api/v1/capture/NoSuchThing", "/api/v1/nowhere/GetLead"):
         status, body, _ = console.post(path, {})
         assert status == 404, path
         assert "openapi.json" in body["error"]["message"]
@@ -141,8 +141,11 @@ def test_openapi_document_describes_every_unary_rpc_from_the_contracts(console):
     operations = {operation.ok().label for operation in schema.get_all_operations()}
     assert "POST /api/v1/capture/SubmitLead" in operations
     assert "POST /api/v1/opportunity/MoveOpportunityStage" in operations
-    assert "POST /api/v1/capture/ImportLeadFile" not in operations  # streaming: not transcoded
-    assert len(operations) == 71  # 70 unary RPCs and /me
+    assert "POST /api/v1/capture/ImportLeadFile" in operations  # a multipart upload
+    assert "POST /api/v1/opportunity/DownloadAttachment" in operations  # a file download
+    assert len(operations) == 75  # 70 unary RPCs, 3 uploads, 1 download and /me
+    upload = document["paths"]["/api/v1/capture/ImportLeadFile"]["post"]["requestBody"]["content"]
+    assert upload["multipart/form-data"]["schema"]["required"] == ["header", "file"]
     submit = document["paths"]["/api/v1/capture/SubmitLead"]["post"]
     assert "lead" in submit["description"].lower()  # the contract's own comment
     lead = document["components"]["schemas"]["leadflow.capture.v1.LeadInput"]["properties"]

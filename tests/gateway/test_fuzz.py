@@ -9,9 +9,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
                                                status_code_conformance)
 
-from services.gateway.app import DESCRIPTOR_SET
-from services.gateway.openapi import load_comments, openapi_document
-from services.gateway.transcoding import unary_rpcs
+from services.gateway.app import api_document
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +18,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 # The same document the gateway serves (test_api checks it is served); built here so that every
 # operation is its own test item, named after it.
-schema = schemathesis.openapi.from_dict(openapi_document(unary_rpcs().values(), load_comments(DESCRIPTOR_SET), "test"))
+schema = schemathesis.openapi.from_dict(api_document("test"))
 # Bodies that fit the schema and bodies that break it (wrong types, missing objects): both must be
 # answered with a declared status, never a 5xx.
 schema.config.generation.update(modes=list(GenerationMode))
