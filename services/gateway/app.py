@@ -34,7 +34,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from services.cli.client import default_address
-from services.common import metrics
+from services.common import logs, metrics
 from services.common.auth import authenticate, parse_token_table
 from services.common.errors import FieldViolation, Unauthenticated
 from services.common.settings import SERVICE_NAMES
@@ -110,9 +110,13 @@ class Gateway:
         service, method = request.path_params["service"], request.path_params["method"]
         known = any((service, method) in table for table in (self.rpcs, self.uploads, self.downloads))
         operation = f"{service}.{method}" if known else "unknown"
+        logs.bind(trace_id=trace_id)  # every line about this call carries the id the caller was given
         response = await self._call(request, service, method, trace_id)
+        elapsed = time.perf_counter() - started
         metrics.GATEWAY_REQUESTS.labels(operation, str(response.status_code)).inc()
-        metrics.GATEWAY_LATENCY.labels(operation).observe(time.perf_counter() - started)
+        metrics.GATEWAY_LATENCY.labels(operation).observe(elapsed)
+        if response.status_code >= 500:
+            log.error("%s answered %d after %.0f ms", operation, response.status_code, elapsed * 1000)
         return response
 
     async def _call(self, request: Request, service: str, method: str, trace_id: str) -> Response:
