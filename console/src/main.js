@@ -7,6 +7,7 @@ import { session, clearSession, mayOpen, homePage, PAGES_BY_ROLE } from './sessi
 import { loginPage, loginWithToken } from './pages/login.js';
 import { inboxPage } from './pages/inbox.js';
 import { leadPage } from './pages/lead.js';
+import { leadsPage } from './pages/leads.js';
 import { tasksPage } from './pages/tasks.js';
 import { pipelinePage } from './pages/pipeline.js';
 import { dashboardPage } from './pages/dashboard.js';
@@ -15,6 +16,7 @@ import { adminPage } from './pages/admin.js';
 const PAGES = {
   inbox: inboxPage,
   lead: leadPage,
+  leads: leadsPage,
   tasks: tasksPage,
   pipeline: pipelinePage,
   dashboard: dashboardPage,
@@ -43,7 +45,8 @@ export function navigate(hash) {
 
 function routeName(parts) {
   if (!parts.length) return '';
-  if (parts[0] === 'leads') return 'lead';
+  // "#/leads" is the search (managers, admins); "#/leads/<id>" one lead (anyone with an inbox).
+  if (parts[0] === 'leads') return parts.length > 1 ? 'lead' : 'leads';
   return parts[0];
 }
 
@@ -55,7 +58,7 @@ function renderTopbar(name) {
     <div class="brand"><span class="logo" aria-hidden="true"></span>${t('app.name')}</div>
     ${s ? html`<nav aria-label=${t('nav.label')} data-testid="nav">
       ${pages.map((page) => html`<a href="#/${page === 'admin' ? 'admin/forms' : page}" data-testid=${`nav-${page}`}
-        aria-current=${(name === page || (name === 'lead' && page === 'inbox')) ? 'page' : 'false'}>${t(`nav.${page}`)}</a>`)}
+        aria-current=${(name === page || (name === 'lead' && page === (pages.includes('leads') ? 'leads' : 'inbox'))) ? 'page' : 'false'}>${t(`nav.${page}`)}</a>`)}
     </nav>` : html`<span class="spacer"></span>`}
     <div class="topbar-right">
       <label class="lang">

@@ -22,8 +22,8 @@ export function clearSession() {
 // What each role may open; the navigation shows exactly these.
 export const PAGES_BY_ROLE = {
   rep: ['inbox', 'tasks', 'pipeline'],
-  manager: ['inbox', 'tasks', 'pipeline', 'dashboard'],
-  admin: ['inbox', 'tasks', 'pipeline', 'dashboard', 'admin'],
+  manager: ['inbox', 'leads', 'tasks', 'pipeline', 'dashboard'],
+  admin: ['inbox', 'leads', 'tasks', 'pipeline', 'dashboard', 'admin'],
   integration: [],
 };
 

@@ -1,6 +1,9 @@
 // The console in a real browser against a running platform: an admin publishes a web form, a visitor
 // fills it in, the rep works the lead from "My leads" through conversion and the pipeline board, and
-// the manager's dashboard counts it. Driven by Debian's Chromium through playwright-core.
+// the manager's dashboard counts it. On the way the manager finds the lead on the Leads page and sees
+// why routing chose the rep, the rep closes the deal lost and the manager reopens it, the admin
+// imports a lead file, and the rep attaches a file to the deal from the board. Driven by Debian's
+// Chromium through playwright-core.
 //
 // Environment (set by tests/browser, which starts an isolated platform and gateway):
 //   LEADFLOW_CONSOLE_URL  where the gateway serves the console, e.g. http://127.0.0.1:40123
@@ -9,7 +12,8 @@
 //   LEADFLOW_SCREENSHOTS  folder for PNG screenshots of the main pages (optional)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 const CONSOLE_URL = (process.env.LEADFLOW_CONSOLE_URL || '').replace(/\/$/, '');
@@ -126,7 +130,7 @@ test('console: form -> lead -> first contact -> conversion -> pipeline -> dashbo
     await page.getByTestId('login-token').fill(roles.admin);
     await page.getByTestId('login-submit').click();
     await page.getByTestId('nav-admin').waitFor();
-    for (const nav of ['nav-inbox', 'nav-tasks', 'nav-pipeline', 'nav-dashboard', 'nav-admin']) {
+    for (const nav of ['nav-inbox', 'nav-leads', 'nav-tasks', 'nav-pipeline', 'nav-dashboard', 'nav-admin']) {
       assert.ok(await page.getByTestId(nav).isVisible(), `admin sees ${nav}`);
     }
   });
@@ -188,6 +192,7 @@ test('console: form -> lead -> first contact -> conversion -> pipeline -> dashbo
     assert.ok(!rep.url().includes('token='), 'the token left the address bar');
     assert.equal(await rep.getByTestId('nav-dashboard').count(), 0, 'a rep has no dashboard');
     assert.equal(await rep.getByTestId('nav-admin').count(), 0, 'a rep has no admin');
+    assert.equal(await rep.getByTestId('nav-leads').count(), 0, 'a rep searches no leads beyond their own inbox');
     await rep.goto(`${CONSOLE_URL}/#/inbox`);
     const row = rep.getByTestId('inbox-row').filter({ hasText: company });
     await eventually(() => row.count(), (n) => n === 1, {
@@ -304,7 +309,148 @@ test('console: form -> lead -> first contact -> conversion -> pipeline -> dashbo
     await placed.waitFor();
   });
 
+  await step('the manager finds the lead on the Leads page and sees who owns it and why', async () => {
+    await manager.getByTestId('nav-leads').click();
+    await manager.getByTestId('leads-search-form').waitFor();
+    await manager.getByTestId('leads-text').fill(company);
+    const row = manager.getByTestId('leads-row').filter({ hasText: company });
+    await eventually(async () => {
+      await manager.getByTestId('leads-search').click();
+      await manager.waitForTimeout(300);
+      return row.count();
+    }, (n) => n === 1, { what: 'the lead in the search results' });
+    assert.equal(await row.getAttribute('data-lead-id'), leadId);
+    assert.equal((await row.getByTestId('leads-owner-cell').textContent()).trim(), repId);
+    await shoot(manager, 'leads');
+    // The only rep takes every lead here, so the fallback queue has nothing that waits.
+    await manager.getByTestId('leads-tab-queue').click();
+    await manager.locator('[data-testid="queue-empty"], [data-testid="queue-table"]').first().waitFor();
+    assert.ok(!(await manager.getByTestId('queue-row').filter({ hasText: company }).count()), 'the lead is not in the fallback queue');
+    await manager.getByTestId('leads-tab-search').click();
+
+    await row.getByTestId('leads-link').click();
+    await manager.locator(`[data-testid="lead-page"][data-lead-id="${leadId}"]`).waitFor();
+    const owner = manager.getByTestId('assignment-owner');
+    await owner.waitFor();
+    assert.equal(await owner.getAttribute('data-rep-id'), repId);
+    assert.ok((await manager.getByTestId('assignment-reason').textContent()).replace(/^\s*Why:\s*/, '').trim().length > 1,
+      'the assignment says why this rep');
+    const history = manager.getByTestId('assignment-history-entry');
+    assert.ok(await history.count() >= 1, 'the assignment history lists the first assignment');
+    assert.equal(await history.first().getAttribute('data-kind'), 'assigned');
+    // The reassign form offers "let the policy decide" and the reps; the deal stays with its rep.
+    await manager.getByTestId('reassign-form').waitFor();
+    assert.equal(await manager.getByTestId('reassign-rep').inputValue(), '');
+    await shoot(manager, 'lead-assignment');
+  });
+
+  await step('a win the stage criteria refuse is explained on the card; the rep closes the deal lost and the manager reopens it', async () => {
+    await rep.goto(`${CONSOLE_URL}/#/pipeline`);
+    const card = rep.locator(`[data-testid="opportunity-card"][data-opportunity-id="${opportunityId}"]`);
+    await card.waitFor();
+    const stage = await card.getAttribute('data-stage-id');
+
+    // From the keyboard: "Close won" in the card's menu. The meeting the stage needs is not logged.
+    await card.getByTestId('card-move').selectOption('@won');
+    const refusal = card.getByTestId('card-error');
+    await refusal.waitFor();
+    assert.equal(await refusal.getAttribute('data-target'), 'closed_won');
+    const items = await refusal.getByTestId('card-error-item').allTextContents();
+    assert.ok(items.some((item) => /meeting/i.test(item)), `the refusal names what is missing: ${items.join(' | ')}`);
+    await refusal.getByRole('button', { name: 'Dismiss' }).click();
+
+    // Lost: drop the card on the Lost zone, pick a reason from the pipeline's list.
+    await card.dragTo(rep.getByTestId('drop-lost'));
+    const form = card.getByTestId('lost-form');
+    await form.waitFor();
+    const reasons = await form.getByTestId('lost-reason').locator('option').evaluateAll((els) => els.map((el) => el.value).filter(Boolean));
+    assert.ok(reasons.includes('competitor'), `lost reasons: ${reasons}`);
+    await form.getByTestId('lost-reason').selectOption('competitor');
+    await form.getByTestId('lost-note').fill('Chose a cheaper local vendor');
+    await form.getByTestId('lost-submit').click();
+    await rep.getByTestId('toast').filter({ hasText: /closed lost/i }).first().waitFor();
+    await card.waitFor({ state: 'detached' });
+
+    await rep.getByTestId('board-show-closed').click();
+    const closedRow = rep.locator(`[data-testid="closed-row"][data-opportunity-id="${opportunityId}"]`);
+    await closedRow.waitFor();
+    assert.equal(await closedRow.getAttribute('data-status'), 'lost');
+    assert.match(await closedRow.getByTestId('closed-reason').textContent(), /competitor/i);
+    assert.equal(await closedRow.getByTestId('closed-reopen').count(), 0, 'reopening is for managers');
+    await shoot(rep, 'pipeline-closed');
+
+    await manager.goto(`${CONSOLE_URL}/#/pipeline?closed=1`);
+    const managerRow = manager.locator(`[data-testid="closed-row"][data-opportunity-id="${opportunityId}"]`);
+    await managerRow.waitFor();
+    await managerRow.getByTestId('closed-reopen').click();
+    await managerRow.getByTestId('reopen-reason').fill('Customer came back after the vendor fell through');
+    await managerRow.getByTestId('reopen-submit').click();
+    await manager.getByTestId('toast').filter({ hasText: /open again/i }).first().waitFor();
+    await managerRow.waitFor({ state: 'detached' });
+    await manager.locator(`[data-testid="board-column"][data-stage-id="${stage}"] [data-testid="opportunity-card"][data-opportunity-id="${opportunityId}"]`).waitFor();
+
+    // Back on the rep's board, in the stage it was closed from.
+    await rep.getByTestId('board-refresh').click();
+    await rep.locator(`[data-testid="board-column"][data-stage-id="${stage}"] [data-testid="opportunity-card"][data-opportunity-id="${opportunityId}"]`).waitFor();
+    await closedRow.waitFor({ state: 'detached' });
+  });
+
+  await step('the admin imports a CSV file and sees the imported and rejected rows', async () => {
+    const folder = mkdtempSync(path.join(os.tmpdir(), 'leadflow-import-'));
+    t.after(() => rmSync(folder, { recursive: true, force: true }));
+    const file = path.join(folder, `leads-${stamp}.csv`);
+    writeFileSync(file, [
+      'Email,First name,Last name,Company,Job title',
+      `mei.lin.${stamp}@import-test.cn,Mei,Lin,Import Test ${stamp},Buyer`,
+      `tao.wu.${stamp}@import-test.cn,Tao,Wu,Import Test ${stamp},CFO`,
+      'not-an-email,Bad,Row,Import Test,Intern',
+    ].join('\n') + '\n');
+    await admin.goto(`${CONSOLE_URL}/#/admin/import`);
+    await admin.getByTestId('import-form').waitFor();
+    await admin.getByTestId('import-file').setInputFiles(file);
+    await admin.getByTestId('import-source').fill('trade_show');
+    await admin.getByTestId('import-campaign').fill(`expo-${stamp}`);
+    await admin.getByTestId('import-tags').fill('browser-import');
+    await admin.getByTestId('import-default-country').fill('CN');
+    assert.equal(await admin.getByTestId('import-dry-run-toggle').isChecked(), false);
+    await admin.getByTestId('import-submit').click();
+    const report = admin.getByTestId('import-report');
+    await report.waitFor();
+    assert.equal(await report.getAttribute('data-dry-run'), 'false');
+    assert.equal((await report.getByTestId('import-count-rows').textContent()).trim(), '3');
+    assert.equal((await report.getByTestId('import-count-accepted').textContent()).trim(), '2');
+    assert.equal((await report.getByTestId('import-count-rejected').textContent()).trim(), '1');
+    const rejected = report.getByTestId('import-rejected-row');
+    assert.equal(await rejected.count(), 1);
+    // Spreadsheet numbering: the header is row 1, so the third data row is row 4.
+    assert.equal(await rejected.getAttribute('data-row'), '4');
+    assert.match(await rejected.textContent(), /email/i);
+    await shoot(admin, 'admin-import');
+  });
+
+  await step('the rep attaches a file to the deal from the board and downloads it back', async () => {
+    const card = rep.locator(`[data-testid="opportunity-card"][data-opportunity-id="${opportunityId}"]`);
+    await card.waitFor();
+    await card.getByTestId('card-files').click();
+    const panel = card.getByTestId('card-attachments');
+    await panel.waitFor();
+    await panel.getByTestId('files-empty').waitFor();
+    const pdf = Buffer.from('%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n');
+    await panel.getByTestId('attachment-upload').setInputFiles({ name: 'proposal.pdf', mimeType: 'application/pdf', buffer: pdf });
+    const row = panel.getByTestId('attachment-row').filter({ hasText: 'proposal.pdf' });
+    await row.waitFor();
+    await shoot(rep, 'pipeline-files');
+
+    await rep.reload();
+    await card.getByTestId('card-files').click();
+    await row.waitFor();
+    const [saved] = await Promise.all([rep.waitForEvent('download'), row.getByTestId('attachment-download').click()]);
+    assert.equal(saved.suggestedFilename(), 'proposal.pdf');
+  });
+
   await step("the manager's dashboard counts the new lead and its conversion", async () => {
+    // The manager visited the Leads page and the board since reading the funnel.
+    await manager.goto(`${CONSOLE_URL}/#/dashboard`);
     const read = async () => {
       await manager.getByTestId('dash-refresh').click();
       await manager.locator('[data-testid="dashboard"][data-loaded="true"]').waitFor();

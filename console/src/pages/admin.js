@@ -1,4 +1,5 @@
-// Admin: web forms, the scoring model, the routing policy, reps and teams, and pipelines.
+// Admin: web forms, the scoring model, the routing policy, reps and teams, pipelines, and lead file
+// import.
 // Structured documents (scoring model, routing policy, pipeline) are edited as JSON with a
 // validate-only check (the Put RPCs' validate_only) before they are applied, next to their versions.
 import { html, render } from 'lit-html';
@@ -6,8 +7,9 @@ import { t } from '../i18n/index.js';
 import { formsPage } from './admin-forms.js';
 import { docEditorPage } from './admin-docs.js';
 import { repsPage } from './admin-reps.js';
+import { importPage } from './admin-import.js';
 
-const SECTIONS = ['forms', 'scoring', 'routing', 'reps', 'pipelines'];
+const SECTIONS = ['forms', 'scoring', 'routing', 'reps', 'pipelines', 'import'];
 
 const scoringPage = docEditorPage({
   id: 'scoring',
@@ -48,7 +50,7 @@ const pipelinesPage = docEditorPage({
   versionNumber: (v) => v.version,
 });
 
-const SUBPAGES = { forms: formsPage, scoring: scoringPage, routing: routingPage, reps: repsPage, pipelines: pipelinesPage };
+const SUBPAGES = { forms: formsPage, scoring: scoringPage, routing: routingPage, reps: repsPage, pipelines: pipelinesPage, import: importPage };
 
 export function adminPage(root, ctx) {
   const section = SECTIONS.includes(ctx.parts[1]) ? ctx.parts[1] : 'forms';

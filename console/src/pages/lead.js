@@ -1,7 +1,9 @@
 // One lead: its record and score, the Lead 360 timeline (reporting.GetLeadTimeline), and the rep's
 // actions on it: log a call/email/meeting/note with @mentions (opportunity.LogActivity: the first
 // call, email or meeting is the first contact, which completes the SLA task), qualify
-// (opportunity.QualifyLead) and convert (opportunity.ConvertLead).
+// (opportunity.QualifyLead) and convert (opportunity.ConvertLead). Managers and admins also see who
+// routing gave the lead to and why (routing.GetAssignment) and can hand it to another rep, or back
+// to the policy (routing.ReassignLead).
 import { html, render, nothing } from 'lit-html';
 import { rpc, rpcOrNull, violationsByField } from '../api.js';
 import { t, tEnum, formatDateTime, formatNumber, formatRelative, locale } from '../i18n/index.js';
@@ -22,7 +24,10 @@ function blankActivity() {
 
 export function leadPage(root, { parts, me }) {
   const leadId = parts[1];
+  const manages = me.role === 'manager' || me.role === 'admin';
   const state = {
+    assignment: null, assignmentLoaded: false, assignmentError: null,
+    reassign: { rep_id: '', reason: '' }, reassignBusy: false, reassignViolations: new Map(), reassignError: null,
     lead: null, score: null, task: null, loading: true, error: null,
     timeline: [], timelineToken: '', timelineError: null,
     reps: [], pipelines: [],
@@ -57,6 +62,17 @@ export function leadPage(root, { parts, me }) {
     return false;
   }
 
+  async function loadAssignment() {
+    try {
+      const response = await rpcOrNull('routing', 'GetAssignment', { lead_id: leadId });
+      state.assignment = response?.assignment || null;
+      state.assignmentError = null;
+    } catch (err) {
+      state.assignmentError = err;
+    }
+    state.assignmentLoaded = true;
+  }
+
   async function loadTask() {
     const tasks = await rpcOrNull('routing', 'ListTasks', { lead_id: leadId, status: 'TASK_STATUS_OPEN', page: { page_size: 10 } });
     state.task = tasks?.tasks?.[0] || null;
@@ -83,6 +99,7 @@ export function leadPage(root, { parts, me }) {
       rpc('routing', 'ListReps', { page: { page_size: 500 } }).then((r) => { state.reps = r.reps || []; }).catch(() => {}),
       rpc('opportunity', 'ListPipelines', { page: { page_size: 100 } })
         .then((r) => { state.pipelines = r.pipelines || []; }).catch(() => {}),
+      manages ? loadAssignment() : null,
     ]);
     if (!disposed) rerender();
   }
@@ -177,6 +194,29 @@ export function leadPage(root, { parts, me }) {
       state.convertError = state.convertViolations.size ? null : err;
     }
     state.convertBusy = false;
+    rerender();
+  }
+
+  async function reassign(event) {
+    event.preventDefault();
+    const r = state.reassign;
+    state.reassignBusy = true;
+    state.reassignViolations = new Map();
+    state.reassignError = null;
+    rerender();
+    try {
+      const response = await rpc('routing', 'ReassignLead', { lead_id: leadId, rep_id: r.rep_id, reason: r.reason.trim() });
+      state.assignment = response.assignment;
+      state.reassign = { rep_id: '', reason: '' };
+      toast(state.assignment.rep_id ? t('assignment.reassigned', { rep: repLabel(state.assignment.rep_id) }) : t('assignment.queued'), 'success');
+      // The lead's owner and follow-up task follow the new assignment.
+      const [lead] = await Promise.all([rpcOrNull('capture', 'GetLead', { lead_id: leadId }), loadTask().catch(() => {})]);
+      if (lead?.lead) state.lead = lead.lead;
+    } catch (err) {
+      state.reassignViolations = violationsByField(err);
+      state.reassignError = state.reassignViolations.size ? null : err;
+    }
+    state.reassignBusy = false;
     rerender();
   }
 
@@ -405,11 +445,74 @@ export function leadPage(root, { parts, me }) {
     </section>`;
   }
 
+  function repLabel(repId) {
+    const rep = state.reps.find((r) => r.rep_id === repId);
+    return rep?.name && rep.name !== repId ? `${rep.name} (${repId})` : repId;
+  }
+
+  function assignmentCard() {
+    const a = state.assignment;
+    const v = state.reassignViolations;
+    const r = state.reassign;
+    const passed = (a?.considered || []).filter((c) => c.skipped_reason);
+    return html`<section class="card" aria-labelledby="assignment-h" data-testid="assignment-card">
+      <h2 id="assignment-h">${t('assignment.title')}</h2>
+      ${errorBanner(state.assignmentError)}
+      ${!state.assignmentLoaded ? html`<p class="muted" aria-busy="true">${t('common.loading')}</p>` : nothing}
+      ${state.assignmentLoaded && !a && !state.assignmentError ? html`<p class="muted" data-testid="assignment-none">${t('assignment.none')}</p>` : nothing}
+      ${a ? html`
+        <p class="assignment-owner">${t('assignment.owner')}
+          <strong data-testid="assignment-owner" data-rep-id=${a.rep_id}>${a.rep_id ? repLabel(a.rep_id) : t('assignment.inQueue')}</strong>
+          ${a.team ? html`<span class="badge badge-muted">${a.team}</span>` : nothing}</p>
+        <p data-testid="assignment-reason"><span class="muted">${t('assignment.why')}</span> ${a.reason || '–'}</p>
+        <p class="muted small">${[a.strategy && t('assignment.strategy', { strategy: a.strategy }),
+          a.rule_id && t('assignment.rule', { rule: a.rule_id }),
+          a.policy_version && t('assignment.policy', { version: a.policy_version })].filter(Boolean).join(' · ')}</p>
+        ${passed.length ? html`<details class="small"><summary>${t('assignment.passedOver', { n: passed.length })}</summary>
+          <ul>${passed.map((c) => html`<li><strong>${c.rep_id}</strong>: ${c.skipped_reason}</li>`)}</ul></details>` : nothing}
+        ${(a.history || []).length ? html`<h3 class="sub-h">${t('assignment.history')}</h3>
+          <ol class="history" data-testid="assignment-history">
+            ${a.history.map((h) => html`<li data-testid="assignment-history-entry" data-kind=${h.kind}>
+              <strong>${tEnum('assignment.kind', h.kind)}</strong>
+              ${h.rep_id ? html` → ${repLabel(h.rep_id)}` : nothing}
+              <span class="muted small">· ${formatDateTime(h.at)} · ${h.by}</span>
+              ${h.reason ? html`<div class="small">${h.reason}</div>` : nothing}
+            </li>`)}
+          </ol>` : nothing}` : nothing}
+      ${state.assignmentLoaded && !state.assignmentError ? html`<form data-testid="reassign-form" @submit=${reassign} novalidate>
+        <h3 class="sub-h">${t('assignment.reassign')}</h3>
+        ${violationSummary(v, ['rep_id', 'reason'])}
+        ${errorBanner(state.reassignError)}
+        <div class="grid-2">
+          <div class="field">
+            <label for="reassign-rep">${t('assignment.newRep')}</label>
+            <select id="reassign-rep" data-testid="reassign-rep" @change=${(e) => { state.reassign.rep_id = e.target.value; }}
+              aria-invalid=${invalid(v, 'rep_id')} aria-describedby=${errorId('rep_id')}>
+              <option value="" ?selected=${!r.rep_id}>${t('assignment.byPolicy')}</option>
+              ${state.reps.filter((rep) => rep.rep_id !== a?.rep_id).map((rep) => html`<option value=${rep.rep_id} ?selected=${r.rep_id === rep.rep_id}>
+                ${repLabel(rep.rep_id)}${rep.status === 'REP_STATUS_PAUSED' ? ` – ${t('assignment.paused')}` : ''}</option>`)}
+            </select>
+            ${fieldError(v, 'rep_id')}
+          </div>
+          <div class="field">
+            <label for="reassign-reason">${t('assignment.reason')}</label>
+            <input id="reassign-reason" data-testid="reassign-reason" .value=${r.reason} maxlength="500"
+              @input=${(e) => { state.reassign.reason = e.target.value; }}
+              aria-invalid=${invalid(v, 'reason')} aria-describedby=${errorId('reason')} />
+            ${fieldError(v, 'reason')}
+          </div>
+        </div>
+        <button class="btn" type="submit" data-testid="reassign-submit" ?disabled=${state.reassignBusy}>
+          ${state.reassignBusy ? t('common.saving') : t('assignment.submit')}</button>
+      </form>` : nothing}
+    </section>`;
+  }
+
   function rerender() {
     if (disposed) return;
     const lead = state.lead;
     render(html`
-      <p class="crumbs"><a href="#/inbox">← ${t('nav.inbox')}</a></p>
+      <p class="crumbs">${manages ? html`<a href="#/leads">← ${t('nav.leads')}</a>` : html`<a href="#/inbox">← ${t('nav.inbox')}</a>`}</p>
       ${errorBanner(state.error)}
       ${state.loading ? html`<p class="muted" aria-busy="true">${t('common.loading')}</p>` : nothing}
       ${lead ? html`
@@ -428,6 +531,7 @@ export function leadPage(root, { parts, me }) {
           <div class="stack">
             <section class="card" aria-labelledby="details-h"><h2 id="details-h">${t('lead.details')}</h2>${details(lead)}</section>
             <section class="card" aria-labelledby="score-h"><h2 id="score-h">${t('score.title')}</h2>${scoreCard(state.score)}</section>
+            ${manages ? assignmentCard() : nothing}
             ${timelineView()}
           </div>
           <div class="stack">
