@@ -413,7 +413,7 @@ export function leadPage(root, { parts, me }) {
         </div>` : nothing}
       ${!done && convertedEntry ? html`<p class="banner banner-ok" data-testid="lead-converted">${t('convert.alreadyBanner')}
         <a href="#/pipeline">${t('convert.openPipeline')}</a></p>` : nothing}
-      ${done ? nothing : html`<form data-testid="convert-form" @submit=${convert} novalidate>
+      ${done || convertedEntry ? nothing : html`<form data-testid="convert-form" @submit=${convert} novalidate>
         ${violationSummary(v, ['opportunity.name', 'opportunity.amount', 'opportunity.currency', 'opportunity.close_date',
           'opportunity.pipeline_id', 'account.name', 'account.domain'])}
         ${errorBanner(state.convertError)}
