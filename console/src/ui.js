@@ -1,6 +1,6 @@
 // Shared pieces of the pages: toasts, error messages, field violations beside inputs, SLA state.
 import { html, nothing } from 'lit-html';
-import { ApiError } from './api.js';
+import { ApiError, violationsByField } from './api.js';
 import { t, tEnum, formatClock } from './i18n/index.js';
 
 export function toast(message, kind = 'info') {
@@ -119,4 +119,27 @@ export function leadName(lead) {
 export function todayUtc(offsetDays = 0) {
   const day = new Date(Date.now() + offsetDays * 86400000);
   return day.toISOString().slice(0, 10);
+}
+
+/**
+ * A form's submit, written once: marks the form busy and clears its old errors, runs `work`, and on
+ * failure keeps the field violations (shown next to their inputs) or, when there are none, the
+ * error itself (shown as a banner). The form's state lives in `${form}Busy`, `${form}Violations`
+ * and `${form}Error`.
+ */
+export async function submitForm(state, form, rerender, work) {
+  state[`${form}Busy`] = true;
+  state[`${form}Violations`] = new Map();
+  state[`${form}Error`] = null;
+  rerender();
+  try {
+    await work();
+  } catch (err) {
+    const violations = violationsByField(err);
+    state[`${form}Violations`] = violations;
+    state[`${form}Error`] = violations.size ? null : err;
+  } finally {
+    state[`${form}Busy`] = false;
+    rerender();
+  }
 }

@@ -1,9 +1,9 @@
 // Reps and teams (routing.ListReps/PutRep/SetRepAvailability, ListTeams/PutTeam): who takes leads,
 // how many, when, and who hears about escalations.
 import { html, render, nothing } from 'lit-html';
-import { rpc, violationsByField } from '../api.js';
+import { rpc } from '../api.js';
 import { t, tEnum, formatNumber, formatDateTime } from '../i18n/index.js';
-import { errorBanner, toast, errorMessage, fieldError, invalid, errorId, violationSummary, splitList } from '../ui.js';
+import { errorBanner, toast, errorMessage, fieldError, invalid, errorId, violationSummary, splitList, submitForm } from '../ui.js';
 
 const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 
@@ -90,42 +90,24 @@ export function repsPage(root) {
 
   async function saveRep(event) {
     event.preventDefault();
-    state.repBusy = true;
-    state.repViolations = new Map();
-    state.repError = null;
-    rerender();
-    try {
+    await submitForm(state, 'rep', rerender, async () => {
       const response = await rpc('routing', 'PutRep', { rep: toRequest(state.edit) });
       toast(t('admin.reps.saved', { id: response.rep.rep_id }), 'success');
       state.edit = null;
       await load();
-    } catch (err) {
-      state.repViolations = violationsByField(err);
-      state.repError = state.repViolations.size ? null : err;
-    }
-    state.repBusy = false;
-    rerender();
+    });
   }
 
   async function saveTeam(event) {
     event.preventDefault();
-    state.teamBusy = true;
-    state.teamViolations = new Map();
-    state.teamError = null;
-    rerender();
-    try {
+    await submitForm(state, 'team', rerender, async () => {
       const team = { ...state.team, managers: splitList(state.team.managers_text) };
       delete team.managers_text;
       const response = await rpc('routing', 'PutTeam', { team });
       toast(t('admin.teams.saved', { id: response.team.team_id }), 'success');
       state.team = null;
       await load();
-    } catch (err) {
-      state.teamViolations = violationsByField(err);
-      state.teamError = state.teamViolations.size ? null : err;
-    }
-    state.teamBusy = false;
-    rerender();
+    });
   }
 
   function input(obj, violations, key, path, label, { type = 'text', help = '', readonly = false, testid } = {}) {

@@ -5,11 +5,11 @@
 // routing gave the lead to and why (routing.GetAssignment) and can hand it to another rep, or back
 // to the policy (routing.ReassignLead).
 import { html, render, nothing } from 'lit-html';
-import { rpc, rpcOrNull, violationsByField } from '../api.js';
+import { rpc, rpcOrNull } from '../api.js';
 import { t, tEnum, formatDateTime, formatNumber, formatRelative, locale } from '../i18n/index.js';
 import {
   countdown, gradeBadge, errorBanner, fieldError, invalid, errorId, violationSummary, toast, errorMessage,
-  leadName, splitList,
+  leadName, splitList, submitForm,
 } from '../ui.js';
 
 const ACTIVITY_TYPES = ['ACTIVITY_TYPE_CALL', 'ACTIVITY_TYPE_EMAIL', 'ACTIVITY_TYPE_MEETING', 'ACTIVITY_TYPE_NOTE'];
@@ -117,11 +117,7 @@ export function leadPage(root, { parts, me }) {
   async function logActivity(event) {
     event.preventDefault();
     const a = state.activity;
-    state.activityBusy = true;
-    state.activityViolations = new Map();
-    state.activityError = null;
-    rerender();
-    try {
+    await submitForm(state, 'activity', rerender, async () => {
       const response = await rpc('opportunity', 'LogActivity', {
         lead_id: leadId, type: a.type, subject: a.subject, body: a.body, outcome: a.outcome,
         next_step: a.next_step, mentions: splitList(a.mentions).map((m) => m.replace(/^@/, '')),
@@ -129,51 +125,31 @@ export function leadPage(root, { parts, me }) {
       const activity = response.activity;
       toast(response.first_contact ? t('activity.firstContact') : t('activity.logged'), 'success');
       state.activity = blankActivity();
-      state.activityBusy = false;
-      rerender();
       if (response.first_contact) loadTask().then(() => !disposed && rerender()).catch(() => {});
       awaitTimeline((entry) => entry.event_type === 'activity_logged' && entry.details?.activity_id === activity.activity_id);
-    } catch (err) {
-      state.activityViolations = violationsByField(err);
-      state.activityError = state.activityViolations.size ? null : err;
-      state.activityBusy = false;
-      rerender();
-    }
+    });
   }
 
   async function qualify(event) {
     event.preventDefault();
     const q = state.qualify;
-    state.qualifyBusy = true;
-    state.qualifyViolations = new Map();
-    state.qualifyError = null;
-    rerender();
     const body = { lead_id: leadId, outcome: q.outcome };
     if (q.outcome === 'QUALIFICATION_OUTCOME_QUALIFIED') body.answers = q.answers;
     if (q.outcome === 'QUALIFICATION_OUTCOME_DISQUALIFIED') body.reason = q.reason;
     if (q.outcome === 'QUALIFICATION_OUTCOME_RECYCLE') body.recycle_on = q.recycle_on;
-    try {
+    await submitForm(state, 'qualify', rerender, async () => {
       const response = await rpc('opportunity', 'QualifyLead', body);
       state.qualified = response;
       toast(t('qualify.done', { outcome: tEnum('qualify.outcome', response.outcome) }), 'success');
       awaitTimeline((entry) => ['lead_sales_qualified', 'lead_sales_disqualified', 'lead_recycled'].includes(entry.event_type));
-    } catch (err) {
-      state.qualifyViolations = violationsByField(err);
-      state.qualifyError = state.qualifyViolations.size ? null : err;
-    }
-    state.qualifyBusy = false;
-    rerender();
+    });
   }
 
   async function convert(event) {
     event.preventDefault();
     const c = state.convert;
     const lead = state.lead;
-    state.convertBusy = true;
-    state.convertViolations = new Map();
-    state.convertError = null;
-    rerender();
-    try {
+    await submitForm(state, 'convert', rerender, async () => {
       const response = await rpc('opportunity', 'ConvertLead', {
         lead_id: leadId,
         account: { name: c.account_name, domain: c.account_domain, industry: lead.industry, country: lead.country },
@@ -189,22 +165,13 @@ export function leadPage(root, { parts, me }) {
       state.converted = response;
       toast(response.already_converted ? t('convert.already') : t('convert.done'), 'success');
       awaitTimeline((entry) => entry.event_type === 'lead_converted');
-    } catch (err) {
-      state.convertViolations = violationsByField(err);
-      state.convertError = state.convertViolations.size ? null : err;
-    }
-    state.convertBusy = false;
-    rerender();
+    });
   }
 
   async function reassign(event) {
     event.preventDefault();
     const r = state.reassign;
-    state.reassignBusy = true;
-    state.reassignViolations = new Map();
-    state.reassignError = null;
-    rerender();
-    try {
+    await submitForm(state, 'reassign', rerender, async () => {
       const response = await rpc('routing', 'ReassignLead', { lead_id: leadId, rep_id: r.rep_id, reason: r.reason.trim() });
       state.assignment = response.assignment;
       state.reassign = { rep_id: '', reason: '' };
@@ -212,12 +179,7 @@ export function leadPage(root, { parts, me }) {
       // The lead's owner and follow-up task follow the new assignment.
       const [lead] = await Promise.all([rpcOrNull('capture', 'GetLead', { lead_id: leadId }), loadTask().catch(() => {})]);
       if (lead?.lead) state.lead = lead.lead;
-    } catch (err) {
-      state.reassignViolations = violationsByField(err);
-      state.reassignError = state.reassignViolations.size ? null : err;
-    }
-    state.reassignBusy = false;
-    rerender();
+    });
   }
 
   // ---- views --------------------------------------------------------------------------------------------
