@@ -63,7 +63,7 @@ def catalogue() -> tuple[dict, dict, dict]:
     (multipart files in, with their UploadShape) and the downloads (a file's bytes out)."""
     every = [Rpc(service, method) for service, descriptor in transcoding.SERVICE_DESCRIPTORS.items()
              for method in descriptor.methods]
-    uploads = {(r.service, r.name): (r, upload_shape(r.method)) for r in every if upload_shape(r.method)}
+    uploads = {(r.service, r.name): (r, shape) for r in every if (shape := upload_shape(r.method))}
     downloads = {(r.service, r.name): r for r in every if is_download(r.method)}
     return transcoding.unary_rpcs(), uploads, downloads
 
@@ -377,6 +377,7 @@ def create_app(config: dict, addresses: dict | None = None) -> Starlette:
                                      allow_headers=["authorization", "content-type", TRACE_ID_HEADER],
                                      expose_headers=[TRACE_ID_HEADER]))
 
+    @contextlib.asynccontextmanager
     async def lifespan(app):
         await gateway.open()
         try:
