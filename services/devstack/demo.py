@@ -1,7 +1,8 @@
 """The demo ``make run`` shows: a small batch of leads through the public gRPC API, followed from
 capture to assignment; the web form with its QR code and a visitor's submission; a spreadsheet
 import with its report; a business card read by OCR; the funnel; a sales history imported and
-reported on (win rate, cycle, forecast); one lead converted and its lead 360 timeline."""
+reported on (win rate, cycle, forecast); one lead converted and its lead 360 timeline; and two more
+leads left in the reps' inboxes for the web console."""
 import csv
 import io
 import json
@@ -335,6 +336,33 @@ def convert_and_show_timeline(client, rows, timeout: float = 15.0) -> None:
         print(f"  {entry.occurred_at.ToDatetime():%H:%M:%S.%f}"[:-3] + f"  {entry.service:11} {entry.summary}")
 
 
+# Left for the web console: fresh leads in the China team's inboxes, their first response still due.
+CONSOLE_LEADS = (
+    dict(email="zhou.min@xinghe-auto.cn", phone="+86 139 1234 5678", first_name="Min", last_name="Zhou",
+         company="Xinghe Automotive", title="VP Engineering", country="CN", industry="manufacturing",
+         company_size=2500, source="demo_request"),
+    dict(email="gao.lei@lanshan-pharma.cn", first_name="Lei", last_name="Gao", company="Lanshan Pharma",
+         title="CIO", country="CN", industry="healthcare", company_size=900, source="referral"),
+)
+
+
+def leave_leads_for_the_console(client, run_id: str) -> None:
+    """Two more Chinese leads, routed and left untouched, so a rep logging in to the console finds
+    them in "My leads" with the SLA clock running."""
+    leads = []
+    for index, fields in enumerate(CONSOLE_LEADS):
+        fields = _as_new_person(dict(fields), run_id)
+        attribution = common_pb2.Attribution(source=fields.pop("source"))
+        leads.append(client.capture.SubmitLead(capture_pb2.SubmitLeadRequest(
+            lead=capture_pb2.LeadInput(attribution=attribution, **fields),
+            idempotency_key=f"demo-console-{run_id}-{index}")).lead)
+    print("\nwaiting in the web console's inboxes:")
+    for row in follow(client, leads):
+        assignment = row["assignment"]
+        owner = assignment.rep_id if assignment is not None else "(fallback queue)"
+        print(f"  {row['lead'].email:44} -> {owner}")
+
+
 def run_demo(client, state_dir: Path = Path(".leadflow")) -> None:
     ensure_routing(client)
     run_id = uuid.uuid4().hex[:8]
@@ -351,3 +379,4 @@ def run_demo(client, state_dir: Path = Path(".leadflow")) -> None:
     import_sales_history(client, run_id)
     show_sales_reports(client)
     convert_and_show_timeline(client, rows)
+    leave_leads_for_the_console(client, run_id)
