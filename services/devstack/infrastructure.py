@@ -131,13 +131,18 @@ OCR_PACKAGES = {
 }
 
 
-def ensure_ocr() -> None:
-    missing = [package for package, path in OCR_PACKAGES.items() if not Path(path).exists()]
+def _ensure_packages(packages: dict, needed_by: str) -> None:
+    """Install the Debian packages whose file is missing (as root), or say which command would."""
+    missing = [package for package, path in packages.items() if not Path(path).exists()]
     if not missing:
         return
     if not _is_root_on_debian():
-        raise InfrastructureError(f"business-card OCR needs: sudo apt-get install -y {' '.join(missing)}")
+        raise InfrastructureError(f"{needed_by} needs: sudo apt-get install -y {' '.join(missing)}")
     _apt_install("--no-install-recommends", *missing)
+
+
+def ensure_ocr() -> None:
+    _ensure_packages(OCR_PACKAGES, "business-card OCR")
 
 
 # The console's browser tests drive Debian's Chromium (never a browser a test tool downloads). Its
@@ -146,12 +151,7 @@ BROWSER_PACKAGES = {"chromium": "/usr/bin/chromium"}
 
 
 def ensure_browser() -> None:
-    missing = [package for package, path in BROWSER_PACKAGES.items() if not Path(path).exists()]
-    if not missing:
-        return
-    if not _is_root_on_debian():
-        raise InfrastructureError(f"the console's browser tests need: sudo apt-get install -y {' '.join(missing)}")
-    _apt_install("--no-install-recommends", *missing)
+    _ensure_packages(BROWSER_PACKAGES, "the console's browser test")
 
 
 class EmbeddedMongo:
