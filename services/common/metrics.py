@@ -22,6 +22,11 @@ EVENTS_HANDLED = Counter(
 EVENT_LATENCY = Histogram(
     "leadflow_event_handling_seconds", "Event handler time", ["service", "handler"],
     buckets=LATENCY_BUCKETS)
+TRANSACTIONS = Counter(
+    "leadflow_store_transactions_total", "Store transactions committed", ["service"])
+TRANSACTION_RETRIES = Counter(
+    "leadflow_store_transaction_retries_total", "Store transactions run again after losing to a concurrent "
+    "writer, by reason (write_conflict, commit_conflict, stale_write)", ["service", "reason"])
 OUTBOX_BACKLOG = Gauge(
     "leadflow_outbox_backlog", "Outbox entries written but not yet published", ["service"])
 OUTBOX_PUBLISHED = Counter(

@@ -54,11 +54,79 @@ class Duplicate:
 
 
 DUPLICATE = Duplicate()
-MAX_STALE_RETRIES = 20
 
 
 class StaleWrite(Exception):
     """Another worker changed the document since it was read; the whole unit of work is retried."""
+
+
+MAX_TRANSACTION_ATTEMPTS = 12
+MAX_COMMIT_ATTEMPTS = 3
+RETRY_DELAY_FIRST = 0.005
+RETRY_DELAY_MAX = 0.5
+TRANSIENT_LABEL = "TransientTransactionError"
+UNKNOWN_COMMIT_LABEL = "UnknownTransactionCommitResult"
+WRITE_CONFLICT = 112
+INTERNAL_ERROR = 1
+
+
+class CommitFailed(Exception):
+    """``commitTransaction`` itself answered an error: ``cause`` is the server's answer."""
+
+    def __init__(self, cause: pymongo.errors.PyMongoError):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def retry_reason(error: BaseException) -> str | None:
+    """Why a failed transaction may simply be run again (the metric's label), or None when it may not.
+
+    * a document changed since it was read (our own revision checks): ``stale_write``;
+    * a write conflict as MongoDB reports it, statement or commit: code 112 or the
+      ``TransientTransactionError`` label (also a transaction the server ended): ``write_conflict``;
+    * a commit conflict as SecantusDB reports it: ``commitTransaction`` answered ``InternalError``
+      (code 1) without labels. Its WiredTiger commit failed and the server rolled the transaction
+      back, so nothing of it is stored and running it again is the only way on.
+    """
+    if isinstance(error, StaleWrite):
+        return "stale_write"
+    committing = isinstance(error, CommitFailed)
+    cause = error.cause if committing else error
+    if not isinstance(cause, pymongo.errors.PyMongoError):
+        return None
+    if cause.has_error_label(TRANSIENT_LABEL) or getattr(cause, "code", None) == WRITE_CONFLICT:
+        return "write_conflict"
+    if committing and getattr(cause, "code", None) == INTERNAL_ERROR:
+        return "commit_conflict"
+    return None
+
+
+def retry_delay(attempt: int) -> float:
+    """Full jitter over an exponential ceiling, so writers that collided do not collide again."""
+    return random.uniform(0, min(RETRY_DELAY_FIRST * 2 ** attempt, RETRY_DELAY_MAX))
+
+
+def _attempt(session, work, uow):
+    """One run of ``work`` in a transaction on ``session``, committed; errors leave nothing behind."""
+    session.start_transaction()
+    try:
+        result = work(uow)
+    except BaseException:
+        if session.in_transaction:
+            session.abort_transaction()
+        raise
+    for commit_attempt in range(1, MAX_COMMIT_ATTEMPTS + 1):
+        try:
+            session.commit_transaction()
+            return result
+        except pymongo.errors.PyMongoError as error:
+            # The commit's answer was lost on the way (a network blip): asking again is safe, a
+            # commit is idempotent. Anything else is the commit's own verdict.
+            if error.has_error_label(UNKNOWN_COMMIT_LABEL) and commit_attempt < MAX_COMMIT_ATTEMPTS:
+                continue
+            if error.has_error_label(TRANSIENT_LABEL):
+                raise
+            raise CommitFailed(error) from error
 
 
 class UnitOfWork:
@@ -220,29 +288,33 @@ class Store(DependencyProvider):
         return self
 
     def run_in_transaction(self, work):
-        """Run ``work(uow)`` in one transaction (retried on transient conflicts) and publish the
-        events it added once committed."""
-        attempts = []
+        """Run ``work(uow)`` in one transaction and publish the events it added once committed.
 
-        def callback(session):
-            uow = UnitOfWork(self.db, session)
-            attempts.append(uow)
-            return work(uow)
-
-        for attempt in range(MAX_STALE_RETRIES):
-            try:
-                with self.client.start_session() as session:
-                    result = session.with_transaction(callback)
-                break
-            except StaleWrite:
-                if attempt == MAX_STALE_RETRIES - 1:
-                    raise
-                attempts.clear()
-                # A concurrent writer won; back off a little (jittered) so both do not collide again.
-                eventlet.sleep(random.uniform(0.001, 0.005) * (attempt + 1))
-        if attempts and attempts[-1].published:
-            self.relay.hand_off(attempts[-1].published)
-        for work_after in attempts[-1].after_commit_work if attempts else ():
+        A transaction another writer beat is run again from the start, after a jittered back-off
+        and at most ``MAX_TRANSACTION_ATTEMPTS`` times, each retry counted by reason: so every
+        ``work`` must be safe to run twice (a read-then-write that checks what it read, an
+        idempotency marker, stable ids)."""
+        service = self.container.service_name
+        with self.client.start_session() as session:
+            # One session for every attempt: starting the next transaction on it ends the last
+            # one on the server too, whatever state a failed commit left it in.
+            for attempt in range(1, MAX_TRANSACTION_ATTEMPTS + 1):
+                uow = UnitOfWork(self.db, session)
+                try:
+                    result = _attempt(session, work, uow)
+                    break
+                except (StaleWrite, CommitFailed, pymongo.errors.PyMongoError) as error:
+                    reason = retry_reason(error)
+                    if reason is None or attempt == MAX_TRANSACTION_ATTEMPTS:
+                        if isinstance(error, CommitFailed):
+                            raise error.cause from None
+                        raise
+                    metrics.TRANSACTION_RETRIES.labels(service, reason).inc()
+                    eventlet.sleep(retry_delay(attempt))
+        metrics.TRANSACTIONS.labels(service).inc()
+        if uow.published:
+            self.relay.hand_off(uow.published)
+        for work_after in uow.after_commit_work:
             work_after()
         return result
 

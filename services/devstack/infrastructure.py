@@ -157,8 +157,9 @@ def ensure_browser() -> None:
 class EmbeddedMongo:
     """SecantusDB (MongoDB wire protocol over WiredTiger) as a child process."""
 
-    def __init__(self, data_dir: Path | str, port: int, log_path: Path):
+    def __init__(self, data_dir: Path | str, port: int, log_path: Path, options: tuple = ()):
         self.data_dir, self.port, self.log_path = str(data_dir), port, log_path
+        self.options = tuple(options)  # further secantusd-py flags
         self.process = None
 
     @property
@@ -175,7 +176,7 @@ class EmbeddedMongo:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [str(executable), "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", self.data_dir,
-             "--log-level", "WARNING"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+             "--log-level", "WARNING", *self.options], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             preexec_fn=die_with_parent)
         try:
             wait_for_port("127.0.0.1", self.port, 60, "SecantusDB")
