@@ -58,6 +58,25 @@ def to_grpc_error(exc: BaseException, trace_id: str = "") -> GrpcError:
     return GrpcError(code=StatusCode.INTERNAL, message=f"internal error (trace id {trace_id})")
 
 
+# Answers a caller gets for its own request: worth a line, not a traceback.
+CLIENT_ERRORS = frozenset({
+    StatusCode.INVALID_ARGUMENT, StatusCode.NOT_FOUND, StatusCode.PERMISSION_DENIED, StatusCode.FAILED_PRECONDITION,
+    StatusCode.UNAUTHENTICATED, StatusCode.ALREADY_EXISTS, StatusCode.OUT_OF_RANGE, StatusCode.RESOURCE_EXHAUSTED,
+    StatusCode.ABORTED, StatusCode.CANCELLED})
+
+
+def log_answer(method: str, error: GrpcError, exc_info=None) -> None:
+    """One line per call that did not succeed: info for the caller's own errors, a warning for a
+    moment's unavailability, an error with the traceback for our bugs (INTERNAL), each with the
+    trace id the caller got (bound to the line by the worker's log context)."""
+    if error.code in CLIENT_ERRORS:
+        log.info("%s answered %s: %s", method, error.code.name, error.message)
+    elif error.code == StatusCode.INTERNAL:
+        log.error("%s failed: %s", method, error.message, exc_info=exc_info)
+    else:
+        log.warning("%s answered %s: %s", method, error.code.name, error.message)
+
+
 def _metadata_value(metadata, name: str) -> str | None:
     for key, value in metadata:
         if key == name:
@@ -72,6 +91,8 @@ class LeadflowGrpc(Grpc):
     principal in through nameko's ``x-nameko-*`` metadata, and the bearer token never travels
     on to other services.
     """
+
+    logs_its_own_errors = True  # handle_result logs each failed call once, with its status
 
     def __init__(self, stub, roles=ALL_ROLES, public=False, **kwargs):
         # Errors the caller can act on are logged as warnings by nameko, not as failures.
@@ -139,8 +160,7 @@ class LeadflowGrpc(Grpc):
     def handle_result(self, response_stream, started, worker_ctx, result, exc_info):
         if exc_info is not None:
             error = to_grpc_error(exc_info[1], worker_ctx.context_data.get("trace_id", ""))
-            if error.code in (StatusCode.INTERNAL, StatusCode.UNAVAILABLE):
-                log.error("%s failed", self.method_name, exc_info=exc_info)
+            log_answer(self.method_name, error, exc_info)
             self._finish(started, error.code)
             response_stream.close(error)
             return result, exc_info
@@ -155,7 +175,8 @@ class LeadflowGrpc(Grpc):
         return result, exc_info
 
     def _refuse(self, response_stream, started: float, error: GrpcError) -> None:
-        """Answer without running the method: counted and timed like any call."""
+        """Answer without running the method: counted, timed and logged like any call."""
+        log_answer(self.method_name, error)
         self._finish(started, error.code)
         response_stream.close(error)
 

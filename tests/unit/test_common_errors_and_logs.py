@@ -260,3 +260,94 @@ def test_trace_context_set_directly_is_used(fresh_trace_context):
     logs.trace_context.set({"trace_id": "abc123"})
 
     assert json.loads(logs.JsonFormatter("routing").format(_record("x")))["trace_id"] == "abc123"
+
+
+# --- costs nothing, hides nothing --------------------------------------------------------------------
+
+def test_masking_a_megabyte_without_an_at_sign_returns_it_unchanged():
+    # The old pattern backtracked over every start of such a token: minutes for 100,000 characters.
+    text = "x" * 1_000_000
+
+    assert logs.mask_personal_data(text) == text
+
+
+def test_masking_a_megabyte_of_at_signs_masks_nothing_that_is_not_an_email():
+    text = "@" * 1_000_000
+
+    assert logs.mask_personal_data(text) == text
+
+
+def test_an_email_after_a_long_token_is_still_masked():
+    text = "y" * 200_000 + " ann@acme.com"
+
+    assert logs.mask_personal_data(text).endswith(" a***@acme.com")
+
+
+def test_emails_side_by_side_are_each_masked():
+    assert logs.mask_personal_data("ann@acme.com,bob@x.org;c@y.cn") == "a***@acme.com,b***@x.org;c***@y.cn"
+
+
+def test_a_huge_value_is_cut_in_the_line_and_says_how_much_was_left_out(fresh_trace_context):
+    entry = json.loads(logs.JsonFormatter("opportunity").format(
+        _record("invalid field %s from %s", "z" * 100_000, "ann@acme.com", level=logging.WARNING)))
+
+    assert entry["msg"].startswith("invalid field " + "z" * logs.MAX_VALUE_CHARS + "…(+99000 chars)")
+    assert entry["msg"].endswith(" from a***@acme.com")
+
+
+def test_a_huge_message_and_traceback_are_capped(fresh_trace_context):
+    try:
+        raise ValueError("w" * 100_000)
+    except ValueError:
+        exc_info = sys.exc_info()
+    entry = json.loads(logs.JsonFormatter("capture").format(_record("v" * 100_000, exc_info=exc_info)))
+
+    assert len(entry["msg"]) < logs.MAX_MESSAGE_CHARS + 50
+    assert len(entry["exc"]) < logs.MAX_TRACEBACK_CHARS + 50
+    assert entry["exc"].startswith("Traceback")
+
+
+def test_a_message_whose_arguments_do_not_fit_is_still_logged(fresh_trace_context):
+    entry = json.loads(logs.JsonFormatter("capture").format(_record("two %s %s", "only-one")))
+
+    assert entry["msg"] == "two %s %s ('only-one',)"
+
+
+class _Entrypoint:
+    logs_its_own_errors = False
+
+
+class _Worker:
+    def __init__(self, entrypoint):
+        self.entrypoint = entrypoint
+
+
+def _worker_error(template, entrypoint):
+    try:
+        raise KeyError("lead-1")
+    except KeyError:
+        exc_info = sys.exc_info()
+    return logging.LogRecord("nameko.containers", logging.WARNING, __file__, 1, template,
+                             (_Worker(entrypoint), exc_info[1]), exc_info)
+
+
+def test_an_expected_worker_error_is_one_info_line_without_a_traceback():
+    record = _worker_error(logs.WorkerErrors.EXPECTED, _Entrypoint())
+
+    assert logs.WorkerErrors().filter(record) is True
+    assert (record.levelname, record.exc_info) == ("INFO", None)
+
+
+def test_an_unexpected_worker_error_keeps_its_level_and_traceback():
+    record = _worker_error(logs.WorkerErrors.UNEXPECTED, _Entrypoint())
+    record.levelno, record.levelname = logging.ERROR, "ERROR"
+
+    assert logs.WorkerErrors().filter(record) is True
+    assert record.levelname == "ERROR" and record.exc_info is not None
+
+
+def test_worker_errors_of_entrypoints_that_log_their_own_answers_are_not_logged_twice():
+    entrypoint = _Entrypoint()
+    entrypoint.logs_its_own_errors = True
+
+    assert logs.WorkerErrors().filter(_worker_error(logs.WorkerErrors.UNEXPECTED, entrypoint)) is False
