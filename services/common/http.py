@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from services.common.errors import (FailedPrecondition, FieldViolation, InvalidArgument, LeadflowError, NotFound,
                                     PermissionDenied, Unauthenticated)
 from services.common.outages import OUTAGE_ERRORS
+from services.common.store import StoreBusy
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ def error_response(exc: BaseException) -> Response:
     if isinstance(exc, OUTAGE_ERRORS):
         return json_response({"error": "unavailable", "message": "a store is unavailable; try again"}, 503,
                              {"Retry-After": "5"})
+    if isinstance(exc, StoreBusy):
+        return json_response({"error": "busy", "message": "the records this request changes are busy; try again"},
+                             503, {"Retry-After": "1"})
     log.error("public endpoint failed", exc_info=exc)
     return json_response({"error": "internal", "message": "internal error"}, 500)
 

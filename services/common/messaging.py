@@ -6,6 +6,7 @@ dropped (nameko's default) or requeued forever (``requeue_on_error``, which bloc
 Messages are acked only after the handler has stored its work, so a crash means redelivery.
 """
 import logging
+import time
 import traceback
 
 import eventlet
@@ -17,13 +18,20 @@ from services.common import metrics
 from services.common.dead_letter import (ATTEMPTS_HEADER, DEAD_LETTER_QUEUE, ERROR_HEADER, HANDLER_HEADER,
                                          ORIGINAL_QUEUE_HEADER, dead_letter_queue)
 from services.common.outages import OUTAGE_ERRORS
-from services.common.store import DUPLICATE
+from services.common.store import DUPLICATE, StoreBusy
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 5.0
 MAX_OUTAGE_BACKOFF_SECONDS = 30.0
 OUTAGE_RETRIES_HEADER = "x-leadflow-outage-retries"
+BUSY_SINCE_HEADER = "x-leadflow-busy-since"
+MAX_BUSY_BACKOFF_SECONDS = 10.0
+# How long an event may keep meeting a busy store before its tries count as failed attempts. A
+# writer that died inside its transaction holds its documents until the server ends that
+# transaction (60 s on MongoDB and SecantusDB); three times that is patience enough, and a
+# conflict that outlasts it is a livelock worth dead-lettering and a look.
+BUSY_PATIENCE_SECONDS = 180.0
 
 
 class ReliableEventHandler(EventHandler):
@@ -52,6 +60,15 @@ class ReliableEventHandler(EventHandler):
                         self.handler_name, retries, error)
             eventlet.sleep(min(0.5 * 2 ** min(retries, 6), MAX_OUTAGE_BACKOFF_SECONDS))
             self._republish(message, self.queue.name, {**message.headers, OUTAGE_RETRIES_HEADER: retries})
+            return "retried"
+        busy_since = float(message.headers.get(BUSY_SINCE_HEADER, 0)) or time.time()
+        if isinstance(exc_info[1], StoreBusy) and time.time() - busy_since < BUSY_PATIENCE_SECONDS:
+            # The event is fine; other writers hold what it writes. Not a failed attempt either.
+            waited = time.time() - busy_since
+            log.warning("%s: the store is busy (for %.0f s, not counted as a failed attempt): %s",
+                        self.handler_name, waited, error)
+            eventlet.sleep(min(0.25 + waited, MAX_BUSY_BACKOFF_SECONDS))
+            self._republish(message, self.queue.name, {**message.headers, BUSY_SINCE_HEADER: busy_since})
             return "retried"
         attempts = int(message.headers.get(ATTEMPTS_HEADER, 0)) + 1
         headers = {**message.headers, ATTEMPTS_HEADER: attempts}

@@ -22,6 +22,7 @@ from nameko_grpc.inspection import Inspector
 from services.common import errors, metrics
 from services.common.auth import ALL_ROLES, Principal, authenticate, authorize, parse_token_table
 from services.common.outages import OUTAGE_ERRORS
+from services.common.store import StoreBusy
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ def to_grpc_error(exc: BaseException, trace_id: str = "") -> GrpcError:
     if isinstance(exc, OUTAGE_ERRORS):
         return GrpcError(code=StatusCode.UNAVAILABLE,
                          message=f"a store is unreachable for a moment; retry (trace id {trace_id})")
+    if isinstance(exc, StoreBusy):
+        return GrpcError(code=StatusCode.ABORTED,
+                         message=f"the records this request changes are being changed by others; retry "
+                                 f"(trace id {trace_id})")
     for error_type, code in _STATUS_BY_ERROR:
         if isinstance(exc, error_type):
             status = status_pb2.Status(code=code.value[0], message=str(exc))
@@ -62,7 +67,7 @@ def to_grpc_error(exc: BaseException, trace_id: str = "") -> GrpcError:
 CLIENT_ERRORS = frozenset({
     StatusCode.INVALID_ARGUMENT, StatusCode.NOT_FOUND, StatusCode.PERMISSION_DENIED, StatusCode.FAILED_PRECONDITION,
     StatusCode.UNAUTHENTICATED, StatusCode.ALREADY_EXISTS, StatusCode.OUT_OF_RANGE, StatusCode.RESOURCE_EXHAUSTED,
-    StatusCode.ABORTED, StatusCode.CANCELLED})
+    StatusCode.CANCELLED})
 
 
 def log_answer(method: str, error: GrpcError, exc_info=None) -> None:

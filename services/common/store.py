@@ -70,6 +70,20 @@ WRITE_CONFLICT = 112
 INTERNAL_ERROR = 1
 
 
+class StoreBusy(Exception):
+    """A transaction kept losing to other writers for all ``MAX_TRANSACTION_ATTEMPTS`` attempts.
+
+    Nothing of it is stored, and the request or event is fine: the usual cause is a writer that
+    died inside its transaction (a killed pod), whose writes hold their documents until the server
+    ends that transaction (``transactionLifetimeLimitSeconds``, 60 s on MongoDB and SecantusDB).
+    Callers answer ABORTED (retry); event handlers wait and retry without counting a failed attempt.
+    """
+
+    def __init__(self, reason: str, attempts: int, cause: BaseException):
+        super().__init__(f"the store stayed busy ({reason} on each of {attempts} attempts): {cause}")
+        self.reason = reason
+
+
 class CommitFailed(Exception):
     """``commitTransaction`` itself answered an error: ``cause`` is the server's answer."""
 
@@ -305,10 +319,13 @@ class Store(DependencyProvider):
                     break
                 except (StaleWrite, CommitFailed, pymongo.errors.PyMongoError) as error:
                     reason = retry_reason(error)
-                    if reason is None or attempt == MAX_TRANSACTION_ATTEMPTS:
-                        if isinstance(error, CommitFailed):
-                            raise error.cause from None
+                    cause = error.cause if isinstance(error, CommitFailed) else error
+                    if reason is None:
+                        if cause is not error:
+                            raise cause from None
                         raise
+                    if attempt == MAX_TRANSACTION_ATTEMPTS:
+                        raise StoreBusy(reason, attempt, cause) from cause
                     metrics.TRANSACTION_RETRIES.labels(service, reason).inc()
                     eventlet.sleep(retry_delay(attempt))
         metrics.TRANSACTIONS.labels(service).inc()
