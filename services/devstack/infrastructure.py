@@ -157,9 +157,14 @@ def ensure_browser() -> None:
 class EmbeddedMongo:
     """SecantusDB (MongoDB wire protocol over WiredTiger) as a child process."""
 
-    def __init__(self, data_dir: Path | str, port: int, log_path: Path, options: tuple = ()):
+    def __init__(self, data_dir: Path | str, port: int, log_path: Path, oplog: bool = False, options: tuple = ()):
         self.data_dir, self.port, self.log_path = str(data_dir), port, log_path
-        self.options = tuple(options)  # further secantusd-py flags
+        # Without an oplog by default (--standalone: no replica-set advertisement, so SecantusDB writes
+        # none). Leadflow reads no change streams, and the oplog cost every modified document a BSON
+        # encode and a table write, and pruning it ran inside whichever transaction's commit crossed
+        # the prune mark, where two concurrent prunes made one commit fail (see test_store_conflicts).
+        # Transactions work the same either way; a real MongoDB still has to be a replica set.
+        self.options = (() if oplog else ("--standalone",)) + tuple(options)  # further secantusd-py flags
         self.process = None
 
     @property

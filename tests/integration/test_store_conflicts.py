@@ -6,8 +6,10 @@ commit crosses that mark prunes inside its own commit. Two such commits at once 
 oldest oplog rows; WiredTiger rolls one back, and SecantusDB answers its ``commitTransaction`` with
 ``InternalError`` (code 1) and no ``TransientTransactionError`` label, so the driver does not retry.
 A busy platform crosses the mark many times a minute once its oplog is full. Here the cap is 10, so
-every commit of 1,000 writes prunes and two concurrent ones conflict at once.
+every commit of 1,000 writes prunes and two concurrent ones conflict at once. Leadflow reads no
+change streams, so it starts the embedded store without an oplog, and the same writers never conflict.
 """
+import itertools
 import shutil
 import tempfile
 import uuid
@@ -21,20 +23,34 @@ from nameko.containers import ServiceContainer
 from pymongo.errors import OperationFailure
 
 from services.common import metrics
-from services.common.store import MAX_TRANSACTION_ATTEMPTS, Store
+from services.common.store import MAX_TRANSACTION_ATTEMPTS, Store, StoreBusy
 from services.devstack.infrastructure import EmbeddedMongo, free_port
 
 ROWS_PER_COMMIT = 1000
 SEARCH_SECONDS = 30
 
 
+def _embedded_store(oplog: bool):
+    folder = Path(tempfile.mkdtemp(prefix="leadflow-conflicts-"))
+    mongo = EmbeddedMongo(folder / "data", free_port(), folder / "secantusdb.log", oplog=oplog,
+                          options=("--oplog-max-entries", "10", "--enable-test-commands")).start()
+    return mongo, folder
+
+
 @pytest.fixture(scope="module")
 def pruning_store():
-    """A SecantusDB of this module's own: its oplog is full from the first commits, and failpoints
-    (``configureFailPoint``) are allowed, so no other test sees either."""
-    folder = Path(tempfile.mkdtemp(prefix="leadflow-conflicts-"))
-    mongo = EmbeddedMongo(folder / "data", free_port(), folder / "secantusdb.log",
-                          options=("--oplog-max-entries", "10", "--enable-test-commands")).start()
+    """A SecantusDB of this module's own, with an oplog that is full from the first commits, and
+    failpoints (``configureFailPoint``) allowed, so no other test sees either."""
+    mongo, folder = _embedded_store(oplog=True)
+    yield mongo.uri
+    mongo.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def store_without_oplog():
+    """The same server as Leadflow starts it (no oplog: Leadflow reads no change streams)."""
+    mongo, folder = _embedded_store(oplog=False)
     yield mongo.uri
     mongo.stop()
     shutil.rmtree(folder, ignore_errors=True)
@@ -76,34 +92,50 @@ def _insert_rows(tag: str):
     return work
 
 
-def test_two_commits_pruning_the_oplog_at_once_conflict_as_an_unlabelled_internal_error(pruning_store):
-    client = pymongo.MongoClient(pruning_store)
+def _race_two_writers(uri: str, commits_each: int | None = None) -> tuple[list, int]:
+    """Two green threads committing 1,000-row transactions until the first error (or, given
+    ``commits_each``, until each has committed that many): the errors and the commits seen."""
+    client = pymongo.MongoClient(uri)
     rows = client["raw"]["rows"]
-    rows.insert_one({"_id": "created"})
-    seen = []
+    rows.insert_one({"_id": f"created-{uuid.uuid4().hex}"})
+    seen, committed = [], []
 
     def writer(name: str):
-        number = 0
-        while not seen:
-            number += 1
+        for number in itertools.count(1):
+            if seen or (commits_each and number > commits_each):
+                return
             try:
                 with client.start_session() as session, session.start_transaction():
                     rows.insert_many([{"_id": f"{name}-{number}-{n}"} for n in range(ROWS_PER_COMMIT)],
                                      session=session)
+                committed.append(name)
             except OperationFailure as error:
                 seen.append(error)
 
     pool = eventlet.GreenPool()
-    writers = [pool.spawn(writer, name) for name in ("a", "b")]
+    writers = [pool.spawn(writer, f"{name}-{uuid.uuid4().hex[:6]}") for name in ("a", "b")]
     with eventlet.Timeout(SEARCH_SECONDS, False):
         pool.waitall()
     for running in writers:
         running.kill()
     client.close()
+    return seen, len(committed)
+
+
+def test_two_commits_pruning_the_oplog_at_once_conflict_as_an_unlabelled_internal_error(pruning_store):
+    seen, _ = _race_two_writers(pruning_store)
+
     assert seen, f"no conflict in {SEARCH_SECONDS} s"
     conflict = seen[0]
     assert (conflict.code, conflict.details.get("codeName")) == (1, "InternalError")
     assert not conflict.has_error_label("TransientTransactionError")
+
+
+def test_without_an_oplog_the_same_writers_never_conflict(store_without_oplog):
+    seen, committed = _race_two_writers(store_without_oplog, commits_each=15)
+
+    assert seen == []
+    assert committed == 30
 
 
 def test_concurrent_transactions_that_conflict_are_run_again_and_each_is_stored_once(store):
@@ -150,12 +182,13 @@ def test_other_commit_errors_are_not_retried_and_store_nothing(store):
     assert store.db["rows"].count_documents({"tag": "bad-value"}) == 0
 
 
-def test_retries_are_bounded_and_the_last_error_reaches_the_caller(store):
+def test_retries_are_bounded_and_the_caller_learns_the_store_stayed_busy(store):
     _fail_commits(store.client, times=MAX_TRANSACTION_ATTEMPTS, code=1)
 
-    with pytest.raises(OperationFailure) as raised:
+    with pytest.raises(StoreBusy) as raised:
         store.run_in_transaction(_insert_rows("never"))
 
-    assert raised.value.code == 1
+    assert raised.value.reason == "commit_conflict"
+    assert raised.value.__cause__.code == 1  # the server's last answer stays attached
     assert store.db["rows"].count_documents({"tag": "never"}) == 0
     _fail_commits(store.client, times=0, code=1)
