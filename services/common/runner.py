@@ -12,6 +12,10 @@ import eventlet  # noqa: E402
 
 eventlet.monkey_patch()  # noqa: E402 — must precede every other import that touches sockets
 
+from services.common import compute  # noqa: E402
+
+compute.limit_native_threads()  # before any service module loads numpy or scikit-learn
+
 import importlib  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
