@@ -5,13 +5,12 @@ import time
 from collections import Counter
 from datetime import timedelta
 
-from eventlet import tpool
-from threadpoolctl import threadpool_limits
 from leadflow.common.v1 import common_pb2
 from leadflow.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from nameko import config
 
 from services.common import metrics
+from services.common.compute import off_the_hub
 from services.common.auth import Role, can_see_lead
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.events import parse_iso, utcnow
@@ -130,25 +129,41 @@ class ScoringService(LeadflowService):
         """Decay and windows change scores with nothing new happening; rescore jobs advance; the
         scheduled retrain runs. Each step is safe to run on several replicas at once."""
         deadline = time.monotonic() + TICK_BUDGET_SECONDS
-        for lead_id in self.scores.due_for_decay(utcnow()):
-            self._count(self.scores.apply(lead_id, _recompute))
-            if time.monotonic() > deadline:
-                break
+        previous = None
+        while time.monotonic() < deadline:
+            due = self.scores.due_for_decay(utcnow())
+            if not due or [d.id for d in due] == previous:
+                break  # nothing (more) due, or the leads left could not be moved on
+            self._rescore(due, deadline)
+            previous = [d.id for d in due]
         job = self.scores.claim_job()
         while job is not None and time.monotonic() < deadline:
             batch = self.scores.next_batch(job)
-            changed = sum(1 for lead_id in batch
-                          if getattr(self._count(self.scores.apply(lead_id, _recompute)), "changed", False))
-            self.scores.advance_job(job, batch, changed)
+            done, changed = self._rescore(batch, deadline)
+            self.scores.advance_job(job, done, changed)
             if not batch:
                 job = None  # done
                 break
-            job.cursor = batch[-1]
+            job.cursor = done[-1]
         if job is not None:
             self.scores.release_job(job)  # the next tick goes on at once
         hours = float(config.get("WIN_MODEL_RETRAIN_HOURS", 24))
         if hours > 0 and self.scores.claim_schedule("win-model-retrain", timedelta(hours=hours)):
             self._scheduled_retrain()
+
+    def _rescore(self, documents: list, deadline: float) -> tuple[list[str], int]:
+        """Recompute these leads' scores, one transaction each, their win probabilities predicted together
+        off the hub; stops once the deadline has passed, so a timer turn stays bounded. Returns the ids
+        done (at least one, when there are any) and how many scores changed."""
+        predicted = self.scores.predict_wins(documents)
+        done, changed = [], 0
+        for document in documents:
+            outcome = self._count(self.scores.apply(document.id, _recompute, predicted=predicted.get(document.id)))
+            done.append(document.id)
+            changed += bool(getattr(outcome, "changed", False))
+            if time.monotonic() > deadline:
+                break
+        return done, changed
 
     def _scheduled_retrain(self):
         try:
@@ -234,10 +249,10 @@ class ScoringService(LeadflowService):
         config_ = win_model.validate_config(config_)
         examples = self.scores.training_examples(config_)
         started = time.monotonic()
-        trained = _off_the_hub(win_model.train, examples, config_)
+        trained = off_the_hub(win_model.train, examples, config_)
         seconds = time.monotonic() - started
         live = self.scores.win()
-        live_auc = _off_the_hub(win_model.auc_on, live.model, trained.holdout) if live else None
+        live_auc = off_the_hub(win_model.auc_on, live.model, trained.holdout) if live else None
         if not force and win_model.is_worse(trained.evaluation, live_auc):
             status, reason = "rejected", (f"hold-out ROC-AUC {trained.evaluation.roc_auc:.3f} is below the live "
                                           f"{live.version}'s {live_auc:.3f} on the same leads")
@@ -272,14 +287,3 @@ class ScoringService(LeadflowService):
             win_probability=probability, win_model_version=live.version,
             factors=[mappers.factor_to_proto(f) for f in factors])
 
-
-def _off_the_hub(function, *args):
-    """Model work is CPU work for seconds: a native thread keeps this replica answering meanwhile.
-    Inside it, scikit-learn must not start a joblib thread pool (gradient boosting's binning does,
-    one thread per OpenMP thread): under eventlet those threads are green, bound to a hub that never
-    runs in the native thread, and the fit deadlocks now and then (the benchmark hung in
-    ``Pool.close``). With OpenMP limited to one thread there, joblib runs sequentially."""
-    def run():
-        with threadpool_limits(limits=1, user_api="openmp"):
-            return function(*args)
-    return tpool.execute(run)

@@ -336,6 +336,14 @@ def predict(model: TrainedModel, lead: dict, behaviour_counts: dict) -> float:
     return float(model.predict([raw_features(lead, behaviour_counts, model.config)])[0])
 
 
+def predict_many(model: TrainedModel, leads: list) -> list[float]:
+    """``predict`` for many (lead, behaviour counts) pairs in one call: a model call costs about the
+    same for one row as for two hundred."""
+    if not leads:
+        return []
+    return [float(p) for p in model.predict([raw_features(lead, counts, model.config) for lead, counts in leads])]
+
+
 def _shown(value) -> str:
     if isinstance(value, list):
         return ", ".join(map(str, value))

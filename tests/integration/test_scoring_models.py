@@ -6,6 +6,7 @@ import random
 import uuid
 from datetime import timedelta
 
+import pytest
 from google.protobuf import struct_pb2
 from grpc import StatusCode
 from leadflow.scoring.v1 import scoring_pb2, scoring_pb2_grpc
@@ -13,6 +14,7 @@ from leadflow.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from nameko_grpc.errors import GrpcError
 
 from services.common.events import iso, utcnow
+from services.scoring.dependencies import RESCORE_BATCH
 from services.scoring.models import LeadScoreDocument
 from services.scoring.service import ScoringService
 from tests.conftest import PRINCIPALS
@@ -226,6 +228,36 @@ def test_win_model_is_trained_explained_used_and_never_replaced_by_a_worse_one(
         config=scoring_pb2.WinModelConfig(label_field="converted", fields=["shoe_size"])))
     assert bad.code == StatusCode.INVALID_ARGUMENT
     assert set(violations_of(bad.status)) == {"config.label_field", "config.fields[0]"}
+
+
+def test_rescoring_gives_every_lead_the_live_win_models_probability(run_service, infra, tokens, publish):
+    """Leads scored before a win model existed get its probability from a rescore, more than one batch
+    of them, and each the same probability the model gives a lead like it on request."""
+    service = isolated(run_service, infra, SCORING_TIMER_SECONDS=0.2)
+    admin = service.grpc(scoring_pb2_grpc.ScoringServiceStub, tokens["admin"])
+    rng = random.Random(11)
+    source_of = {}
+    for _ in range(RESCORE_BATCH + 50):
+        source = rng.choice(["referral", "webinar", "cold_list"])
+        won = rng.random() < {"referral": 0.8, "webinar": 0.4, "cold_list": 0.1}[source]
+        event = publish("capture", captured(source=source, custom_fields={"won": "yes" if won else "no"}))
+        source_of[event["lead_id"]] = source
+    assert wait_until(lambda: LeadScoreDocument.objects(scored_at__ne=None).count() == len(source_of), timeout=60)
+    assert LeadScoreDocument.objects(win_model_version="win-model@1").count() == 0
+    trained = admin.TrainWinModel(scoring_pb2.TrainWinModelRequest(
+        config=scoring_pb2.WinModelConfig(label_field="custom.won"))).model
+    assert trained.status == "live"
+
+    job = admin.RescoreLeads(scoring_pb2.RescoreLeadsRequest()).job
+    assert wait_until(lambda: admin.GetRescoreJob(scoring_pb2.GetRescoreJobRequest(job_id=job.job_id)).job.done,
+                      timeout=60)
+    assert admin.GetRescoreJob(scoring_pb2.GetRescoreJobRequest(job_id=job.job_id)).job.processed == len(source_of)
+    expected = {source: admin.PredictWinProbability(scoring_pb2.PredictWinProbabilityRequest(
+        fields={"source": source, "company_size": "0"})).win_probability for source in set(source_of.values())}
+    assert len(set(expected.values())) > 1  # the model tells the sources apart
+    stored = {d.id: (d.win_model_version, d.win_probability) for d in LeadScoreDocument.objects}
+    assert stored == {lead_id: ("win-model@1", pytest.approx(expected[source], abs=1e-6))
+                      for lead_id, source in source_of.items()}
 
 
 def test_outcomes_from_opportunities_label_leads_for_training(run_service, infra, tokens, publish):
