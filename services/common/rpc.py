@@ -42,13 +42,15 @@ _STATUS_BY_ERROR = (
 def to_grpc_error(exc: BaseException, trace_id: str = "") -> GrpcError:
     if isinstance(exc, GrpcError):
         return exc
+    # A long request stopped by either says how far it got (``progress``, set where it stopped).
+    progress = f"; {exc.progress}" if getattr(exc, "progress", "") else ""
     if isinstance(exc, OUTAGE_ERRORS):
         return GrpcError(code=StatusCode.UNAVAILABLE,
-                         message=f"a store is unreachable for a moment; retry (trace id {trace_id})")
+                         message=f"a store is unreachable for a moment; retry (trace id {trace_id}){progress}")
     if isinstance(exc, StoreBusy):
         return GrpcError(code=StatusCode.ABORTED,
                          message=f"the records this request changes are being changed by others; retry "
-                                 f"(trace id {trace_id})")
+                                 f"(trace id {trace_id}){progress}")
     for error_type, code in _STATUS_BY_ERROR:
         if isinstance(exc, error_type):
             status = status_pb2.Status(code=code.value[0], message=str(exc))

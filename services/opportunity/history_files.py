@@ -9,6 +9,8 @@ from services.common.errors import FieldViolation, InvalidArgument, Validator
 from services.common.events import utcnow
 from services.opportunity import history_import as history
 from services.common.money import checked_currency
+from services.common.outages import OUTAGE_ERRORS
+from services.common.store import StoreBusy
 from services.opportunity.domain import PRINCIPAL_ID
 from services.opportunity.pipeline import compile_pipeline
 
@@ -115,6 +117,7 @@ class HistoryImport:
     def __init__(self, repository, imported_by: str):
         self.repository = repository
         self.imported_by = imported_by
+        self.stored_through_row = 0  # the opportunities file is imported up to this row (as a spreadsheet numbers it)
 
     def run(self, settings: HistorySettings, files: dict) -> HistoryReport:
         stored = self.repository.pipeline_version(settings.pipeline_id)  # NotFound for an unknown pipeline
@@ -128,7 +131,19 @@ class HistoryImport:
                 if table in files:
                     self._read_reference(files[table], target, report)
             quirks = history.Quirks()
-            self._import(files[history.OPPORTUNITIES], settings, stages, reference, quirks, stored.version, report)
+            try:
+                self._import(files[history.OPPORTUNITIES], settings, stages, reference, quirks, stored.version,
+                             report)
+            except (StoreBusy, *OUTAGE_ERRORS) as stopped:
+                # Each batch is one transaction and the same rows imported again change nothing: say what
+                # is kept, so the user sends the same files again instead of cleaning up.
+                kept = "no opportunity is imported yet"
+                if self.stored_through_row:
+                    kept = (f"the opportunities file is imported up to row {self.stored_through_row} "
+                            f"({report.imported + report.unchanged} opportunities, they stay)")
+                stopped.progress = (f"{kept}; send the same files again to import the rest (rows already "
+                                    f"imported are skipped)")
+                raise
             report.notes = quirks.notes()
         finally:
             for received in files.values():
@@ -166,7 +181,7 @@ class HistoryImport:
     def _import(self, received, settings, stages, reference, quirks, pipeline_version, report) -> None:
         mapping, rows = self._rows(received, report)
         column_of = {t: h for h, t in mapping.items()}
-        first_row_of, batch = {}, []
+        first_row_of, batch, number = {}, [], 0
         today = utcnow().date()
         with rows:
             for number, row in rows:
@@ -187,9 +202,10 @@ class HistoryImport:
                 batch.append(deal)
                 if len(batch) >= BATCH_ROWS:
                     self._store(batch, settings, stages.pipeline, pipeline_version, report)
-                    batch = []
+                    batch, self.stored_through_row = [], number
         if batch:
             self._store(batch, settings, stages.pipeline, pipeline_version, report)
+        self.stored_through_row = number
 
     def _store(self, batch, settings, pipeline, pipeline_version, report) -> None:
         if settings.dry_run:

@@ -10,6 +10,8 @@ from grpc import StatusCode
 from leadflow.opportunity.v1 import opportunity_pb2, opportunity_pb2_grpc
 
 from services.cli.history import history_requests
+from services.opportunity.dependencies import stable_id
+from services.opportunity.history_files import BATCH_ROWS
 from services.opportunity.models import AccountDocument, OpportunityDocument
 from services.opportunity.service import OpportunityService
 from services.reporting.models import OpportunityFactDocument
@@ -113,6 +115,35 @@ def test_a_bad_header_or_file_set_is_refused_before_anything_is_stored(run_servi
     assert unknown_pipeline.code == StatusCode.NOT_FOUND
     assert denied.code == StatusCode.PERMISSION_DENIED
     assert OpportunityDocument.objects.count() == 0
+
+
+def test_an_import_the_store_stops_says_what_is_kept_and_the_same_files_finish_it(run_service, infra, tokens):
+    service = start_isolated(run_service, infra, OpportunityService)
+    admin = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["admin"])
+    deals = BATCH_ROWS + 100
+    files = {"opportunities": "".join(
+        [HISTORY.decode().splitlines(keepends=True)[0]] +
+        [f"D{i},Moses Frase,GTX Pro,Cancity,Won,2016-10-20,2017-03-01,{100 + i}\r\n" for i in range(deals)]).encode()}
+    # Another writer (a replica killed inside its transaction) holds a deal of the second batch.
+    opportunities = OpportunityDocument._get_collection()
+    other_writer = opportunities.database.client.start_session()
+    other_writer.start_transaction()
+    try:
+        opportunities.insert_one({"_id": stable_id("opp", f"import:old-crm:D{BATCH_ROWS + 10}")}, session=other_writer)
+        stopped = admin.error("ImportOpportunities", history_requests(header(), files))
+    finally:
+        other_writer.abort_transaction()
+        other_writer.end_session()
+
+    assert stopped.code == StatusCode.ABORTED
+    last_kept_row = BATCH_ROWS + 1  # the header is row 1
+    assert f"imported up to row {last_kept_row} ({BATCH_ROWS} opportunities, they stay)" in stopped.message
+    assert "send the same files again" in stopped.message
+    assert OpportunityDocument.objects.count() == BATCH_ROWS
+
+    finished = history(admin, files)
+    assert (finished.imported, finished.unchanged, finished.rejected) == (deals - BATCH_ROWS, BATCH_ROWS, 0)
+    assert OpportunityDocument.objects.count() == deals
 
 
 MAVEN = ("maven-crm-sales-opportunities",)
