@@ -212,8 +212,11 @@ def website_domain(url: str) -> str | None:
     value = url.strip()
     if not value:
         return ""
-    parsed = urlsplit(value if "://" in value else f"http://{value}")
-    host = (parsed.hostname or "").lower()
+    try:
+        parsed = urlsplit(value if "://" in value else f"http://{value}")
+        host = (parsed.hostname or "").lower()
+    except ValueError:  # "http://[oops" and the like: not a web address, which the caller reports
+        return None
     if parsed.scheme not in ("http", "https") or "." not in host or not _HOST.match(host):
         return None
     return host.removeprefix("www.")

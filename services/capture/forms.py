@@ -224,8 +224,12 @@ def _origin_error(origin: str) -> str | None:
 def _url_error(url: str) -> str | None:
     if any(char.isspace() or ord(char) < 32 for char in url):  # it ends up in a Location header
         return "must not contain spaces or control characters"
-    parts = urlsplit(url)
-    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "must be an absolute http(s) URL"
+    if parts.scheme not in _DEFAULT_PORTS or not host:
         return "must be an absolute http(s) URL"
     return None
 

@@ -1,7 +1,10 @@
 """Conversions every service needs between protobuf values and Python ones."""
 import base64
+import math
 from datetime import datetime, timezone
 
+from google.protobuf import struct_pb2
+from google.protobuf.json_format import MessageToDict
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.errors import FieldViolation, InvalidArgument
@@ -46,3 +49,25 @@ def page_window(page, field: str = "page") -> tuple[int, int]:
 
 def next_page_token(offset: int, limit: int, returned: int) -> str:
     return base64.urlsafe_b64encode(str(offset + limit).encode()).decode() if returned == limit else ""
+
+
+def struct_to_dict(definition: struct_pb2.Struct, field: str = "definition") -> dict:
+    """A Struct a caller sent (a scoring model, routing policy or pipeline definition, a lead) as a dict.
+
+    NaN and infinity fit in a protobuf double but not in JSON, nor in any rule a user can mean: each
+    is refused by its path, where json_format would fail with an internal error (and a stored
+    definition could never be shown again)."""
+    bad = []
+    pending = [(f"{field}.{key}", value) for key, value in definition.fields.items()]
+    while pending:
+        path, value = pending.pop()
+        kind = value.WhichOneof("kind")
+        if kind == "number_value" and not math.isfinite(value.number_value):
+            bad.append(FieldViolation(path, "must be a finite number"))
+        elif kind == "struct_value":
+            pending.extend((f"{path}.{key}", item) for key, item in value.struct_value.fields.items())
+        elif kind == "list_value":
+            pending.extend((f"{path}[{i}]", item) for i, item in enumerate(value.list_value.values))
+    if bad:
+        raise InvalidArgument(sorted(bad, key=lambda v: v.field))
+    return MessageToDict(definition)

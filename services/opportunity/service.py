@@ -3,7 +3,6 @@ import tempfile
 import uuid
 from datetime import date
 
-from google.protobuf.json_format import MessageToDict
 from leadflow.opportunity.v1 import opportunity_pb2, opportunity_pb2_grpc
 from nameko import config
 
@@ -11,7 +10,7 @@ from services.common import metrics
 from services.common.auth import Role
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, Validator
 from services.common.events import utcnow
-from services.common.mappers import from_timestamp, next_page_token, page_window, to_timestamp
+from services.common.mappers import struct_to_dict, from_timestamp, next_page_token, page_window, to_timestamp
 from services.common.messaging import event_handler
 from services.common.rpc import LeadflowGrpc
 from services.common.service_base import LeadflowService
@@ -87,7 +86,7 @@ class OpportunityService(LeadflowService):
 
     @opportunity_rpc(roles={Role.ADMIN})
     def PutPipeline(self, request, context):
-        definition = MessageToDict(request.definition)
+        definition = struct_to_dict(request.definition)
         pipeline = compile_pipeline(definition)  # InvalidArgument names each bad path
         if request.validate_only:
             return opportunity_pb2.PutPipelineResponse(pipeline=mappers.pipeline_to_proto(pipeline, definition))

@@ -3,7 +3,6 @@ import logging
 import time
 
 from google.protobuf import struct_pb2
-from google.protobuf.json_format import MessageToDict
 from leadflow.common.v1 import common_pb2
 from leadflow.routing.v1 import routing_pb2, routing_pb2_grpc
 
@@ -11,7 +10,7 @@ from services.common import metrics
 from services.common.auth import Role
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, Validator
 from services.common.events import parse_iso
-from services.common.mappers import from_timestamp, next_page_token, page_window, to_timestamp
+from services.common.mappers import struct_to_dict, from_timestamp, next_page_token, page_window, to_timestamp
 from services.common.messaging import event_handler
 from services.common.rpc import LeadflowGrpc
 from services.common.service_base import LeadflowService
@@ -207,7 +206,7 @@ class RoutingService(LeadflowService):
 
     @routing_rpc(roles={Role.ADMIN})
     def PutRoutingPolicy(self, request, context):
-        definition = MessageToDict(request.definition)
+        definition = struct_to_dict(request.definition)
         compile_policy(definition, "candidate")  # InvalidArgument names each bad path
         if request.validate_only:
             return routing_pb2.PutRoutingPolicyResponse(policy=_policy_proto(0, definition))
@@ -242,7 +241,7 @@ class RoutingService(LeadflowService):
     @routing_rpc(roles=ADMINS | {Role.INTEGRATION})
     def AssignLead(self, request, context):
         lead_id = request.lead_id.strip()
-        lead = MessageToDict(request.lead) if request.HasField("lead") else {}
+        lead = struct_to_dict(request.lead, "lead") if request.HasField("lead") else {}
         check = Validator()
         check.required(lead_id, "lead_id")
         check.check(len(lead_id) <= 100, "lead_id", "at most 100 characters")

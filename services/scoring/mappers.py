@@ -1,8 +1,8 @@
 """Scoring: domain <-> document <-> proto."""
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 from leadflow.scoring.v1 import scoring_pb2
 
-from services.common.mappers import to_timestamp
+from services.common.mappers import struct_to_dict, to_timestamp
 from services.scoring import win_model
 from services.scoring.domain import BehaviourEvent, Reason, Score, effective_tags
 from services.scoring.models import ReasonDocument
@@ -54,7 +54,7 @@ def score_to_proto(document, factors=()) -> scoring_pb2.LeadScore:
 
 
 def definition_from_proto(definition: struct_pb2.Struct) -> dict:
-    return json_format.MessageToDict(definition)
+    return struct_to_dict(definition)
 
 
 def model_to_proto(number: int, definition: dict, created_at=None, created_by: str = "", live: bool = False,

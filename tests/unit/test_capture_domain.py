@@ -10,6 +10,7 @@ from services.capture.domain import (
     LeadInput,
     normalise_lead,
     validate_idempotency_key,
+    website_domain,
 )
 from services.common.errors import InvalidArgument
 
@@ -283,3 +284,13 @@ def test_merging_keeps_what_the_lead_knew_and_fills_in_what_it_did_not():
     assert merged.custom_fields == {"budget": "50k", "team": "5"}
     assert merged.marketing_consent is True
     assert existing.company == ""  # the existing record itself is not changed in place
+
+
+@pytest.mark.parametrize("website", ["http://[oops", "[::1", "https://acme example.com", "ftp://acme.example"])
+def test_a_website_that_is_no_web_address_is_refused_by_field(website):
+    assert "is not a web address" in violations(website=website)["lead.website"]
+
+
+def test_a_website_gives_its_host_without_www():
+    assert normalise(website="https://www.Acme-Robotics.com/about").website == "https://www.Acme-Robotics.com/about"
+    assert website_domain("https://www.Acme-Robotics.com/about") == "acme-robotics.com"

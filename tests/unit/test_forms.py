@@ -122,7 +122,7 @@ def test_validate_form_names_every_violation_at_once():
 
 
 @pytest.mark.parametrize("url", ["javascript:alert(1)", "/thanks", "https://acme.example/thanks\r\nSet-Cookie: x=1",
-                                 "ftp://acme.example/"])
+                                 "ftp://acme.example/", "https://[acme.example/thanks"])
 def test_a_redirect_url_is_an_absolute_web_address(url):
     assert "form.redirect_url" in violations(validate_form, make_form(redirect_url=url))
 

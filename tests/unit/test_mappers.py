@@ -5,6 +5,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from google.protobuf import struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from leadflow.common.v1.common_pb2 import PageRequest
 
@@ -16,6 +17,7 @@ from services.common.mappers import (
     from_timestamp,
     next_page_token,
     page_window,
+    struct_to_dict,
     to_timestamp,
 )
 
@@ -175,3 +177,23 @@ def test_make_event_gives_each_event_its_own_id_and_a_trace_when_none_is_known()
 def test_make_event_refuses_an_unset_subject_id(subjects):
     with pytest.raises(ValueError, match="lead_scored"):
         make_event("lead_scored", subjects, {})
+
+
+def _struct(document: dict) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(document)
+    return message
+
+
+def test_a_definition_comes_back_as_the_caller_wrote_it():
+    document = {"threshold": 60.5, "groups": [{"id": "fit", "criteria": [{"points": 5, "when": None}]}]}
+    assert struct_to_dict(_struct(document)) == document
+
+
+def test_nan_and_infinity_in_a_sent_document_are_refused_by_their_path():
+    document = _struct({"threshold": float("nan"), "groups": [{"criteria": [{"points": 1}, {"points": float("inf")}]}],
+                        "ok": 3})
+    with pytest.raises(InvalidArgument) as raised:
+        struct_to_dict(document, "lead")
+    assert [(v.field, v.description) for v in raised.value.violations] == [
+        ("lead.groups[0].criteria[1].points", "must be a finite number"), ("lead.threshold", "must be a finite number")]
