@@ -2,10 +2,14 @@
 a job document with a cursor, progress counts and a lease. Whichever replica's timer claims the job
 works on it for a while and moves the cursor after each batch, so a crashed replica's job resumes
 from its last batch once the lease runs out, and two replicas never work on one job at once."""
+import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 
+import pymongo.errors
 from mongoengine import DateTimeField, Document, IntField, StringField
 
+from services.common.errors import FailedPrecondition
 from services.common.events import utcnow
 
 JOB_LEASE = timedelta(seconds=60)
@@ -24,6 +28,45 @@ class BatchJobDocument(Document):
     requested_by = StringField(default="")
     created_at = DateTimeField(required=True)
     finished_at = DateTimeField()
+
+
+def start(job: BatchJobDocument, kind: str) -> BatchJobDocument:
+    """Store a new running job, unless a job of its kind is running: two would do the same work twice
+    over, and a caller repeating a request (or a client with a bug) could pile up any number of them.
+    Refused with FailedPrecondition naming the running job. Two requests racing both insert, then
+    both see the same oldest running job; the other one withdraws."""
+    job_cls = type(job)
+    running = job_cls.objects(status="running").order_by("created_at", "id").first()
+    if running is None:
+        job.save(force_insert=True)
+        running = job_cls.objects(status="running").order_by("created_at", "id").first()
+        if running.id == job.id:
+            return job
+        job.delete()
+    raise FailedPrecondition(f"{kind} {running.id} is still running ({running.processed} of {running.total} done, "
+                             f"started by {running.requested_by or 'the system'}); follow it, and start another "
+                             f"once it is done")
+
+
+@contextmanager
+def exclusive(collection, name: str, kind: str, holder: str, lease: timedelta):
+    """Run the block only if no one else (on any replica) is running ``name``, for synchronous work such
+    as training a model. The hold lapses after ``lease`` if its holder dies. Refused with
+    FailedPrecondition naming who holds it."""
+    now, token = utcnow(), uuid.uuid4().hex
+    try:
+        # Inserts the hold, or takes over a lapsed one; a live hold makes the upsert collide on _id.
+        collection.update_one({"_id": name, "until": {"$lte": now}},
+                              {"$set": {"until": now + lease, "holder": holder, "since": now, "token": token}},
+                              upsert=True)
+    except pymongo.errors.DuplicateKeyError:
+        held = collection.find_one({"_id": name}) or {}
+        raise FailedPrecondition(f"{kind} is already running (started by {held.get('holder') or 'someone'} at "
+                                 f"{held.get('since')}); try again once it is done") from None
+    try:
+        yield
+    finally:
+        collection.update_one({"_id": name, "token": token}, {"$set": {"until": utcnow()}})
 
 
 def claim(job_cls):

@@ -308,16 +308,16 @@ class ReportingRepository:
     # ---- rebuild -----------------------------------------------------------------------------------
 
     def start_rebuild(self, requested_by: str) -> RebuildJobDocument:
-        """Clear the projections and queue the replay of the whole log; a rebuild already running is
-        superseded (its replay would only repeat this one's)."""
+        """Queue the replay of the whole log into cleared projections. Refused while a rebuild runs: a
+        second would clear the projections again under the first one's replay."""
         now = utcnow()
-        RebuildJobDocument._get_collection().update_many(
-            {"status": "running"}, {"$set": {"status": "done", "finished_at": now, "lease_until": now}})
+        # Leased to this request until the projections are cleared: no replica replays into them before.
+        job = jobs.start(RebuildJobDocument(
+            id=str(uuid.uuid4()), requested_by=requested_by, created_at=now, lease_until=now + jobs.JOB_LEASE,
+            total=EventLogDocument._get_collection().estimated_document_count()), "rebuild job")
         for projection in PROJECTIONS:
             projection._get_collection().delete_many({})
-        job = RebuildJobDocument(id=str(uuid.uuid4()), requested_by=requested_by, created_at=now, lease_until=now,
-                                 total=EventLogDocument._get_collection().estimated_document_count())
-        job.save(force_insert=True)
+        jobs.release(RebuildJobDocument, job.id)
         return job
 
     def rebuild_job(self, job_id: str) -> RebuildJobDocument:

@@ -24,6 +24,7 @@ from services.scoring.models import (BehaviourDocument, LeadScoreDocument, Resco
 log = logging.getLogger(__name__)
 LIVE_CHECK_SECONDS = 1.0  # a changed model is live on every replica within this long, without a restart
 RESCORE_BATCH = 200
+TRAINING_LEASE = timedelta(minutes=30)  # a replica that dies while training frees the hold after this
 MODEL_PREFIX = "scoring-model@"
 WIN_MODEL_PREFIX = "win-model@"
 # Scores stored before merges were tracked have no merged_into at all: they count as not merged.
@@ -246,8 +247,16 @@ class ScoreRepository:
         job = RescoreJobDocument(
             id=str(uuid.uuid4()), model_version=self.model().version, requested_by=requested_by, created_at=now,
             lease_until=now, total=LeadScoreDocument.objects(scored_at__ne=None, **NOT_MERGED).count())
-        job.save(force_insert=True)
-        return job
+        return jobs.start(job, "rescore job")
+
+    def running_rescore(self) -> RescoreJobDocument | None:
+        return RescoreJobDocument.objects(status="running").order_by("created_at", "id").first()
+
+    def training(self, trained_by: str):
+        """Held while a win model trains: training takes a core for seconds to minutes, so a second
+        request waits for the first to finish instead of running beside it."""
+        return jobs.exclusive(ScheduleDocument._get_collection(), "win-model-training", "win-model training",
+                              trained_by, TRAINING_LEASE)
 
     def job(self, job_id: str) -> RescoreJobDocument:
         return get_or_not_found(RescoreJobDocument, job_id, "rescore job")

@@ -205,6 +205,10 @@ class ScoringService(LeadflowService):
         domain.compile_model(definition, "candidate")  # InvalidArgument names each bad rule and field
         if request.validate_only:
             return scoring_pb2.PutScoringModelResponse(model=mappers.model_to_proto(0, definition))
+        running = self.scores.running_rescore() if request.rescore else None
+        if running is not None:  # refused before the model changes, so the request can be sent again as is
+            raise FailedPrecondition(f"rescore job {running.id} is still running ({running.processed} of "
+                                     f"{running.total} done); send the model again once it is done")
         document = self.scores.put_model(definition, self.caller.id)
         response = scoring_pb2.PutScoringModelResponse(model=mappers.model_to_proto(
             document.id, document.definition, document.created_at, document.created_by, live=True,
@@ -247,6 +251,10 @@ class ScoringService(LeadflowService):
 
     def _train(self, config_, force: bool, trained_by: str):
         config_ = win_model.validate_config(config_)
+        with self.scores.training(trained_by):
+            return self._train_exclusively(config_, force, trained_by)
+
+    def _train_exclusively(self, config_, force: bool, trained_by: str):
         examples = self.scores.training_examples(config_)
         started = time.monotonic()
         trained = off_the_hub(win_model.train, examples, config_)

@@ -161,6 +161,21 @@ def test_a_new_model_is_live_at_once_and_rescoring_reaches_every_lead(run_servic
     assert [(v.version, v.live) for v in versions] == [("scoring-model@1", True)]
 
 
+def test_a_second_rescore_is_refused_while_one_runs_and_names_it(run_service, infra, tokens):
+    service = isolated(run_service, infra, SCORING_TIMER_SECONDS=3600)  # the first job stays running
+    admin = service.grpc(scoring_pb2_grpc.ScoringServiceStub, tokens["admin"])
+    running = admin.RescoreLeads(scoring_pb2.RescoreLeadsRequest()).job
+
+    again = admin.error("RescoreLeads", scoring_pb2.RescoreLeadsRequest())
+    with_model = admin.error("PutScoringModel", scoring_pb2.PutScoringModelRequest(
+        definition=struct(ENGAGEMENT_ONLY), rescore=True))
+
+    for refused in (again, with_model):
+        assert refused.code == StatusCode.FAILED_PRECONDITION and running.job_id in refused.message
+    # Refused before anything changed: the model was not stored, so the same request can be sent again.
+    assert not admin.ListScoringModelVersions(scoring_pb2.ListScoringModelVersionsRequest()).models
+
+
 def test_decay_lowers_a_score_with_nothing_new_happening_and_disqualifies(run_service, infra, tokens, tap, publish):
     service = isolated(run_service, infra, SCORING_TIMER_SECONDS=0.3)
     admin = service.grpc(scoring_pb2_grpc.ScoringServiceStub, tokens["admin"])
