@@ -19,7 +19,7 @@ from services.common.errors import FieldViolation, InvalidArgument, NotFound, Un
 from services.common.events import utcnow
 from services.common.http import (UnsupportedMediaType, client_address, json_object, json_response, public_http,
                                   read_body)
-from services.common.mappers import from_timestamp, next_page_token, page_window
+from services.common.mappers import enum_label, from_timestamp, next_page_token, page_window
 from services.common.messaging import event_handler
 from services.common.rate_limit import RateLimits
 from services.common.rpc import LeadflowGrpc
@@ -141,7 +141,7 @@ class CaptureService(LeadflowService):
 
     @capture_rpc(roles=SUBMITTERS)
     def RecordActivity(self, request, context):
-        type_name = capture_pb2.ActivityType.Name(request.type).removeprefix("ACTIVITY_TYPE_").lower()
+        type_name = enum_label(capture_pb2.ActivityType, request.type, "type", "ACTIVITY_TYPE_")
         email = request.email.strip().lower()
         activity = activities.new_activity(
             activity_type=type_name, lead_id=request.lead_id, email=email, visitor_id=request.visitor_id,

@@ -71,3 +71,13 @@ def struct_to_dict(definition: struct_pb2.Struct, field: str = "definition") -> 
     if bad:
         raise InvalidArgument(sorted(bad, key=lambda v: v.field))
     return MessageToDict(definition)
+
+
+def enum_label(enum_type, value: int, field: str, prefix: str) -> str:
+    """The lower-case label of an enum value without its prefix (ACTIVITY_TYPE_PAGE_VIEW -> page_view).
+    Enums are open: a client built from a newer contract, or a broken one, can send any number, which
+    is refused by field rather than failing inside."""
+    try:
+        return enum_type.Name(value).removeprefix(prefix).lower()
+    except ValueError:
+        raise InvalidArgument([FieldViolation(field, f"{value} is not a known value")]) from None

@@ -39,6 +39,22 @@ _STATUS_BY_ERROR = (
 )
 
 
+# The status travels in HTTP/2 trailers, which clients cap (grpcio: 8 KiB, percent-encoded, so a
+# non-ASCII character costs up to 12 bytes). An error that quotes a 100,000-character value would
+# exceed it and reach the caller as a broken stream or a deadline, so what it quotes is clipped.
+MAX_MESSAGE_BYTES = 1200
+MAX_FIELD_BYTES = 120
+MAX_VIOLATIONS = 10
+
+
+def clipped(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` UTF-8 bytes (at a character boundary), marked when cut."""
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", errors="ignore") + "…"
+
+
 def to_grpc_error(exc: BaseException, trace_id: str = "") -> GrpcError:
     if isinstance(exc, GrpcError):
         return exc
@@ -53,14 +69,17 @@ def to_grpc_error(exc: BaseException, trace_id: str = "") -> GrpcError:
                                  f"(trace id {trace_id}){progress}")
     for error_type, code in _STATUS_BY_ERROR:
         if isinstance(exc, error_type):
-            status = status_pb2.Status(code=code.value[0], message=str(exc))
+            message = clipped(str(exc), MAX_MESSAGE_BYTES)
+            status = status_pb2.Status(code=code.value[0], message=message)
             if isinstance(exc, errors.InvalidArgument):
+                shown = exc.violations[:MAX_VIOLATIONS]
                 detail = Any()
                 detail.Pack(error_details_pb2.BadRequest(field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                    for v in exc.violations]))
+                    error_details_pb2.BadRequest.FieldViolation(field=clipped(v.field, MAX_FIELD_BYTES),
+                                                                description=clipped(v.description, MAX_FIELD_BYTES))
+                    for v in shown]))
                 status.details.append(detail)
-            return GrpcError(code=code, message=str(exc), status=status)
+            return GrpcError(code=code, message=message, status=status)
     # Anything else is our bug: say so without leaking internals; the trace id finds the log line.
     return GrpcError(code=StatusCode.INTERNAL, message=f"internal error (trace id {trace_id})")
 

@@ -96,6 +96,21 @@ def test_invalid_argument_status_survives_the_trailing_metadata_round_trip():
     assert _bad_request(received.status) == [("page.page_token", "bad")]
 
 
+def test_an_error_quoting_huge_values_still_fits_the_trailers_a_client_accepts():
+    """grpcio refuses trailers over 8 KiB (percent-encoded): the caller would see a broken stream."""
+    huge = "💥" * 100_000
+    error = to_grpc_error(InvalidArgument([FieldViolation(f"stage_map[{huge}]", f"unknown stage {huge!r}")
+                                           for _ in range(50)]))
+    trailers = dict(error.as_headers())
+    received = GrpcError.from_headers(trailers)
+
+    assert sum(len(key) + len(value) for key, value in trailers.items()) < 8 * 1024
+    assert received.code == StatusCode.INVALID_ARGUMENT
+    violations = _bad_request(received.status)
+    assert len(violations) == 10 and violations[0][0].startswith("stage_map[💥") and violations[0][0].endswith("…")
+    assert to_grpc_error(errors.NotFound("lead", huge)).message.endswith("…")
+
+
 @pytest.mark.parametrize("exc, code", [
     (errors.NotFound("lead", "L-404"), StatusCode.NOT_FOUND),
     (errors.FailedPrecondition("rep is paused"), StatusCode.FAILED_PRECONDITION),

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from google.protobuf import struct_pb2
+from leadflow.capture.v1 import capture_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from leadflow.common.v1.common_pb2 import PageRequest
 
@@ -16,6 +17,7 @@ from services.common.mappers import (
     MAX_PAGE_SIZE,
     from_timestamp,
     next_page_token,
+    enum_label,
     page_window,
     struct_to_dict,
     to_timestamp,
@@ -197,3 +199,11 @@ def test_nan_and_infinity_in_a_sent_document_are_refused_by_their_path():
         struct_to_dict(document, "lead")
     assert [(v.field, v.description) for v in raised.value.violations] == [
         ("lead.groups[0].criteria[1].points", "must be a finite number"), ("lead.threshold", "must be a finite number")]
+
+
+def test_an_enum_value_reads_as_its_label_and_an_unknown_one_is_refused_by_field():
+    page_view = capture_pb2.ActivityType.Value("ACTIVITY_TYPE_PAGE_VIEW")
+    assert enum_label(capture_pb2.ActivityType, page_view, "type", "ACTIVITY_TYPE_") == "page_view"
+    with pytest.raises(InvalidArgument) as raised:
+        enum_label(capture_pb2.ActivityType, 999, "type", "ACTIVITY_TYPE_")
+    assert [(v.field, v.description) for v in raised.value.violations] == [("type", "999 is not a known value")]
