@@ -14,7 +14,7 @@ from leadflow.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from nameko_grpc.errors import GrpcError
 
 from services.common.events import iso, utcnow
-from services.scoring.dependencies import RESCORE_BATCH
+from services.scoring.dependencies import RESCORE_BATCH, ScoreRepository, ScoringStore
 from services.scoring.models import LeadScoreDocument
 from services.scoring.service import ScoringService
 from tests.conftest import PRINCIPALS
@@ -159,6 +159,27 @@ def test_a_new_model_is_live_at_once_and_rescoring_reaches_every_lead(run_servic
     assert len(rest.scores) == 15
     versions = admin.ListScoringModelVersions(scoring_pb2.ListScoringModelVersionsRequest()).models
     assert [(v.version, v.live) for v in versions] == [("scoring-model@1", True)]
+
+
+def test_a_rescore_slice_read_before_an_event_changed_one_of_its_leads_loses_nothing(run_service, infra, publish):
+    service = isolated(run_service, infra)
+    leads = [publish("capture", captured(industry="software")) for _ in range(3)]
+    assert wait_until(lambda: LeadScoreDocument.objects(scored_at__ne=None).count() == 3)
+    read_before = list(LeadScoreDocument.objects.order_by("id"))
+    changed = leads[1]["lead_id"]
+    revision = LeadScoreDocument.objects.get(id=changed).revision
+
+    demo = publish("capture", activity(changed, "demo_request"))
+    assert wait_until(lambda: LeadScoreDocument.objects.get(id=changed).revision == revision + 1)
+    [store] = [d for d in service.container.dependencies if isinstance(d, ScoringStore)]
+    outcomes = ScoreRepository(store).rescore(read_before, {})
+
+    assert len(outcomes) == 3
+    stored = LeadScoreDocument.objects.get(id=changed)
+    assert [b.activity_id for b in stored.behaviour] == [demo["activity_id"]]  # the event's change stayed
+    assert stored.revision == revision + 2
+    assert {d.id: d.revision for d in LeadScoreDocument.objects if d.id != changed} == {
+        d.id: d.revision + 1 for d in read_before if d.id != changed}
 
 
 def test_a_second_rescore_is_refused_while_one_runs_and_names_it(run_service, infra, tokens):
