@@ -3,6 +3,8 @@ real RabbitMQ vhost, Redis prefix and embedded SecantusDB, driven through the pu
 grpcio. Run with plain pytest: this process hosts no nameko container, so no eventlet here.
 """
 import concurrent.futures
+import contextlib
+import dataclasses
 import uuid
 
 import pymongo
@@ -13,6 +15,7 @@ from leadflow.routing.v1 import routing_pb2
 
 from services.cli.client import LeadflowClient
 from services.common.settings import database_name
+from services.devstack.sandbox import create_vhost, delete_vhost
 from services.devstack.supervisor import Platform
 
 pytestmark = pytest.mark.e2e
@@ -39,6 +42,24 @@ def platform(infra, tokens, tmp_path_factory):
         yield RunningPlatform(running, infra, tokens)
     finally:
         running.stop()
+
+
+@contextlib.contextmanager
+def own_platform(infra, tokens, log_dir, name: str):
+    """Five services of their own — own vhost, databases and Redis prefix — for a test whose data or
+    load must not reach the shared platform's tests."""
+    run = f"{name}{uuid.uuid4().hex[:6]}"
+    vhost = f"leadflow-{run}"
+    own = dataclasses.replace(infra, amqp_uri=create_vhost(vhost), db_prefix=f"{infra.db_prefix}{run}",
+                              redis_prefix=f"{infra.redis_prefix}-{run}")
+    env = {**own.env(), "LEADFLOW_AUTH_TOKENS": tokens.table, "OUTBOX_POLL_SECONDS": "0.2"}
+    running = Platform(env, log_dir, any_free_port=True).start()
+    try:
+        running.wait_ready(timeout=120)
+        yield RunningPlatform(running, own, tokens)
+    finally:
+        running.stop()
+        delete_vhost(vhost)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ to be valid (a scoring model, a pipeline, a rep) must not change what the other 
 The generator is seeded, so a failure names a request that fails again the same way."""
 import math
 import random
-import uuid
 from collections import Counter
 
 import grpc
@@ -17,9 +16,8 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from grpc_health.v1 import health_pb2
 
-from services.cli.client import STUBS, LeadflowClient
-from services.devstack.sandbox import create_vhost, delete_vhost
-from services.devstack.supervisor import Platform
+from services.cli.client import STUBS
+from tests.e2e.conftest import own_platform
 
 REQUESTS_PER_RPC = 25
 CALL_DEADLINE_SECONDS = 15
@@ -147,19 +145,10 @@ METHODS = unary_methods()
 
 @pytest.fixture(scope="module")
 def fuzzed_platform(infra, tokens, tmp_path_factory):
-    run = uuid.uuid4().hex[:6]
-    vhost = f"leadflow-fuzz-{run}"
-    env = {**infra.env(), "AMQP_URI": create_vhost(vhost), "MONGODB_DB_PREFIX": f"{infra.db_prefix}fz{run}",
-           "REDIS_KEY_PREFIX": f"{infra.redis_prefix}-fuzz-{run}", "LEADFLOW_AUTH_TOKENS": tokens.table}
-    platform = Platform(env, tmp_path_factory.mktemp("fuzz-logs"), any_free_port=True).start()
-    try:
-        platform.wait_ready(timeout=120)
-        client = LeadflowClient(tokens["admin"], platform.addresses(), timeout=CALL_DEADLINE_SECONDS)
-        yield platform, client
+    with own_platform(infra, tokens, tmp_path_factory.mktemp("fuzz-logs"), "fuzz") as running:
+        client = running.client("admin")
+        yield running, client
         client.close()
-    finally:
-        platform.stop()
-        delete_vhost(vhost)
 
 
 def test_the_contracts_have_unary_rpcs_to_fuzz():
@@ -175,7 +164,7 @@ def test_every_unary_rpc_answers_hostile_requests_with_a_status_a_client_can_act
         for attempt in range(REQUESTS_PER_RPC):
             request = fill(request_class(), rng)
             try:
-                getattr(getattr(client, service), method)(request)
+                getattr(getattr(client, service), method)(request, timeout=CALL_DEADLINE_SECONDS)
                 answers[grpc.StatusCode.OK] += 1
             except grpc.RpcError as error:
                 answers[error.code()] += 1
