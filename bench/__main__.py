@@ -866,6 +866,88 @@ def in_process_training_seconds(db, config) -> float:
     return time.perf_counter() - started
 
 
+# (xiii) -------------------------------------------------------------------------------------------
+
+def _transactions(http_ports: dict) -> tuple[float, float]:
+    """(transactions committed, transaction attempts run again) summed over every service's /metrics."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+    committed = retried = 0.0
+    for port in http_ports.values():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "leadflow_store_transactions_total":
+                    committed += sample.value
+                elif sample.name == "leadflow_store_transaction_retries_total":
+                    retried += sample.value
+    return committed, retried
+
+
+def bench_busy(infra, table: str, admin_token: str, leads: int, rows: int) -> dict:
+    """The platform at work: a history import alone, then the same import while scoring rescores every
+    lead with a live win model (its new scores flowing on as events); health and /readyz of every
+    service asked every 100 ms throughout, and the transactions run again for conflicts counted."""
+    from leadflow.opportunity.v1 import opportunity_pb2
+
+    from services.cli.history import history_requests
+    from services.common.settings import database_name
+    from tests.load import HealthProber, history_file, seed_scored_leads
+    logs = Path(tempfile.mkdtemp(prefix="leadflow-bench-busy-"))
+    stack = Platform({**infra.env(), "LEADFLOW_AUTH_TOKENS": table, "LOG_LEVEL": "WARNING"}, logs,
+                     any_free_port=True).start()
+    mongo = pymongo.MongoClient(infra.mongo_uri)
+    results = {}
+    try:
+        stack.wait_ready()
+        admin = LeadflowClient(admin_token, stack.addresses())
+        http_ports = {p.service: p.http_port for p in stack.processes}
+        seed_scored_leads(mongo[database_name(infra.db_prefix, "scoring")], leads)
+        model = admin.scoring.TrainWinModel(scoring_pb2.TrainWinModelRequest(
+            config=scoring_pb2.WinModelConfig(label_field="custom.won")), timeout=900).model
+        content = history_file(rows)
+
+        def imported(prefix: str) -> float:
+            started = time.perf_counter()
+            report = admin.opportunity.ImportOpportunities(history_requests(
+                opportunity_pb2.OpportunityImportHeader(currency="USD", external_id_prefix=prefix,
+                                                        stage_map={"Engaging": "discovery"}),
+                {"opportunities": content}), timeout=3600)
+            assert report.imported == rows, report
+            return rows / (time.perf_counter() - started)
+
+        results["import_idle_rows_per_s"] = imported("idle:")
+        settle(stack)
+        committed_before, retried_before = _transactions(http_ports)
+        prober = HealthProber(admin, http_ports)
+        prober.start()
+        started = time.perf_counter()
+        job = admin.scoring.RescoreLeads(scoring_pb2.RescoreLeadsRequest()).job
+        results["import_busy_rows_per_s"] = imported("busy:")
+        while not admin.scoring.GetRescoreJob(scoring_pb2.GetRescoreJobRequest(job_id=job.job_id)).job.done:
+            time.sleep(0.5)
+        rescore_seconds = time.perf_counter() - started
+        settle(stack)
+        prober.stop()
+        committed, retried = _transactions(http_ports)
+        results.update({
+            "leads": leads, "rows": rows, "win_model_training_seconds": model.training_seconds,
+            "rescore_seconds": rescore_seconds, "rescored_per_s": leads / rescore_seconds,
+            "probe_rounds": prober.rounds, "probe_failures": len(prober.failures),
+            "slowest_probe_ms": prober.slowest * 1000,
+            "transactions": committed - committed_before, "transaction_retries": retried - retried_before,
+            "retries_per_10k_transactions": 10_000 * (retried - retried_before) / max(committed - committed_before, 1),
+            "broker_connection_lost": sum(p.log_path.read_text(errors="replace").count("Connection to broker lost")
+                                          for p in stack.processes)})
+        admin.close()
+    finally:
+        mongo.close()
+        stack.stop()
+    return results
+
+
 def main() -> None:
     admin_token, integration_token = new_token(), new_token()
     table = ",".join((token_entry(Principal("bench-admin", Role.ADMIN, "hq"), admin_token),
@@ -929,6 +1011,8 @@ def main() -> None:
         print("(xi) reporting: rebuild, reports on a large history, projection ...", flush=True)
         results["reporting"] = bench_reporting(infra, table, admin_token, scaled(1_000_000), scaled(20_000),
                                                scaled(5_000))
+        print("(xiii) a busy platform: rescore and history import at once, probes every 100 ms ...", flush=True)
+        results["busy"] = bench_busy(infra, table, admin_token, scaled(10_000), scaled(5_000))
 
     b, s, p = results["broker"], results["store"], results["pipeline"]
     nameko_check, grpcio_check = results["grpc_health_check_nameko"], results["grpc_health_check_plain_grpcio"]
@@ -957,6 +1041,8 @@ def main() -> None:
         "projection_to_broker_consume": results["reporting"]["projection"]["events_per_s"] / b["consume_per_s"],
         "rebuild_to_broker_consume": results["reporting"]["rebuild"]["events_per_s"] / b["consume_per_s"],
         "get_win_rate_to_grpcio_unary_p99": results["reporting"]["get_win_rate"]["p99_ms"] / grpcio_check["p99_ms"],
+        "import_busy_to_idle": results["busy"]["import_busy_rows_per_s"] / results["busy"]["import_idle_rows_per_s"],
+        "slowest_probe_busy_to_health_p99_idle": results["busy"]["slowest_probe_ms"] / nameko_check["p99_ms"],
         "gateway_get_lead_to_grpc_get_lead_p50": results["gateway"]["http_get_lead"]["p50_ms"]
         / results["gateway"]["grpc_get_lead"]["p50_ms"],
         "gateway_get_lead_to_grpc_get_lead_throughput": results["gateway"]["http_get_lead"]["per_s_at_16"]
@@ -1050,6 +1136,16 @@ def print_table(r: dict) -> None:
           for label, g in (("gRPC direct", r["gateway"]["grpc_get_lead"]),
                            ("HTTP/JSON via gateway", r["gateway"]["http_get_lead"]),
                            ("gateway /healthz alone", r["gateway"]["http_healthz"]))],
+        ("(xiii) history import, idle / while rescoring", f"{r['busy']['import_idle_rows_per_s']:,.0f} / "
+                                                          f"{r['busy']['import_busy_rows_per_s']:,.0f} rows/s"),
+        ("(xiii) rescore with a live win model", f"{r['busy']['rescored_per_s']:,.0f} leads/s "
+                                                 f"({r['busy']['leads']:,} in {r['busy']['rescore_seconds']:.0f} s)"),
+        ("(xiii) probes meanwhile (health + /readyz)", f"slowest {r['busy']['slowest_probe_ms']:.0f} ms, "
+                                                      f"{r['busy']['probe_failures']} failed of "
+                                                      f"{r['busy']['probe_rounds'] * 10:,}"),
+        ("(xiii) transactions run again for conflicts", f"{r['busy']['retries_per_10k_transactions']:.1f} per 10,000 "
+                                                        f"({r['busy']['transaction_retries']:,.0f} of "
+                                                        f"{r['busy']['transactions']:,.0f})"),
         ("(vi)  RSS per service", ", ".join(f"{k.split('#')[0]} {v:.0f}" for k, v in r["rss_mib"].items()) + " MiB"),
     ] + [(f"ratio {name}", f"{value:.3f}") for name, value in r["ratios"].items()]
     width = max(len(label) for label, _ in rows)
