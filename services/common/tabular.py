@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timedelta
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 
+from services.common.compute import off_the_hub
 from services.common.errors import FieldViolation, InvalidArgument
 
 __all__ = ["MAX_COLUMNS", "detect_format", "read_rows", "RowStream", "file_error"]
@@ -134,7 +135,8 @@ def _header(records):
 def _csv_records(fileobj, encoding):
     fileobj.seek(0)
     head = fileobj.read(1 << 16)
-    encoding = encoding or _csv_encoding(fileobj, head)
+    # Reading the whole file to know its encoding takes a while for a large one: not on the event loop.
+    encoding = encoding or off_the_hub(_csv_encoding, fileobj, head)
     if b"\x00" in head and not encoding.startswith("utf-16"):
         raise file_error("is not a text (CSV) file")
     sample = codecs.getincrementaldecoder(encoding)(errors="replace").decode(head)
@@ -240,7 +242,8 @@ def _xlsx_records(fileobj):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # openpyxl warns about styles and extensions it does not read
-            workbook = load_workbook(fileobj, read_only=True, data_only=True)
+            # Opening reads every shared string (1.3 s for 100,000 rows): not on the event loop.
+            workbook = off_the_hub(load_workbook, fileobj, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises anything from BadZipFile to KeyError on a broken file
         raise file_error(f"is not a readable .xlsx workbook ({type(exc).__name__})") from None
     number = 0
