@@ -8,7 +8,9 @@ from services.capture import domain, importing
 from services.common import metrics, tabular
 from services.common.errors import InvalidArgument, Validator
 from services.common.events import utcnow
+from services.common.outages import OUTAGE_ERRORS
 from services.common.streams import receive_chunks, stream_header
+from services.common.store import StoreBusy
 
 BATCH_ROWS = 500
 MAX_REPORTED_REJECTIONS = 1000
@@ -61,6 +63,7 @@ class LeadFileImport:
         self.leads, self.forms = leads, forms
         self.captured_by = captured_by
         self.max_bytes = max_bytes
+        self.stored_through_row = 0  # the file is imported up to this row (as a spreadsheet numbers it)
 
     def run(self, messages) -> ImportReport:
         header, chunks = stream_header(messages)
@@ -75,7 +78,12 @@ class LeadFileImport:
             with rows:
                 mapping = self._mapping(header, defaults.source, headers)
                 report = ImportReport(mapping=mapping, dry_run=header.dry_run)
-                self._import(rows, mapping, defaults, report, header.dry_run)
+                try:
+                    self._import(rows, mapping, defaults, report, header.dry_run)
+                except (StoreBusy, *OUTAGE_ERRORS) as stopped:
+                    tabular.note_progress(stopped, "file", self.stored_through_row,
+                                          report.accepted + report.merged + report.unchanged)
+                    raise
         if header.save_mapping and not header.dry_run:
             self.forms.save_mapping(defaults.source, mapping)
         for outcome, count in (("accepted", report.accepted), ("merged", report.merged),
@@ -102,7 +110,7 @@ class LeadFileImport:
         return importing.validate_mapping(importing.guess_mapping(headers), headers, "header.mapping")
 
     def _import(self, rows, mapping: dict, defaults, report: ImportReport, dry_run: bool) -> None:
-        batch = []
+        batch, row_number = [], 0
         for row_number, row in rows:
             report.rows += 1
             now = utcnow()
@@ -118,9 +126,10 @@ class LeadFileImport:
             batch.append(lead)
             if len(batch) >= BATCH_ROWS:
                 self._store(batch, report, dry_run)
-                batch = []
+                batch, self.stored_through_row = [], row_number
         if batch:
             self._store(batch, report, dry_run)
+        self.stored_through_row = row_number
 
     def _store(self, batch: list, report: ImportReport, dry_run: bool) -> None:
         if dry_run:

@@ -15,7 +15,7 @@ from openpyxl.utils import get_column_letter
 from services.common.compute import off_the_hub
 from services.common.errors import FieldViolation, InvalidArgument
 
-__all__ = ["MAX_COLUMNS", "detect_format", "read_rows", "RowStream", "file_error"]
+__all__ = ["MAX_COLUMNS", "detect_format", "read_rows", "RowStream", "file_error", "note_progress"]
 
 MAX_COLUMNS = 500
 
@@ -283,3 +283,14 @@ def _render(value) -> str:
     if isinstance(value, timedelta):
         return str(value)
     return str(value)
+
+
+def note_progress(stopped: BaseException, file_label: str, imported_through_row: int, kept: int) -> None:
+    """Tell the caller of an import the store stopped (busy or unreachable) how far it got: its batches
+    are transactions, and rows already imported are recognised on the next run, so the answer is to send
+    the same import again. The gRPC boundary appends ``progress`` to the status message."""
+    kept_text = "nothing is imported yet"
+    if imported_through_row:
+        kept_text = f"the {file_label} is imported up to row {imported_through_row} ({kept:,} rows kept)"
+    stopped.progress = f"{kept_text}; send the same import again to finish it (rows already imported are " \
+                       f"recognised and skipped)"

@@ -135,14 +135,8 @@ class HistoryImport:
                 self._import(files[history.OPPORTUNITIES], settings, stages, reference, quirks, stored.version,
                              report)
             except (StoreBusy, *OUTAGE_ERRORS) as stopped:
-                # Each batch is one transaction and the same rows imported again change nothing: say what
-                # is kept, so the user sends the same files again instead of cleaning up.
-                kept = "no opportunity is imported yet"
-                if self.stored_through_row:
-                    kept = (f"the opportunities file is imported up to row {self.stored_through_row} "
-                            f"({report.imported + report.unchanged} opportunities, they stay)")
-                stopped.progress = (f"{kept}; send the same files again to import the rest (rows already "
-                                    f"imported are skipped)")
+                tabular.note_progress(stopped, "opportunities file", self.stored_through_row,
+                                      report.imported + report.unchanged)
                 raise
             report.notes = quirks.notes()
         finally:

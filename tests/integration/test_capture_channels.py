@@ -12,14 +12,19 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import pymongo
 import pytest
 from grpc import StatusCode
 from leadflow.capture.v1 import capture_pb2, capture_pb2_grpc
 from leadflow.common.v1 import common_pb2
 from openpyxl import Workbook
 
+from services.capture.file_import import BATCH_ROWS
 from services.capture.models import LeadActivityDocument, LeadDocument
 from services.capture.service import CaptureService
+from services.common.settings import database_name
+from services.common.store import MAX_TRANSACTION_ATTEMPTS
+from services.devstack.infrastructure import EmbeddedMongo, free_port
 from tests.support import new_event, violations_of, wait_until
 
 WEBHOOK_SECRET = "s3cret-for-tests"
@@ -366,6 +371,46 @@ def test_csv_import_reports_rows_and_a_reimport_creates_nothing(capture, tap):
     assert (again.accepted, again.merged, again.unchanged, again.rejected) == (0, 0, 3, 2)
     assert LeadDocument.objects(email=f"anna.{n}@siemens-{n}.de").count() == 1
     assert len(captured.settle()) == 2
+
+
+@pytest.fixture
+def fault_injecting_store(tmp_path):
+    """A store of its own, where the server's fault injection (which MongoDB has too) reaches no other test."""
+    mongo = EmbeddedMongo(tmp_path / "data", free_port(), tmp_path / "secantusdb.log",
+                          options=("--enable-test-commands",)).start()
+    yield mongo
+    mongo.stop()
+
+
+def test_an_import_the_store_stops_says_what_is_kept_and_the_same_file_finishes_it(fault_injecting_store, run_service,
+                                                                                     infra, tokens):
+    mongo = fault_injecting_store
+    service = run_service(CaptureService, MONGODB_URI=mongo.uri)
+    service.api = service.grpc(capture_pb2_grpc.CaptureServiceStub, tokens["admin"])
+    server = pymongo.MongoClient(mongo.uri)
+    leads = server[database_name(infra.db_prefix, "capture")][LeadDocument._get_collection_name()]
+    rows = BATCH_ROWS + 50
+    csv_text = "Email,Company\r\n" + "".join(f"buyer{i}@firm{i}.example.com,Firm {i}\r\n" for i in range(rows))
+    # Every attempt to commit the second batch is refused, as while another writer holds its documents.
+    server.admin.command({"configureFailPoint": "failCommand", "mode": {"skip": 1, "times": MAX_TRANSACTION_ATTEMPTS},
+                          "data": {"failCommands": ["commitTransaction"], "errorCode": 112,
+                                   "errorLabels": ["TransientTransactionError"]}})
+    try:
+        stopped = service.api.error("ImportLeadFile", iter([
+            capture_pb2.ImportLeadFileRequest(header=capture_pb2.ImportHeader(
+                filename="leads.csv", attribution=common_pb2.Attribution(source="trade-show"))),
+            capture_pb2.ImportLeadFileRequest(chunk=csv_text.encode())]))
+    finally:
+        server.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
+
+    assert stopped.code == StatusCode.ABORTED
+    assert f"the file is imported up to row {BATCH_ROWS + 1} ({BATCH_ROWS:,} rows kept)" in stopped.message
+    assert leads.count_documents({}) == BATCH_ROWS
+
+    finished = import_file(service, csv_text.encode(), "leads.csv")
+    assert (finished.accepted, finished.unchanged, finished.rejected) == (rows - BATCH_ROWS, BATCH_ROWS, 0)
+    assert leads.count_documents({}) == rows
+    server.close()
 
 
 def test_xlsx_import_with_a_saved_mapping_per_source(capture):

@@ -137,8 +137,8 @@ def test_an_import_the_store_stops_says_what_is_kept_and_the_same_files_finish_i
 
     assert stopped.code == StatusCode.ABORTED
     last_kept_row = BATCH_ROWS + 1  # the header is row 1
-    assert f"imported up to row {last_kept_row} ({BATCH_ROWS} opportunities, they stay)" in stopped.message
-    assert "send the same files again" in stopped.message
+    assert f"imported up to row {last_kept_row} ({BATCH_ROWS:,} rows kept)" in stopped.message
+    assert "send the same import again" in stopped.message
     assert OpportunityDocument.objects.count() == BATCH_ROWS
 
     finished = history(admin, files)
