@@ -866,6 +866,33 @@ def in_process_training_seconds(db, config) -> float:
     return time.perf_counter() - started
 
 
+# (xiv) --------------------------------------------------------------------------------------------
+
+def bench_log_masking(size: int) -> dict:
+    """Masking personal data in a log line must cost time in proportion to its length: a value without
+    '@', a value of nothing but '@'s, and ordinary text with emails and phones, each ``size`` characters;
+    against one pass of a plain regular expression over the same text, measured in the same run."""
+    import re
+
+    from services.common.logs import mask_personal_data
+    texts = {
+        "no_at": "x" * size,
+        "all_at": "@" * size,
+        "mixed": ("call li.na@haier-robotics.cn or +86 138 0013 8000 about the demo; " * (size // 64 + 1))[:size],
+    }
+    baseline_pattern = re.compile(r"[^\s]+")
+    results = {"characters": size}
+    for name, text in texts.items():
+        started = time.perf_counter()
+        masked = mask_personal_data(text)
+        results[f"{name}_seconds"] = time.perf_counter() - started
+        results[f"{name}_changed"] = masked != text
+        started = time.perf_counter()
+        sum(1 for _ in baseline_pattern.finditer(text))
+        results[f"{name}_baseline_seconds"] = time.perf_counter() - started
+    return results
+
+
 # (xiii) -------------------------------------------------------------------------------------------
 
 def _transactions(http_ports: dict) -> tuple[float, float]:
@@ -956,6 +983,8 @@ def main() -> None:
                "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": host.platform(),
                            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30)},
                "scale": SCALE}
+    print("(xiv) log masking ...", flush=True)
+    results["log_masking"] = bench_log_masking(1_000_000)
     with Sandbox("bench") as infra:
         print("(i) broker ...", flush=True)
         results["broker"] = bench_broker(infra.amqp_uri, scaled(5000))
@@ -1041,6 +1070,10 @@ def main() -> None:
         "projection_to_broker_consume": results["reporting"]["projection"]["events_per_s"] / b["consume_per_s"],
         "rebuild_to_broker_consume": results["reporting"]["rebuild"]["events_per_s"] / b["consume_per_s"],
         "get_win_rate_to_grpcio_unary_p99": results["reporting"]["get_win_rate"]["p99_ms"] / grpcio_check["p99_ms"],
+        "mask_1mb_without_at_to_one_regex_pass": results["log_masking"]["no_at_seconds"]
+        / results["log_masking"]["no_at_baseline_seconds"],
+        "mask_1mb_of_at_to_one_regex_pass": results["log_masking"]["all_at_seconds"]
+        / results["log_masking"]["all_at_baseline_seconds"],
         "import_busy_to_idle": results["busy"]["import_busy_rows_per_s"] / results["busy"]["import_idle_rows_per_s"],
         "slowest_probe_busy_to_health_p99_idle": results["busy"]["slowest_probe_ms"] / nameko_check["p99_ms"],
         "gateway_get_lead_to_grpc_get_lead_p50": results["gateway"]["http_get_lead"]["p50_ms"]
@@ -1146,6 +1179,11 @@ def print_table(r: dict) -> None:
         ("(xiii) transactions run again for conflicts", f"{r['busy']['retries_per_10k_transactions']:.1f} per 10,000 "
                                                         f"({r['busy']['transaction_retries']:,.0f} of "
                                                         f"{r['busy']['transactions']:,.0f})"),
+        ("(xiv) masking a 1,000,000-character log value", "without '@' {:.3f} s, only '@' {:.3f} s, text with "
+                                                          "emails and phones {:.3f} s".format(
+                                                              r["log_masking"]["no_at_seconds"],
+                                                              r["log_masking"]["all_at_seconds"],
+                                                              r["log_masking"]["mixed_seconds"])),
         ("(vi)  RSS per service", ", ".join(f"{k.split('#')[0]} {v:.0f}" for k, v in r["rss_mib"].items()) + " MiB"),
     ] + [(f"ratio {name}", f"{value:.3f}") for name, value in r["ratios"].items()]
     width = max(len(label) for label, _ in rows)
