@@ -30,22 +30,36 @@ class BatchJobDocument(Document):
     finished_at = DateTimeField()
 
 
+def refuse_while_running(job_cls, kind: str) -> None:
+    """FailedPrecondition naming the running job of this kind, if there is one."""
+    running = _oldest_running(job_cls)
+    if running is not None:
+        raise _still_running(running, kind)
+
+
 def start(job: BatchJobDocument, kind: str) -> BatchJobDocument:
     """Store a new running job, unless a job of its kind is running: two would do the same work twice
     over, and a caller repeating a request (or a client with a bug) could pile up any number of them.
     Refused with FailedPrecondition naming the running job. Two requests racing both insert, then
     both see the same oldest running job; the other one withdraws."""
     job_cls = type(job)
-    running = job_cls.objects(status="running").order_by("created_at", "id").first()
-    if running is None:
-        job.save(force_insert=True)
-        running = job_cls.objects(status="running").order_by("created_at", "id").first()
-        if running.id == job.id:
-            return job
+    refuse_while_running(job_cls, kind)
+    job.save(force_insert=True)
+    running = _oldest_running(job_cls)
+    if running.id != job.id:
         job.delete()
-    raise FailedPrecondition(f"{kind} {running.id} is still running ({running.processed} of {running.total} done, "
-                             f"started by {running.requested_by or 'the system'}); follow it, and start another "
-                             f"once it is done")
+        raise _still_running(running, kind)
+    return job
+
+
+def _oldest_running(job_cls):
+    return job_cls.objects(status="running").order_by("created_at", "id").first()
+
+
+def _still_running(running: BatchJobDocument, kind: str) -> FailedPrecondition:
+    return FailedPrecondition(f"{kind} {running.id} is still running ({running.processed} of {running.total} done, "
+                              f"started by {running.requested_by or 'the system'}); follow it, and start another "
+                              f"once it is done")
 
 
 @contextmanager

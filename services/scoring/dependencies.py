@@ -128,15 +128,11 @@ class ScoreRepository:
 
     # ---- scores --------------------------------------------------------------------------------------
 
-    def apply(self, lead_id: str, change, event: dict | None = None, handler: str = "", now=None,
-              predicted: "PredictedWin | None" = None):
+    def apply(self, lead_id: str, change, event: dict | None = None, handler: str = "", now=None):
         """Change what a lead's score is computed from (``change(document, uow)`` mutates it and returns
         False when there is nothing to do), recompute the score and write both with a revision check, with
         the events the change causes, in one transaction; once per event when ``event`` is given. Returns
-        Applied, None (nothing to do) or DUPLICATE.
-
-        ``predicted`` is a win probability already computed for this lead (``predict_wins``); it is used
-        only if the lead is still at the revision it was predicted from under the same model."""
+        Applied, None (nothing to do) or DUPLICATE."""
         model, win = self.model(), self.win()
 
         def work(uow):
@@ -146,7 +142,7 @@ class ScoreRepository:
             previous = score_from_document(document) if document.scored_at else None
             if change(document, uow) is False:
                 return None
-            applied, caused = self._recomputed(document, previous, read_revision, model, win, now, predicted)
+            applied, caused = self._recomputed(document, previous, read_revision, model, win, now)
             uow.replace_at_revision(document, read_revision)
             uow.publish_many(caused)
             return applied
@@ -159,13 +155,13 @@ class ScoreRepository:
         """Recompute the scores of many leads as they stand, in one transaction: one commit and one outbox
         write for the lot, where one transaction per lead made a rescore of 10,000 leads take minutes.
         The documents were read before; each write checks its revision, and if any lead changed
-        meanwhile the whole transaction runs again on fresh reads (``predicted``: see ``apply``)."""
+        meanwhile the whole transaction runs again on fresh reads. ``predicted`` (``predict_wins``) gives
+        a lead's win probability only while the lead is at the revision it was predicted from."""
         model, win = self.model(), self.win()
-        attempts = []
+        as_read = [documents]  # the first attempt writes them; a retry reads them afresh (the first changed them)
 
         def work(uow):
-            attempts.append(1)
-            current = documents if len(attempts) == 1 else [
+            current = as_read.pop() if as_read else [
                 d for d in (uow.find_one(LeadScoreDocument, {"_id": d.id}) for d in documents) if d is not None]
             outcomes, caused = [], []
             for document in current:
@@ -183,7 +179,8 @@ class ScoreRepository:
 
         return self.store.run_in_transaction(work)
 
-    def _recomputed(self, document, previous, read_revision, model, win, now, predicted) -> tuple[Applied, list]:
+    def _recomputed(self, document, previous, read_revision, model, win, now,
+                    predicted: PredictedWin | None = None) -> tuple[Applied, list]:
         """Score ``document`` (changed or not) and say what changed and which events that causes."""
         applied, caused = Applied(document), []
         if document.lead and not document.merged_into:
@@ -283,8 +280,8 @@ class ScoreRepository:
             lease_until=now, total=LeadScoreDocument.objects(scored_at__ne=None, **NOT_MERGED).count())
         return jobs.start(job, "rescore job")
 
-    def running_rescore(self) -> RescoreJobDocument | None:
-        return RescoreJobDocument.objects(status="running").order_by("created_at", "id").first()
+    def refuse_while_rescoring(self) -> None:
+        jobs.refuse_while_running(RescoreJobDocument, "rescore job")
 
     def training(self, trained_by: str):
         """Held while a win model trains: training takes a core for seconds to minutes, so a second

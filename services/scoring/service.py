@@ -42,10 +42,6 @@ def _set_lead(lead: dict):
     return change
 
 
-def _recompute(document, uow):
-    return bool(document.lead)
-
-
 class ScoringService(LeadflowService):
     name = "scoring"
     scores = ScoringStore()
@@ -211,10 +207,8 @@ class ScoringService(LeadflowService):
         domain.compile_model(definition, "candidate")  # InvalidArgument names each bad rule and field
         if request.validate_only:
             return scoring_pb2.PutScoringModelResponse(model=mappers.model_to_proto(0, definition))
-        running = self.scores.running_rescore() if request.rescore else None
-        if running is not None:  # refused before the model changes, so the request can be sent again as is
-            raise FailedPrecondition(f"rescore job {running.id} is still running ({running.processed} of "
-                                     f"{running.total} done); send the model again once it is done")
+        if request.rescore:  # refused before the model changes, so the request can be sent again as is
+            self.scores.refuse_while_rescoring()
         document = self.scores.put_model(definition, self.caller.id)
         response = scoring_pb2.PutScoringModelResponse(model=mappers.model_to_proto(
             document.id, document.definition, document.created_at, document.created_by, live=True,
