@@ -8,9 +8,7 @@ from services.capture import domain, importing
 from services.common import metrics, tabular
 from services.common.errors import InvalidArgument, Validator
 from services.common.events import utcnow
-from services.common.outages import OUTAGE_ERRORS
 from services.common.streams import receive_chunks, stream_header
-from services.common.store import StoreBusy
 
 BATCH_ROWS = 500
 MAX_REPORTED_REJECTIONS = 1000
@@ -78,12 +76,9 @@ class LeadFileImport:
             with rows:
                 mapping = self._mapping(header, defaults.source, headers)
                 report = ImportReport(mapping=mapping, dry_run=header.dry_run)
-                try:
+                with tabular.telling_where_it_stops("file", lambda: (
+                        self.stored_through_row, report.accepted + report.merged + report.unchanged)):
                     self._import(rows, mapping, defaults, report, header.dry_run)
-                except (StoreBusy, *OUTAGE_ERRORS) as stopped:
-                    tabular.note_progress(stopped, "file", self.stored_through_row,
-                                          report.accepted + report.merged + report.unchanged)
-                    raise
         if header.save_mapping and not header.dry_run:
             self.forms.save_mapping(defaults.source, mapping)
         for outcome, count in (("accepted", report.accepted), ("merged", report.merged),

@@ -9,8 +9,6 @@ from services.common.errors import FieldViolation, InvalidArgument, Validator
 from services.common.events import utcnow
 from services.opportunity import history_import as history
 from services.common.money import checked_currency
-from services.common.outages import OUTAGE_ERRORS
-from services.common.store import StoreBusy
 from services.opportunity.domain import PRINCIPAL_ID
 from services.opportunity.pipeline import compile_pipeline
 
@@ -131,13 +129,10 @@ class HistoryImport:
                 if table in files:
                     self._read_reference(files[table], target, report)
             quirks = history.Quirks()
-            try:
+            with tabular.telling_where_it_stops("opportunities file", lambda: (
+                    self.stored_through_row, report.imported + report.unchanged)):
                 self._import(files[history.OPPORTUNITIES], settings, stages, reference, quirks, stored.version,
                              report)
-            except (StoreBusy, *OUTAGE_ERRORS) as stopped:
-                tabular.note_progress(stopped, "opportunities file", self.stored_through_row,
-                                      report.imported + report.unchanged)
-                raise
             report.notes = quirks.notes()
         finally:
             for received in files.values():
