@@ -14,8 +14,8 @@ from services.capture import activity as activities
 from services.capture import cards, domain, file_import, forms, mappers, matching, webhooks
 from services.capture.dependencies import CaptureStore
 from services.common import metrics
-from services.common.compute import off_the_hub
 from services.common.auth import Role, can_see_lead
+from services.common.compute import off_the_hub
 from services.common.errors import FieldViolation, InvalidArgument, NotFound, Unauthenticated, Validator
 from services.common.events import utcnow
 from services.common.http import (UnsupportedMediaType, client_address, json_object, json_response, public_http,

@@ -10,7 +10,7 @@ from services.common import metrics
 from services.common.auth import Role
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, Validator
 from services.common.events import utcnow
-from services.common.mappers import struct_to_dict, from_timestamp, next_page_token, page_window, to_timestamp
+from services.common.mappers import from_timestamp, next_page_token, page_window, struct_to_dict, to_timestamp
 from services.common.messaging import event_handler
 from services.common.rpc import LeadflowGrpc
 from services.common.service_base import LeadflowService

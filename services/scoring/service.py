@@ -10,8 +10,8 @@ from leadflow.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from nameko import config
 
 from services.common import metrics
-from services.common.compute import off_the_hub
 from services.common.auth import Role, can_see_lead
+from services.common.compute import off_the_hub
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.events import parse_iso, utcnow
 from services.common.mappers import next_page_token, page_window
