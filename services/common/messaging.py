@@ -62,9 +62,9 @@ class ReliableEventHandler(EventHandler):
             self._republish(message, self.queue.name, {**message.headers, OUTAGE_RETRIES_HEADER: retries})
             return "retried"
         busy_since = float(message.headers.get(BUSY_SINCE_HEADER, 0)) or time.time()
-        if isinstance(exc_info[1], StoreBusy) and time.time() - busy_since < BUSY_PATIENCE_SECONDS:
+        waited = time.time() - busy_since
+        if isinstance(exc_info[1], StoreBusy) and waited < BUSY_PATIENCE_SECONDS:
             # The event is fine; other writers hold what it writes. Not a failed attempt either.
-            waited = time.time() - busy_since
             log.warning("%s: the store is busy (for %.0f s, not counted as a failed attempt): %s",
                         self.handler_name, waited, error)
             eventlet.sleep(min(0.25 + waited, MAX_BUSY_BACKOFF_SECONDS))

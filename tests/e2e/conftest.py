@@ -33,15 +33,22 @@ class RunningPlatform:
         return self.mongo[database_name(self.infra.db_prefix, service)]
 
 
-@pytest.fixture(scope="session")
-def platform(infra, tokens, tmp_path_factory):
+@contextlib.contextmanager
+def running_platform(infra, tokens, log_dir):
+    """The five services as processes against ``infra``, ready, stopped afterwards."""
     env = {**infra.env(), "LEADFLOW_AUTH_TOKENS": tokens.table, "OUTBOX_POLL_SECONDS": "0.2"}
-    running = Platform(env, tmp_path_factory.mktemp("logs"), any_free_port=True).start()
+    running = Platform(env, log_dir, any_free_port=True).start()
     try:
-        running.wait_ready(timeout=90)
+        running.wait_ready(timeout=120)
         yield RunningPlatform(running, infra, tokens)
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def platform(infra, tokens, tmp_path_factory):
+    with running_platform(infra, tokens, tmp_path_factory.mktemp("logs")) as running:
+        yield running
 
 
 @contextlib.contextmanager
@@ -52,13 +59,10 @@ def own_platform(infra, tokens, log_dir, name: str):
     vhost = f"leadflow-{run}"
     own = dataclasses.replace(infra, amqp_uri=create_vhost(vhost), db_prefix=f"{infra.db_prefix}{run}",
                               redis_prefix=f"{infra.redis_prefix}-{run}")
-    env = {**own.env(), "LEADFLOW_AUTH_TOKENS": tokens.table, "OUTBOX_POLL_SECONDS": "0.2"}
-    running = Platform(env, log_dir, any_free_port=True).start()
     try:
-        running.wait_ready(timeout=120)
-        yield RunningPlatform(running, own, tokens)
+        with running_platform(own, tokens, log_dir) as running:
+            yield running
     finally:
-        running.stop()
         delete_vhost(vhost)
 
 
