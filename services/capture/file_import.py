@@ -8,7 +8,8 @@ from services.capture import domain, importing
 from services.common import metrics, tabular
 from services.common.errors import InvalidArgument, Validator
 from services.common.events import utcnow
-from services.common.streams import receive_chunks, stream_header
+from services.common.import_progress import ImportPhase
+from services.common.streams import receive_chunks
 
 BATCH_ROWS = 500
 MAX_REPORTED_REJECTIONS = 1000
@@ -40,7 +41,12 @@ class ImportReport:
             self.rejected_rows.append(RejectedRow(row, column, reason))
 
 
-def _header_settings(header) -> importing.ImportDefaults:
+def _stored(report: ImportReport) -> int:
+    return report.accepted + report.merged + report.unchanged
+
+
+def header_settings(header) -> importing.ImportDefaults:
+    """The header's settings; InvalidArgument naming each bad field, before any byte of the file is read."""
     check = Validator()
     source = domain.canonical_label(header.attribution.source)
     if check.required(source, "header.attribution.source"):
@@ -57,17 +63,18 @@ def _header_settings(header) -> importing.ImportDefaults:
 
 
 class LeadFileImport:
-    def __init__(self, leads, forms, captured_by: str, max_bytes: int):
+    def __init__(self, leads, forms, captured_by: str, max_bytes: int, tracker):
         self.leads, self.forms = leads, forms
         self.captured_by = captured_by
         self.max_bytes = max_bytes
+        self.tracker = tracker
         self.stored_through_row = 0  # the file is imported up to this row (as a spreadsheet numbers it)
 
-    def run(self, messages) -> ImportReport:
-        header, chunks = stream_header(messages)
-        defaults = _header_settings(header)
+    def run(self, header, chunks, defaults: importing.ImportDefaults) -> ImportReport:
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
-            receive_chunks(chunks, spool, self.max_bytes)
+            receive_chunks(chunks, spool, self.max_bytes,
+                           received_so_far=lambda size: self.tracker.update(bytes_received=size))
+            self.tracker.update(phase=ImportPhase.READING)
             spool.seek(0)
             head = spool.read(8)
             spool.seek(0)
@@ -76,8 +83,8 @@ class LeadFileImport:
             with rows:
                 mapping = self._mapping(header, defaults.source, headers)
                 report = ImportReport(mapping=mapping, dry_run=header.dry_run)
-                with tabular.telling_where_it_stops("file", lambda: (
-                        self.stored_through_row, report.accepted + report.merged + report.unchanged)):
+                self.tracker.update(phase=ImportPhase.STORING, rows_expected=rows.expected_rows)
+                with tabular.telling_where_it_stops("file", lambda: (self.stored_through_row, _stored(report))):
                     self._import(rows, mapping, defaults, report, header.dry_run)
         if header.save_mapping and not header.dry_run:
             self.forms.save_mapping(defaults.source, mapping)
@@ -108,6 +115,7 @@ class LeadFileImport:
         batch, row_number = [], 0
         for row_number, row in rows:
             report.rows += 1
+            self.tracker.update(rows_read=report.rows, rows_rejected=report.rejected)
             now = utcnow()
             try:
                 raw = importing.row_to_lead_input(row, mapping, defaults)
@@ -122,9 +130,15 @@ class LeadFileImport:
             if len(batch) >= BATCH_ROWS:
                 self._store(batch, report, dry_run)
                 batch, self.stored_through_row = [], row_number
+                self._stored_batch(report)
         if batch:
             self._store(batch, report, dry_run)
         self.stored_through_row = row_number
+        self._stored_batch(report)
+
+    def _stored_batch(self, report: ImportReport) -> None:
+        self.tracker.update(at_once=True, rows_read=report.rows, rows_stored=_stored(report),
+                            rows_rejected=report.rejected, stored_through_row=self.stored_through_row)
 
     def _store(self, batch: list, report: ImportReport, dry_run: bool) -> None:
         if dry_run:

@@ -112,10 +112,10 @@ def form_to_proto(form: forms.Form, url: str, qr_url: str) -> capture_pb2.Form:
 
 # ---- import, business cards, webhooks -------------------------------------------------------------
 
-def import_report_to_proto(report) -> capture_pb2.ImportLeadFileResponse:
+def import_report_to_proto(report, import_id: str) -> capture_pb2.ImportLeadFileResponse:
     return capture_pb2.ImportLeadFileResponse(
         rows=report.rows, accepted=report.accepted, merged=report.merged, unchanged=report.unchanged,
-        rejected=report.rejected, mapping=report.mapping, dry_run=report.dry_run,
+        rejected=report.rejected, mapping=report.mapping, dry_run=report.dry_run, import_id=import_id,
         rejected_rows=[capture_pb2.RejectedRow(row=r.row, column=r.column, reason=r.reason)
                        for r in report.rejected_rows])
 

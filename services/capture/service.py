@@ -18,13 +18,16 @@ from services.common.auth import Role, can_see_lead
 from services.common.compute import off_the_hub
 from services.common.errors import FieldViolation, InvalidArgument, NotFound, Unauthenticated, Validator
 from services.common.events import utcnow
+from services.common.import_progress import ImportProgressProvider, checked_import_id, tracked
 from services.common.http import (UnsupportedMediaType, client_address, json_object, json_response, public_http,
                                   read_body)
-from services.common.mappers import enum_label, from_timestamp, next_page_token, page_window
+from services.common.mappers import (enum_label, from_timestamp, import_progress_to_proto, next_page_token,
+                                     page_window)
 from services.common.messaging import event_handler
 from services.common.rate_limit import RateLimits
 from services.common.rpc import LeadflowGrpc
 from services.common.service_base import LeadflowService
+from services.common.streams import stream_header
 
 capture_rpc = LeadflowGrpc.implementing(capture_pb2_grpc.CaptureServiceStub)
 SUBMITTERS = {Role.ADMIN, Role.MANAGER, Role.INTEGRATION}
@@ -53,6 +56,7 @@ class CaptureService(LeadflowService):
     name = "capture"
     store = CaptureStore()
     rate_limits = RateLimits()
+    imports = ImportProgressProvider()
 
     # ---- gRPC: leads ---------------------------------------------------------------------------
 
@@ -184,12 +188,21 @@ class CaptureService(LeadflowService):
 
     @capture_rpc(roles=SUBMITTERS)
     def ImportLeadFile(self, request, context):
-        job = file_import.LeadFileImport(self.store.leads, self.store.forms, captured_by=self.caller.id,
-                                         max_bytes=config["IMPORT_MAX_BYTES"])
-        report = job.run(request)
+        header, chunks = stream_header(request)
+        defaults = file_import.header_settings(header)  # a bad header is refused before any byte is read
+        import_id = checked_import_id(header.import_id, "header.import_id")
+        with tracked(self.imports, import_id, self.caller.id) as tracker:
+            job = file_import.LeadFileImport(self.store.leads, self.store.forms, captured_by=self.caller.id,
+                                             max_bytes=config["IMPORT_MAX_BYTES"], tracker=tracker)
+            report = job.run(header, chunks, defaults)
         for outcome_source, count in report.created_by_source.items():
             metrics.LEADS_CAPTURED.labels(metrics.source_label(outcome_source)).inc(count)
-        return mappers.import_report_to_proto(report)
+        return mappers.import_report_to_proto(report, import_id)
+
+    @capture_rpc(roles=SUBMITTERS)
+    def GetImportProgress(self, request, context):
+        return capture_pb2.GetImportProgressResponse(
+            progress=import_progress_to_proto(self.imports.get(request.import_id)))
 
     @capture_rpc(roles=SUBMITTERS)
     def ScanBusinessCard(self, request, context):

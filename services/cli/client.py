@@ -33,12 +33,24 @@ class _Authorized:
         self._stub, self._token, self._timeout = stub, token, timeout
 
     def __getattr__(self, name):
-        method = getattr(self._stub, name)
+        return _AuthorizedMethod(getattr(self._stub, name), self._token, self._timeout)
 
-        def call(request, metadata=(), timeout=None, **kwargs):
-            headers = [("authorization", f"Bearer {self._token}")] if self._token else []
-            return method(request, metadata=[*headers, *metadata], timeout=timeout or self._timeout, **kwargs)
-        return call
+
+class _AuthorizedMethod:
+    """One RPC, called at once (``method(request)``) or started in the background (``method.future``)."""
+
+    def __init__(self, method, token: str, timeout: float):
+        self._method, self._token, self._timeout = method, token, timeout
+
+    def _headers(self, metadata) -> list:
+        return [*([("authorization", f"Bearer {self._token}")] if self._token else []), *metadata]
+
+    def __call__(self, request, metadata=(), timeout=None, **kwargs):
+        return self._method(request, metadata=self._headers(metadata), timeout=timeout or self._timeout, **kwargs)
+
+    def future(self, request, metadata=(), timeout=None, **kwargs):
+        return self._method.future(request, metadata=self._headers(metadata), timeout=timeout or self._timeout,
+                                   **kwargs)
 
 
 class LeadflowClient:

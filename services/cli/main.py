@@ -24,6 +24,7 @@ from leadflow.scoring.v1 import scoring_pb2
 
 from services.cli import dead_letters
 from services.cli.history import history_requests
+from services.cli.progress import new_import_id, run_import
 from services.cli.client import LeadflowClient
 from services.common.auth import Principal, Role, new_token, token_entry
 from services.common.settings import DEFAULTS, SERVICE_NAMES
@@ -99,17 +100,20 @@ def cmd_lead_import(client, args) -> int:
     """Stream a CSV or XLSX file to capture in 1 MiB chunks and print the import report."""
     path = Path(args.file)
     mapping = dict(item.split("=", 1) for item in args.map)
+    import_id = new_import_id()
 
     def messages():
         yield capture_pb2.ImportLeadFileRequest(header=capture_pb2.ImportHeader(
             filename=path.name, mapping=mapping, save_mapping=args.save_mapping, tags=args.tag,
             attribution=common_pb2.Attribution(source=args.source, medium=args.medium, campaign=args.campaign),
-            default_country=args.country, external_id_prefix=args.id_prefix, dry_run=args.dry_run))
+            default_country=args.country, external_id_prefix=args.id_prefix, dry_run=args.dry_run,
+            import_id=import_id))
         with path.open("rb") as file:
             while chunk := file.read(IMPORT_CHUNK):
                 yield capture_pb2.ImportLeadFileRequest(chunk=chunk)
 
-    report = client.capture.ImportLeadFile(messages(), timeout=3600)
+    report = run_import(client.capture.ImportLeadFile, messages(), lambda import_id: client.capture.GetImportProgress(
+        capture_pb2.GetImportProgressRequest(import_id=import_id)).progress, import_id)
     print(f"{report.rows} rows: {report.accepted} new, {report.merged} merged, {report.unchanged} unchanged, "
           f"{report.rejected} rejected{' (dry run, nothing stored)' if report.dry_run else ''}")
     for column, target in sorted(report.mapping.items()):
@@ -127,8 +131,11 @@ def cmd_opportunity_import(client, args) -> int:
     header = opportunity_pb2.OpportunityImportHeader(
         pipeline_id=args.pipeline, currency=args.currency, external_id_prefix=args.id_prefix,
         stage_map=dict(item.split("=", 1) for item in args.stage),
-        owner_ids=dict(item.split("=", 1) for item in args.owner), default_team=args.team, dry_run=args.dry_run)
-    report = client.opportunity.ImportOpportunities(history_requests(header, files), timeout=3600)
+        owner_ids=dict(item.split("=", 1) for item in args.owner), default_team=args.team, dry_run=args.dry_run,
+        import_id=new_import_id())
+    report = run_import(client.opportunity.ImportOpportunities, history_requests(header, files),
+                        lambda import_id: client.opportunity.GetImportProgress(
+                            opportunity_pb2.GetImportProgressRequest(import_id=import_id)).progress, header.import_id)
     print(f"{report.rows} opportunity rows: {report.imported} imported, {report.unchanged} unchanged, "
           f"{report.rejected} rejected, {report.accounts_created} accounts created"
           f"{' (dry run, nothing stored)' if report.dry_run else ''}")

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.timestamp_pb2 import Timestamp
+from leadflow.common.v1 import common_pb2
 
 from services.common.errors import FieldViolation, InvalidArgument
 
@@ -81,3 +82,15 @@ def enum_label(enum_type, value: int, field: str, prefix: str) -> str:
         return enum_type.Name(value).removeprefix(prefix).lower()
     except ValueError:
         raise InvalidArgument([FieldViolation(field, f"{value} is not a known value")]) from None
+
+
+def import_progress_to_proto(progress):
+    """services.common.import_progress.ImportProgress -> leadflow.common.v1.ImportProgress."""
+    return common_pb2.ImportProgress(
+        import_id=progress.import_id, state=f"IMPORT_STATE_{progress.state.name}",
+        phase=f"IMPORT_PHASE_{progress.phase.name}", bytes_received=progress.bytes_received,
+        rows_expected=progress.rows_expected, rows_read=progress.rows_read, rows_stored=progress.rows_stored,
+        rows_rejected=progress.rows_rejected, stored_through_row=progress.stored_through_row,
+        message=progress.message, started_by=progress.started_by,
+        started_at=to_timestamp(datetime.fromtimestamp(progress.started_at, timezone.utc)),
+        updated_at=to_timestamp(datetime.fromtimestamp(progress.updated_at, timezone.utc)))

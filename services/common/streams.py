@@ -11,9 +11,9 @@ def stream_header(messages, part_field: str = "part"):
     return first.header, messages
 
 
-def receive_chunks(messages, spool, max_bytes: int, part_field: str = "part") -> int:
+def receive_chunks(messages, spool, max_bytes: int, part_field: str = "part", received_so_far=None) -> int:
     """Write every following ``chunk`` to ``spool``, refusing a file over ``max_bytes`` or with nothing
-    in it. Returns the size."""
+    in it. Returns the size; ``received_so_far(size)`` hears of each chunk."""
     received = 0
     for index, message in enumerate(messages, start=1):
         if message.WhichOneof(part_field) != "chunk":
@@ -22,6 +22,8 @@ def receive_chunks(messages, spool, max_bytes: int, part_field: str = "part") ->
         if received > max_bytes:
             raise InvalidArgument([FieldViolation("chunk", f"the file is larger than {max_bytes} bytes")])
         spool.write(message.chunk)
+        if received_so_far is not None:
+            received_so_far(received)
     if received == 0:
         raise InvalidArgument([FieldViolation("file", "is empty")])
     return received

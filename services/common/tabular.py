@@ -49,8 +49,10 @@ class RowStream:
 
     MAX_REPORTED_ROWS = 100
 
-    def __init__(self, records, headers: list, names: list):
+    def __init__(self, records, headers: list, names: list, expected_rows: int = 0):
         self.headers = headers
+        # Data rows the file seems to hold, for a progress bar; 0 when it cannot tell.
+        self.expected_rows = expected_rows
         self.unnamed_columns = [get_column_letter(i + 1) for i, name in enumerate(names) if not name]
         self.ignored_cells = 0
         self.ignored_cell_rows = []  # the first MAX_REPORTED_ROWS row numbers that had some
@@ -97,10 +99,11 @@ def read_rows(fileobj, fmt: str, encoding: str | None = None):
     """``(headers, RowStream)`` of a binary, seekable file; the rows are read as they are iterated, so the
     file must stay open until then. Row numbers are what a spreadsheet shows (the header row is 1 when
     it is the first row); fully empty rows are skipped but counted. ``encoding`` overrides CSV detection."""
+    size = {}  # rows (lines of a CSV file) the file records, known once its first row is read
     if fmt == "csv":
-        records = _csv_records(fileobj, encoding)
+        records = _csv_records(fileobj, encoding, size)
     elif fmt == "xlsx":
-        records = _xlsx_records(fileobj)
+        records = _xlsx_records(fileobj, size)
     else:
         raise ValueError(f"unknown file format {fmt!r}")
     try:
@@ -108,7 +111,7 @@ def read_rows(fileobj, fmt: str, encoding: str | None = None):
     except BaseException:
         records.close()
         raise
-    return headers, RowStream(records, headers, names)
+    return headers, RowStream(records, headers, names, expected_rows=max(size.get("rows", 0) - 1, 0))
 
 
 def _header(records):
@@ -135,11 +138,12 @@ def _header(records):
     return [name for name in names if name], names
 
 
-def _csv_records(fileobj, encoding):
+def _csv_records(fileobj, encoding, size: dict):
     fileobj.seek(0)
     head = fileobj.read(1 << 16)
     # Reading the whole file to know its encoding takes a while for a large one: not on the event loop.
     encoding = encoding or off_the_hub(_csv_encoding, fileobj, head)
+    size["rows"] = off_the_hub(_count_lines, fileobj)
     if b"\x00" in head and not encoding.startswith("utf-16"):
         raise file_error("is not a text (CSV) file")
     sample = codecs.getincrementaldecoder(encoding)(errors="replace").decode(head)
@@ -162,6 +166,16 @@ def _csv_encoding(fileobj, head: bytes) -> str:
         return "gb18030"
     raise file_error(f"line {bad_line}: is neither UTF-8 nor GB18030 text; save the file as CSV UTF-8 "
                       "or say which encoding it uses")
+
+
+def _count_lines(fileobj) -> int:
+    """Lines of a text file: its rows, unless a quoted cell spans lines."""
+    fileobj.seek(0)
+    lines, last = 0, b"\n"
+    while chunk := fileobj.read(1 << 20):
+        lines += chunk.count(b"\n")
+        last = chunk[-1:]
+    return lines + (last != b"\n")
 
 
 def _decodes(fileobj, encoding: str):
@@ -240,7 +254,7 @@ def _csv_rows(fileobj, encoding, delimiter, skip_hint_line):
             text.detach()
 
 
-def _xlsx_records(fileobj):
+def _xlsx_records(fileobj, size: dict):
     fileobj.seek(0)
     try:
         with warnings.catch_warnings():
@@ -254,6 +268,7 @@ def _xlsx_records(fileobj):
         if not workbook.worksheets:
             raise file_error("has no worksheet")
         sheet = workbook.worksheets[0]
+        size["rows"] = sheet.max_row or 0  # as its writer recorded it: good enough for a progress bar
         # Some writers record a wrong sheet size; trusting it would cut rows off.
         sheet.reset_dimensions()
         try:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from services.common import metrics, tabular
 from services.common.errors import FieldViolation, InvalidArgument, Validator
 from services.common.events import utcnow
+from services.common.import_progress import ImportPhase
 from services.opportunity import history_import as history
 from services.common.money import checked_currency
 from services.opportunity.domain import PRINCIPAL_ID
@@ -78,9 +79,10 @@ def settings_of(header) -> HistorySettings:
                            dry_run=header.dry_run)
 
 
-def receive_files(messages, tables: dict, max_bytes: int, part_field: str = "part") -> dict:
+def receive_files(messages, tables: dict, max_bytes: int, part_field: str = "part", received_so_far=None) -> dict:
     """{table: ReceivedFile} from ``file`` messages each followed by its ``chunk`` messages.
-    ``tables`` maps the proto's table numbers to names; all files together stay within max_bytes."""
+    ``tables`` maps the proto's table numbers to names; all files together stay within max_bytes.
+    ``received_so_far(size)`` hears of each chunk."""
     files, current, total = {}, None, 0
     for index, message in enumerate(messages, start=1):
         kind = message.WhichOneof(part_field)
@@ -101,6 +103,8 @@ def receive_files(messages, tables: dict, max_bytes: int, part_field: str = "par
                 raise InvalidArgument([FieldViolation("chunk", f"the files are larger than {max_bytes} bytes")])
             current.spool.write(message.chunk)
             current.size += len(message.chunk)
+            if received_so_far is not None:
+                received_so_far(total)
         else:
             raise InvalidArgument([FieldViolation(f"messages[{index}]", "only the first message is a header")])
     if history.OPPORTUNITIES not in files:
@@ -112,9 +116,10 @@ def receive_files(messages, tables: dict, max_bytes: int, part_field: str = "par
 
 
 class HistoryImport:
-    def __init__(self, repository, imported_by: str):
+    def __init__(self, repository, imported_by: str, tracker):
         self.repository = repository
         self.imported_by = imported_by
+        self.tracker = tracker
         self.stored_through_row = 0  # the opportunities file is imported up to this row (as a spreadsheet numbers it)
 
     def run(self, settings: HistorySettings, files: dict) -> HistoryReport:
@@ -122,6 +127,7 @@ class HistoryImport:
         pipeline = compile_pipeline(stored.definition)
         stages = history.stage_map(pipeline, settings.stage_words)
         report = HistoryReport(dry_run=settings.dry_run)
+        self.tracker.update(phase=ImportPhase.READING)
         try:
             reference = history.Reference()
             for table, target in ((history.ACCOUNTS, reference.accounts), (history.SALES_TEAMS, reference.teams),
@@ -172,9 +178,11 @@ class HistoryImport:
         column_of = {t: h for h, t in mapping.items()}
         first_row_of, batch, number = {}, [], 0
         today = utcnow().date()
+        self.tracker.update(phase=ImportPhase.STORING, rows_expected=rows.expected_rows)
         with rows:
             for number, row in rows:
                 report.rows += 1
+                self.tracker.update(rows_read=report.rows, rows_rejected=report.rejected)
                 try:
                     deal = history.opportunity_of(history.fields_of(row, mapping), stages, reference, quirks,
                                                   settings.owner_ids, settings.default_team, today)
@@ -192,9 +200,15 @@ class HistoryImport:
                 if len(batch) >= BATCH_ROWS:
                     self._store(batch, settings, stages.pipeline, pipeline_version, report)
                     batch, self.stored_through_row = [], number
+                    self._stored_batch(report)
         if batch:
             self._store(batch, settings, stages.pipeline, pipeline_version, report)
         self.stored_through_row = number
+        self._stored_batch(report)
+
+    def _stored_batch(self, report: HistoryReport) -> None:
+        self.tracker.update(at_once=True, rows_read=report.rows, rows_stored=report.imported + report.unchanged,
+                            rows_rejected=report.rejected, stored_through_row=self.stored_through_row)
 
     def _store(self, batch, settings, pipeline, pipeline_version, report) -> None:
         if settings.dry_run:

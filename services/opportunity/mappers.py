@@ -108,10 +108,10 @@ def attachment_to_proto(document) -> opportunity_pb2.Attachment:
         uploaded_by=document.uploaded_by, uploaded_at=to_timestamp(document.uploaded_at))
 
 
-def history_report_to_proto(report, table_numbers: dict) -> opportunity_pb2.ImportOpportunitiesResponse:
+def history_report_to_proto(report, table_numbers: dict, import_id: str) -> opportunity_pb2.ImportOpportunitiesResponse:
     return opportunity_pb2.ImportOpportunitiesResponse(
         rows=report.rows, imported=report.imported, unchanged=report.unchanged, rejected=report.rejected,
         rejections=[opportunity_pb2.ImportRejection(table=table_numbers[r.table], row=r.row, column=r.column,
                                                      reason=r.reason) for r in report.rejections],
         by_stage=report.by_stage, accounts_created=report.accounts_created, notes=report.notes,
-        mappings=report.mappings, dry_run=report.dry_run)
+        mappings=report.mappings, dry_run=report.dry_run, import_id=import_id)

@@ -10,7 +10,9 @@ from services.common import metrics
 from services.common.auth import Role
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, Validator
 from services.common.events import utcnow
-from services.common.mappers import from_timestamp, next_page_token, page_window, struct_to_dict, to_timestamp
+from services.common.import_progress import ImportProgressProvider, checked_import_id, tracked
+from services.common.mappers import (from_timestamp, import_progress_to_proto, next_page_token, page_window,
+                                     struct_to_dict, to_timestamp)
 from services.common.messaging import event_handler
 from services.common.rpc import LeadflowGrpc
 from services.common.service_base import LeadflowService
@@ -36,6 +38,7 @@ DOWNLOAD_CHUNK_BYTES = 256 * 1024
 class OpportunityService(LeadflowService):
     name = "opportunity"
     activities = OpportunityStore()
+    imports = ImportProgressProvider()
 
     @event_handler("routing", "lead_assigned")
     def handle_lead_assigned(self, event):
@@ -347,6 +350,15 @@ class OpportunityService(LeadflowService):
     def ImportOpportunities(self, request, context):
         header, rest = stream_header(request)
         settings = history_files.settings_of(header)  # a bad header is refused before any byte is read
-        files = history_files.receive_files(rest, IMPORT_TABLES, config["IMPORT_MAX_BYTES"])
-        report = history_files.HistoryImport(self.activities, self.caller.id).run(settings, files)
-        return mappers.history_report_to_proto(report, {name: number for number, name in IMPORT_TABLES.items()})
+        import_id = checked_import_id(header.import_id, "header.import_id")
+        with tracked(self.imports, import_id, self.caller.id) as tracker:
+            files = history_files.receive_files(rest, IMPORT_TABLES, config["IMPORT_MAX_BYTES"],
+                                                received_so_far=lambda size: tracker.update(bytes_received=size))
+            report = history_files.HistoryImport(self.activities, self.caller.id, tracker).run(settings, files)
+        return mappers.history_report_to_proto(report, {name: number for number, name in IMPORT_TABLES.items()},
+                                               import_id)
+
+    @opportunity_rpc(roles={Role.ADMIN})
+    def GetImportProgress(self, request, context):
+        return opportunity_pb2.GetImportProgressResponse(
+            progress=import_progress_to_proto(self.imports.get(request.import_id)))

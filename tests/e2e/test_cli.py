@@ -58,6 +58,8 @@ def test_import_a_file_then_find_its_leads(platform, tmp_path):
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.startswith("2 rows: 1 new, 0 merged, 0 unchanged, 1 rejected")
     assert "row 3 (E-mail): lead.email: is not a valid email address" in imported.stdout
+    # Its progress, as the service reported it, ends with the last counts (a bar on a terminal).
+    assert imported.stderr.splitlines()[-1] == "finished: 2 of about 2 rows read, 1 stored, 1 rejected"
 
     found = leadflow(platform, "lead", "search", f"jiangnan{batch}", "--tag", "fair-2026")
     assert found.returncode == 0 and f"wu.lei@{batch}.example.com" in found.stdout
@@ -181,6 +183,7 @@ def test_import_a_sales_history_then_list_its_open_opportunities(platform, tmp_p
     assert imported.stdout.startswith("3 opportunity rows: 2 imported, 0 unchanged, 1 rejected"), imported.stdout
     assert "opportunities row 4 (Stage): 'Haggling' is not won, lost or a stage" in imported.stdout
     assert again.stdout.startswith("3 opportunity rows: 0 imported, 2 unchanged, 1 rejected"), again.stdout
+    assert again.stderr.splitlines()[-1] == "finished: 3 of about 3 rows read, 2 stored, 1 rejected"
     assert listed.returncode == 0 and "discovery" in listed.stdout and "Jiangnan Machinery" in listed.stdout
     # Reporting learnt the history from the import's events: the operator reads it as CSV.
     def report():

@@ -39,11 +39,18 @@ def search(console, text: str) -> list:
 def test_a_spreadsheet_uploaded_as_multipart_is_imported_with_its_rejected_row_named(console):
     batch = f"gwf{uuid.uuid4().hex[:8]}"
     status, report, _ = upload(console, "capture/ImportLeadFile", [
-        header_part({"attribution": {"source": "trade_fair", "campaign": batch}, "tags": [batch]}),
+        header_part({"attribution": {"source": "trade_fair", "campaign": batch}, "tags": [batch],
+                     "import_id": f"upload-{batch}"}),
         ("file", (f"{batch}.csv", LEADS_CSV.format(b=batch).encode(), "text/csv"))])
     assert status == 200, report
     assert (report["rows"], report["accepted"], report["rejected"]) == (3, 2, 1)
     assert report["rejected_rows"][0]["row"] == 4
+    # The console's progress bar asks for the import by the id it chose.
+    status, answer, _ = console.post("/api/v1/capture/GetImportProgress", {"import_id": f"upload-{batch}"})
+    assert status == 200, answer
+    progress = answer["progress"]
+    assert (progress["state"], progress["rows_read"], progress["rows_stored"], progress["rows_rejected"]) == \
+        ("IMPORT_STATE_DONE", "3", "2", "1")
     assert {lead["email"] for lead in search(console, batch)} == {f"{batch}-1@{batch}.example.com",
                                                                  f"{batch}-2@{batch}.example.com"}
 

@@ -395,10 +395,11 @@ def test_an_import_the_store_stops_says_what_is_kept_and_the_same_file_finishes_
     server.admin.command({"configureFailPoint": "failCommand", "mode": {"skip": 1, "times": MAX_TRANSACTION_ATTEMPTS},
                           "data": {"failCommands": ["commitTransaction"], "errorCode": 112,
                                    "errorLabels": ["TransientTransactionError"]}})
+    import_id = f"fair-{unique()}"
     try:
         stopped = service.api.error("ImportLeadFile", iter([
             capture_pb2.ImportLeadFileRequest(header=capture_pb2.ImportHeader(
-                filename="leads.csv", attribution=common_pb2.Attribution(source="trade-show"))),
+                filename="leads.csv", attribution=common_pb2.Attribution(source="trade-show"), import_id=import_id)),
             capture_pb2.ImportLeadFileRequest(chunk=csv_text.encode())]))
     finally:
         server.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
@@ -406,11 +407,56 @@ def test_an_import_the_store_stops_says_what_is_kept_and_the_same_file_finishes_
     assert stopped.code == StatusCode.ABORTED
     assert f"the file is imported up to row {BATCH_ROWS + 1} ({BATCH_ROWS:,} rows kept)" in stopped.message
     assert leads.count_documents({}) == BATCH_ROWS
+    # Whoever follows the import's progress (the CLI's bar, the console) learns the same.
+    progress = import_progress(service, import_id)
+    assert (progress.state, progress.stored_through_row, progress.rows_stored, progress.rows_expected) == \
+        (common_pb2.IMPORT_STATE_STOPPED, BATCH_ROWS + 1, BATCH_ROWS, rows)
+    assert progress.message == stopped.message
 
-    finished = import_file(service, csv_text.encode(), "leads.csv")
+    finished = import_file(service, csv_text.encode(), "leads.csv", import_id=import_id)
     assert (finished.accepted, finished.unchanged, finished.rejected) == (rows - BATCH_ROWS, BATCH_ROWS, 0)
     assert leads.count_documents({}) == rows
+    progress = import_progress(service, import_id)
+    assert (progress.state, progress.rows_read, progress.rows_stored, progress.stored_through_row, progress.message) \
+        == (common_pb2.IMPORT_STATE_DONE, rows, rows, rows + 1, "")
     server.close()
+
+
+def import_progress(service, import_id: str):
+    return service.api.GetImportProgress(capture_pb2.GetImportProgressRequest(import_id=import_id)).progress
+
+
+def test_import_progress_is_followed_by_the_id_the_client_chose(capture):
+    n = unique()
+    csv_text = f"Email\r\nada.{n}@example.com\r\nnot-an-email\r\n"
+    report = import_file(capture, csv_text.encode(), "leads.csv", import_id=f"import-{n}")
+    assert report.import_id == f"import-{n}"
+    progress = import_progress(capture, f"import-{n}")
+    assert (progress.state, progress.phase, progress.rows_expected, progress.rows_read, progress.rows_stored,
+            progress.rows_rejected, progress.bytes_received) == \
+        (common_pb2.IMPORT_STATE_DONE, common_pb2.IMPORT_PHASE_FINISHED, 2, 2, 1, 1, len(csv_text))
+    assert progress.started_by and progress.started_at.seconds <= progress.updated_at.seconds
+
+    # Without an id the service makes one, and the report names it.
+    made = import_file(capture, csv_text.encode(), "leads.csv")
+    assert import_progress(capture, made.import_id).state == common_pb2.IMPORT_STATE_DONE
+
+    # A file refused as a whole is recorded as failed, with the answer the caller got.
+    refused = capture.api.error("ImportLeadFile", iter([
+        capture_pb2.ImportLeadFileRequest(header=capture_pb2.ImportHeader(
+            filename="leads.xlsx", attribution=common_pb2.Attribution(source="x"), import_id=f"broken-{n}")),
+        capture_pb2.ImportLeadFileRequest(chunk=b"not a workbook")]))
+    failed = import_progress(capture, f"broken-{n}")
+    assert (failed.state, failed.message) == (common_pb2.IMPORT_STATE_FAILED, refused.message)
+
+    bad_id = capture.api.error("ImportLeadFile", iter([
+        capture_pb2.ImportLeadFileRequest(header=capture_pb2.ImportHeader(
+            filename="leads.csv", attribution=common_pb2.Attribution(source="x"), import_id="a b"))]))
+    assert list(violations_of(bad_id.status)) == ["header.import_id"]
+    unknown = capture.api.error("GetImportProgress", capture_pb2.GetImportProgressRequest(import_id=f"never-{n}"))
+    assert unknown.code == StatusCode.NOT_FOUND
+    missing = capture.api.error("GetImportProgress", capture_pb2.GetImportProgressRequest())
+    assert list(violations_of(missing.status)) == ["import_id"]
 
 
 def test_xlsx_import_with_a_saved_mapping_per_source(capture):

@@ -2,12 +2,16 @@
 opportunities (one event each, projected by reporting), bad rows are reported by row and column,
 importing again changes nothing, and the public Maven history imports with the file's own counts."""
 import csv
+import uuid
 from collections import Counter
 from decimal import Decimal
 
+import eventlet
 import pytest
 from grpc import StatusCode
+from leadflow.common.v1 import common_pb2
 from leadflow.opportunity.v1 import opportunity_pb2, opportunity_pb2_grpc
+from nameko_grpc.errors import GrpcError
 
 from services.cli.history import history_requests
 from services.opportunity.dependencies import stable_id
@@ -124,13 +128,21 @@ def test_an_import_the_store_stops_says_what_is_kept_and_the_same_files_finish_i
     files = {"opportunities": "".join(
         [HISTORY.decode().splitlines(keepends=True)[0]] +
         [f"D{i},Moses Frase,GTX Pro,Cancity,Won,2016-10-20,2017-03-01,{100 + i}\r\n" for i in range(deals)]).encode()}
+    import_id = f"history-{uuid.uuid4().hex}"
     # Another writer (a replica killed inside its transaction) holds a deal of the second batch.
     opportunities = OpportunityDocument._get_collection()
     other_writer = opportunities.database.client.start_session()
     other_writer.start_transaction()
+    seen = []
     try:
         opportunities.insert_one({"_id": stable_id("opp", f"import:old-crm:D{BATCH_ROWS + 10}")}, session=other_writer)
-        stopped = admin.error("ImportOpportunities", history_requests(header(), files))
+        importing = eventlet.spawn(admin.error, "ImportOpportunities",
+                                   history_requests(header(import_id=import_id), files))
+        # Its progress, as the CLI's bar follows it, while the import runs and retries the second batch.
+        while not importing.dead:
+            seen.append(progress_or_none(admin, import_id))
+            eventlet.sleep(0.05)
+        stopped = importing.wait()
     finally:
         other_writer.abort_transaction()
         other_writer.end_session()
@@ -140,10 +152,55 @@ def test_an_import_the_store_stops_says_what_is_kept_and_the_same_files_finish_i
     assert f"imported up to row {last_kept_row} ({BATCH_ROWS:,} rows kept)" in stopped.message
     assert "send the same import again" in stopped.message
     assert OpportunityDocument.objects.count() == BATCH_ROWS
+    running = [(p.rows_stored, p.stored_through_row, p.rows_expected) for p in seen if p is not None
+               and (p.state, p.phase) == (common_pb2.IMPORT_STATE_RUNNING, common_pb2.IMPORT_PHASE_STORING)]
+    assert (BATCH_ROWS, last_kept_row, deals) in running
+    progress = import_progress(admin, import_id)
+    assert (progress.state, progress.stored_through_row, progress.message) == \
+        (common_pb2.IMPORT_STATE_STOPPED, last_kept_row, stopped.message)
 
-    finished = history(admin, files)
+    finished = history(admin, files, import_id=import_id)
     assert (finished.imported, finished.unchanged, finished.rejected) == (deals - BATCH_ROWS, BATCH_ROWS, 0)
     assert OpportunityDocument.objects.count() == deals
+    progress = import_progress(admin, import_id)
+    assert (progress.state, progress.rows_read, progress.rows_stored) == (common_pb2.IMPORT_STATE_DONE, deals, deals)
+
+
+def import_progress(admin, import_id: str):
+    return admin.GetImportProgress(opportunity_pb2.GetImportProgressRequest(import_id=import_id)).progress
+
+
+def progress_or_none(admin, import_id: str):
+    """None until the import's header has reached the service."""
+    try:
+        return import_progress(admin, import_id)
+    except GrpcError:
+        return None
+
+
+def test_an_import_id_still_running_is_refused(run_service, infra, tokens):
+    service = start_isolated(run_service, infra, OpportunityService)
+    admin = service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["admin"])
+    import_id = f"history-{uuid.uuid4().hex}"
+    opportunities = OpportunityDocument._get_collection()
+    other_writer = opportunities.database.client.start_session()
+    other_writer.start_transaction()
+    try:
+        # The first import waits on a held deal; the same id sent again meanwhile is refused.
+        opportunities.insert_one({"_id": stable_id("opp", "import:old-crm:W2")}, session=other_writer)
+        first = eventlet.spawn(admin.error, "ImportOpportunities", history_requests(header(import_id=import_id), {
+            "opportunities": HISTORY}))
+        wait_until(lambda: first.dead or getattr(progress_or_none(admin, import_id), "phase", None) ==
+                   common_pb2.IMPORT_PHASE_STORING)
+        again = admin.error("ImportOpportunities", history_requests(header(import_id=import_id), {
+            "opportunities": HISTORY}))
+        assert first.wait().code == StatusCode.ABORTED
+    finally:
+        other_writer.abort_transaction()
+        other_writer.end_session()
+    assert again.code == StatusCode.FAILED_PRECONDITION
+    assert f"import {import_id} is still running" in again.message
+    assert history(admin, import_id=import_id).imported == 5  # once it stopped, its id finishes it
 
 
 MAVEN = ("maven-crm-sales-opportunities",)

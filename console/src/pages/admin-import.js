@@ -1,13 +1,20 @@
 // Admin › Import leads: a CSV or XLSX file uploaded to capture.ImportLeadFile (multipart: the
 // ImportHeader as JSON, then the file), and the import report: counts, the column mapping used, and
-// every rejected row with its spreadsheet row number, column and reason.
+// every rejected row with its spreadsheet row number, column and reason. While a long import runs, the
+// page asks capture for its progress (by the import id it put in the header) and shows a bar.
 import { html, render, nothing } from 'lit-html';
-import { upload, violationsByField } from '../api.js';
+import { rpc, upload, violationsByField } from '../api.js';
 import { t, formatNumber } from '../i18n/index.js';
 import { errorBanner, fieldError, invalid, errorId, violationSummary, toast, splitList } from '../ui.js';
 
 const ACCEPT = '.csv,.xlsx,text/csv,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
 const COUNTS = ['rows', 'accepted', 'merged', 'unchanged', 'rejected'];
+const PROGRESS_POLL_MS = 700;
+
+/** An import id for the header: 32 hex digits (crypto.randomUUID needs a secure context; this does not). */
+function newImportId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+}
 
 function blankForm() {
   return { source: '', campaign: '', tags: '', default_country: '', dry_run: false };
@@ -16,8 +23,30 @@ function blankForm() {
 export function importPage(root) {
   const state = {
     form: blankForm(), file: null, busy: false, violations: new Map(), error: null, report: null, reportOf: '',
+    progress: null,
   };
   let disposed = false;
+
+  /** Ask for the import's progress until the upload answers; a miss (not begun yet) just waits for the next. */
+  function followProgress(importId) {
+    let stopped = false;
+    (async () => {
+      while (!stopped && !disposed) {
+        await new Promise((resolve) => { setTimeout(resolve, PROGRESS_POLL_MS); });
+        if (stopped || disposed) break;
+        try {
+          const answer = await rpc('capture', 'GetImportProgress', { import_id: importId });
+          if (!stopped && answer.progress) {
+            state.progress = answer.progress;
+            rerender();
+          }
+        } catch {
+          // Not begun yet, or a moment's outage: the import goes on regardless.
+        }
+      }
+    })();
+    return () => { stopped = true; };
+  }
 
   async function submit(event) {
     event.preventDefault();
@@ -31,6 +60,7 @@ export function importPage(root) {
       return;
     }
     state.busy = true;
+    state.progress = null;
     rerender();
     const header = {
       filename: state.file.name,
@@ -38,7 +68,9 @@ export function importPage(root) {
       tags: splitList(f.tags),
       default_country: f.default_country.trim(),
       dry_run: f.dry_run,
+      import_id: newImportId(),
     };
+    const stopFollowing = followProgress(header.import_id);
     try {
       state.report = await upload('capture', 'ImportLeadFile', header, { file: state.file });
       state.reportOf = state.file.name;
@@ -48,7 +80,9 @@ export function importPage(root) {
       state.error = state.violations.size ? null : err;
       state.report = null;
     }
+    stopFollowing();
     state.busy = false;
+    state.progress = null;
     rerender();
   }
 
@@ -62,6 +96,25 @@ export function importPage(root) {
       ${attrs.help ? html`<p class="help" id=${`imp-${key}-help`}>${t(attrs.help)}</p>` : nothing}
       ${fieldError(v, path)}
     </div>`;
+  }
+
+  function progressView() {
+    const p = state.progress;
+    if (!state.busy || !p) return nothing;
+    const phase = (p.phase || '').replace('IMPORT_PHASE_', '').toLowerCase() || 'receiving';
+    const read = Number(p.rows_read || 0);
+    const expected = Math.max(Number(p.rows_expected || 0), read);
+    const share = expected ? Math.min(100, Math.round((read / expected) * 100)) : 0;
+    return html`<section class="card" data-testid="import-progress" aria-live="polite" data-phase=${phase}>
+      <p>${t(`import.phase.${phase}`, { mb: formatNumber(Number(p.bytes_received || 0) / 1e6, { maximumFractionDigits: 1 }) })}</p>
+      ${phase === 'storing' || phase === 'finished' ? html`
+        <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax=${expected} aria-valuenow=${read}
+          aria-label=${t('import.progressLabel')}><span style=${`width: ${share}%`}></span></div>
+        <p class="small" data-testid="import-progress-counts">${t('import.progressCounts', {
+          read: formatNumber(read), expected: formatNumber(expected),
+          stored: formatNumber(Number(p.rows_stored || 0)), rejected: formatNumber(Number(p.rows_rejected || 0)) })}</p>`
+        : nothing}
+    </section>`;
   }
 
   function reportView() {
@@ -125,6 +178,7 @@ export function importPage(root) {
             ${state.busy ? t('import.uploading') : t('import.submit')}</button>
         </div>
       </form>
+      ${progressView()}
       ${reportView()}`, root);
   }
 
