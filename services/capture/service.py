@@ -202,7 +202,7 @@ class CaptureService(LeadflowService):
     @capture_rpc(roles=SUBMITTERS)
     def GetImportProgress(self, request, context):
         return capture_pb2.GetImportProgressResponse(
-            progress=import_progress_to_proto(self.imports.get(request.import_id)))
+            progress=import_progress_to_proto(self.imports.get(request.import_id, self.caller)))
 
     @capture_rpc(roles=SUBMITTERS)
     def ScanBusinessCard(self, request, context):

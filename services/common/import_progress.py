@@ -16,7 +16,8 @@ from enum import Enum
 
 import redis.exceptions
 
-from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from services.common.auth import Principal, Role
+from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from services.common.logs import trace_context
 from services.common.outages import OUTAGE_ERRORS
 from services.common.redis_store import RedisProvider
@@ -139,13 +140,18 @@ class ImportProgressBoard:
                                      f"follow it with GetImportProgress, or send a new import with another id")
         return ImportTracker(self, import_id)
 
-    def get(self, import_id: str, field_name: str = "import_id") -> ImportProgress:
+    def get(self, import_id: str, reader: Principal, field_name: str = "import_id") -> ImportProgress:
+        """The import's progress, for whoever started it and for admins."""
         if not import_id:
             raise InvalidArgument([FieldViolation(field_name, "is required")])
         fields = self.keys.client.hgetall(self._key(checked_import_id(import_id, field_name)))
         if not fields:
             raise NotFound("import", import_id)  # never begun here, or ended more than a day ago
-        return ImportProgress.from_hash(import_id, fields, self.clock())
+        progress = ImportProgress.from_hash(import_id, fields, self.clock())
+        if reader.role is not Role.ADMIN and reader.id != progress.started_by:
+            raise PermissionDenied(f"import {import_id} was started by someone else; its progress is theirs "
+                                   f"and admins'")
+        return progress
 
     def write(self, import_id: str, fields: dict) -> None:
         pipeline = self.keys.client.pipeline(transaction=True)
@@ -200,7 +206,7 @@ def tracked(board: ImportProgressBoard, import_id: str, started_by: str):
     tracker = board.begin(import_id, started_by)
     try:
         yield tracker
-    except BaseException as exc:
+    except Exception as exc:  # a killed worker (GreenletExit) stays running, to read INTERRUPTED once silent
         stopped_by_store = isinstance(exc, (StoreBusy, *OUTAGE_ERRORS))
         answer = to_grpc_error(exc, trace_context.get().get("trace_id", "")).message
         tracker.end(ImportState.STOPPED if stopped_by_store else ImportState.FAILED, answer)

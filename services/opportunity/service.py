@@ -361,4 +361,4 @@ class OpportunityService(LeadflowService):
     @opportunity_rpc(roles={Role.ADMIN})
     def GetImportProgress(self, request, context):
         return opportunity_pb2.GetImportProgressResponse(
-            progress=import_progress_to_proto(self.imports.get(request.import_id)))
+            progress=import_progress_to_proto(self.imports.get(request.import_id, self.caller)))

@@ -5,11 +5,15 @@ import uuid
 import pytest
 import redis
 
-from services.common.errors import FailedPrecondition
+from services.common.auth import Principal, Role
+from services.common.errors import FailedPrecondition, PermissionDenied
 from services.common.import_progress import (SILENT_AFTER_SECONDS, WRITE_EVERY_SECONDS, ImportPhase,
                                              ImportProgressBoard, ImportState)
 from services.common.redis_store import RedisKeys
 from services.devstack.infrastructure import free_port
+
+
+ADMIN = Principal("ops", Role.ADMIN, "hq")
 
 
 class Clock:
@@ -33,22 +37,26 @@ def test_a_poller_sees_each_stored_batch_at_once_and_row_counts_twice_a_second(b
     tracker = board.begin("import-0001", "admin")
     tracker.update(phase=ImportPhase.STORING, rows_expected=1000)
     tracker.update(rows_read=10, rows_rejected=1)
-    seen = board.get("import-0001")
+    seen = board.get("import-0001", ADMIN)
     assert (seen.state, seen.phase, seen.rows_expected, seen.rows_read) == \
         (ImportState.RUNNING, ImportPhase.STORING, 1000, 0)  # written with the phase, not yet since
 
     board.clock.now += WRITE_EVERY_SECONDS
     tracker.update(rows_read=20, rows_rejected=2)
-    assert (board.get("import-0001").rows_read, board.get("import-0001").rows_rejected) == (20, 2)
+    assert (board.get("import-0001", ADMIN).rows_read, board.get("import-0001", ADMIN).rows_rejected) == (20, 2)
 
     tracker.update(at_once=True, rows_read=21, rows_stored=19, stored_through_row=22)
-    seen = board.get("import-0001")
+    seen = board.get("import-0001", ADMIN)
     assert (seen.rows_read, seen.rows_stored, seen.stored_through_row) == (21, 19, 22)
 
     tracker.end(ImportState.DONE)
-    done = board.get("import-0001")
+    done = board.get("import-0001", ADMIN)
     assert (done.state, done.phase, done.rows_stored, done.message) == \
         (ImportState.DONE, ImportPhase.FINISHED, 19, "")
+    # Its starter reads it too; another integration does not.
+    assert board.get("import-0001", Principal("admin", Role.INTEGRATION, "")).rows_stored == 19
+    with pytest.raises(PermissionDenied, match="started by someone else"):
+        board.get("import-0001", Principal("erp-sync", Role.INTEGRATION, ""))
 
 
 def test_an_import_whose_process_went_silent_is_reported_interrupted_and_its_id_can_finish_it(board):
@@ -59,12 +67,12 @@ def test_an_import_whose_process_went_silent_is_reported_interrupted_and_its_id_
         board.begin("import-0002", "admin")
 
     board.clock.now += SILENT_AFTER_SECONDS + 1
-    silent = board.get("import-0002")
+    silent = board.get("import-0002", ADMIN)
     assert silent.state is ImportState.INTERRUPTED
     assert "the file is stored up to row 1001" in silent.message and "send the same import again" in silent.message
 
     again = board.begin("import-0002", "admin")
-    fresh = board.get("import-0002")
+    fresh = board.get("import-0002", ADMIN)
     assert (fresh.state, fresh.started_by, fresh.rows_stored) == (ImportState.RUNNING, "admin", 0)
     again.end(ImportState.DONE)
 
