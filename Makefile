@@ -9,7 +9,7 @@ PROTOS := $(shell find protos -name '*.proto')
 PROTO_STAMP := $(GEN)/.stamp
 SITE := $(shell [ -x $(PY) ] && $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 # A missing broker or store must fail a test quickly, not hang it.
-PYTEST_FLAGS := --strict-markers --timeout 60 -p no:cacheprovider
+PYTEST_FLAGS := --strict-markers --timeout 60 -p no:cacheprovider --durations=15
 
 .DEFAULT_GOAL := help
 .PHONY: help venv protos console run test test-unit test-integration test-e2e test-browser screenshots lint bench images deploy-check clean

@@ -42,7 +42,7 @@ class _Display:
     def show(self, progress) -> None:
         if self.bar is not None:
             self.bar.total = max(progress.rows_expected, progress.rows_read) or None
-            self.bar.n = progress.rows_read
+            self.bar.update(progress.rows_read - self.bar.n)  # through update, so the rate shown is right
             self.bar.set_postfix_str(f"{progress.rows_stored:,} stored, {progress.rows_rejected:,} rejected"
                                      if progress.phase == common_pb2.IMPORT_PHASE_STORING else describe(progress),
                                      refresh=True)
