@@ -10,6 +10,7 @@ from services.capture import domain, events, matching
 from services.capture.mappers import lead_from_document, lead_to_document
 from services.capture.models import (LeadActivityDocument, ContactKey, FormDocument, IdempotencyKey, ImportMapping,
                                      LeadDocument, MatchCandidates, MergeRecord, VisitorLink)
+from services.common.compute import in_slices
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.events import utcnow
 from services.common.store import Store, get_or_not_found
@@ -124,7 +125,7 @@ class LeadRepository:
             stored = {doc.id: doc for doc in uow.find(LeadDocument, {"_id": {"$in": sorted(known_ids)}})}
             batch_leads: dict[str, object] = {}  # lead id -> lead as it will be written
             new_ids, changed_ids, outcomes, pending_events, new_claims = [], set(), [], [], []
-            for lead in leads:
+            for lead in in_slices(leads):  # fuzzy matching a batch takes a while: the hub is let go between slices
                 lead_claims = {key: claims.get(key) for key in domain.contact_keys(lead)}
                 resolution = self._resolve(lead, lead_claims, candidates)
                 if resolution.target_id is None:
@@ -195,7 +196,8 @@ class LeadRepository:
         candidates = _Candidates()
         keys = sorted({key for lead in leads for key in matching.match_keys(lead)})
         if keys:
-            for document in uow.find(MatchCandidates, {"_id": {"$in": keys}}):
+            # Each document holds up to MAX_CANDIDATES leads to rebuild: the hub is let go every few.
+            for document in in_slices(uow.find(MatchCandidates, {"_id": {"$in": keys}}), size=10):
                 latest = {entry["lead_id"]: entry for entry in document.candidates}  # a re-indexed lead: last wins
                 for entry in latest.values():
                     candidates.add(domain.Lead(captured_at=None, **entry))

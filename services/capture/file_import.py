@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from services.capture import domain, importing
 from services.common import metrics, tabular
+from services.common.compute import in_slices
 from services.common.errors import InvalidArgument, Validator
 from services.common.events import utcnow
 from services.common.import_progress import ImportPhase
@@ -113,7 +114,7 @@ class LeadFileImport:
 
     def _import(self, rows, mapping: dict, defaults, report: ImportReport, dry_run: bool) -> None:
         batch, row_number = [], 0
-        for row_number, row in rows:
+        for row_number, row in in_slices(rows):
             report.rows += 1
             self.tracker.update(rows_read=report.rows, rows_rejected=report.rejected)
             now = utcnow()

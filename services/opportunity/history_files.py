@@ -5,6 +5,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 from services.common import metrics, tabular
+from services.common.compute import in_slices
 from services.common.errors import FieldViolation, InvalidArgument, Validator
 from services.common.events import utcnow
 from services.common.import_progress import ImportPhase
@@ -180,7 +181,7 @@ class HistoryImport:
         today = utcnow().date()
         self.tracker.update(phase=ImportPhase.STORING, rows_expected=rows.expected_rows)
         with rows:
-            for number, row in rows:
+            for number, row in in_slices(rows):
                 report.rows += 1
                 self.tracker.update(rows_read=report.rows, rows_rejected=report.rejected)
                 try:

@@ -8,7 +8,7 @@ import time
 import eventlet
 import pytest
 
-from services.common.compute import NATIVE_THREAD_VARIABLES, off_the_hub
+from services.common.compute import NATIVE_THREAD_VARIABLES, in_slices, off_the_hub
 
 
 def _busy(seconds: float) -> int:
@@ -55,3 +55,22 @@ def test_a_service_process_uses_one_native_thread_unless_the_operator_chose_othe
         return subprocess.run([sys.executable, "-c", probe], env={**environment, **chosen}, capture_output=True,
                               text=True, check=True).stdout.strip()
     assert (seen(), seen(OMP_NUM_THREADS="4")) == ("1", "4")
+
+
+def test_a_loop_in_slices_lets_other_green_threads_run_between_slices():
+    seen_at = []
+    items = []
+
+    def probe():
+        while True:
+            seen_at.append(len(items))
+            eventlet.sleep(0)
+    probing = eventlet.spawn(probe)
+    try:
+        for item in in_slices(range(120), size=50):
+            _busy(0.001)  # a row's work, never yielding on its own
+            items.append(item)
+    finally:
+        probing.kill()
+    assert items == list(range(120))
+    assert seen_at == [50, 100]  # the probe ran after each full slice, and only then
