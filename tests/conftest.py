@@ -12,8 +12,13 @@ from pathlib import Path
 import pytest
 
 from services.common.auth import Principal, Role, new_token, token_entry
+from services.common.compute import limit_native_threads
 from services.devstack.infrastructure import InfrastructureError
 from services.devstack.sandbox import Sandbox, create_vhost, delete_vhost
+
+# Before the test modules load numpy and scikit-learn, as every service process does at start
+# (services.common.runner): code the tests run in-process then uses the cores as it does in production.
+limit_native_threads()
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
