@@ -370,9 +370,11 @@ def cmd_win_model_train(client, args) -> int:
     model = client.scoring.TrainWinModel(scoring_pb2.TrainWinModelRequest(config=config, force=args.force),
                                          timeout=600).model
     print(f"{model.version}: {model.status} ({model.status_reason})")
-    print(f"hold-out ROC-AUC {model.roc_auc:.3f} (naive Bayes baseline {model.baseline_roc_auc:.3f}), "
-          f"Brier {model.brier:.3f}, {model.train_examples} trained / {model.holdout_examples} held out, "
-          f"{model.training_seconds:.1f} s")
+    print(f"{model.model_kind.replace('_', ' ')}, {model.folds}-fold cross-validated ROC-AUC {model.roc_auc:.3f} "
+          f"± {model.roc_auc_sd:.3f}, Brier "
+          f"{model.brier:.3f} ± {model.brier_sd:.3f}, calibration {model.calibration_method}; baselines on the same "
+          f"folds: logistic regression {model.logistic_roc_auc:.3f}, naive Bayes {model.baseline_roc_auc:.3f}; "
+          f"refit on all {model.train_examples} leads in {model.training_seconds:.1f} s")
     return 0
 
 
@@ -599,8 +601,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--exclude", action="append", default=[], help="a field never to learn from (repeat)")
     train.add_argument("--field", action="append", default=[], help="learn only from these fields (repeat)")
     train.add_argument("--ignore-behaviour", action="store_true")
-    train.add_argument("--time-holdout", action="store_true", help="hold out the latest leads")
-    train.add_argument("--force", action="store_true", help="make it live even if worse than the live one")
+    train.add_argument("--time-holdout", action="store_true",
+                       help="cross-validate forward in time (train on earlier leads, test on later ones)")
+    train.add_argument("--force", action="store_true",
+                       help="make it live even if the live settings rank the same folds better")
     train.set_defaults(run=cmd_win_model_train)
     win_show = win.add_parser("show", help="a trained model's evaluation")
     win_show.add_argument("--version", type=int, default=0)

@@ -104,7 +104,15 @@ def win_model_to_proto(document) -> scoring_pb2.WinModel:
                                                 observed_rate=rate)
                      for low, high, leads, mean, rate in evaluation["calibration"]],
         features=list(document.features), trained_at=to_timestamp(document.trained_at),
-        trained_by=document.trained_by, training_seconds=document.training_seconds)
+        trained_by=document.trained_by, training_seconds=document.training_seconds,
+        # Models trained before cross-validation have none of these.
+        folds=evaluation.get("folds", 0), roc_auc_sd=evaluation.get("roc_auc_sd", 0.0),
+        brier_sd=evaluation.get("brier_sd", 0.0), logistic_roc_auc=evaluation.get("logistic_roc_auc", 0.0),
+        logistic_brier=evaluation.get("logistic_brier", 0.0),
+        calibration_method=evaluation.get("calibration_method", ""),
+        model_kind=evaluation.get("model_kind", "gradient_boosting"),
+        calibration_candidates=[scoring_pb2.CalibrationCandidate(method=method, roc_auc=auc, brier=brier)
+                                for method, auc, brier in evaluation.get("calibration_candidates", [])])
 
 
 def lead_from_fields(fields: dict) -> dict:

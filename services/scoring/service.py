@@ -260,17 +260,21 @@ class ScoringService(LeadflowService):
         trained = off_the_hub(win_model.train, examples, config_)
         seconds = time.monotonic() - started
         live = self.scores.win()
-        live_auc = off_the_hub(win_model.auc_on, live.model, trained.holdout) if live else None
+        # The live model's settings, cross-validated on the challenger's folds (None: the same settings).
+        live_auc = off_the_hub(win_model.challenge, trained, live.model.config, examples) if live else None
+        ours = f"cross-validated ROC-AUC {trained.evaluation.roc_auc:.3f}"
         if not force and win_model.is_worse(trained.evaluation, live_auc):
-            status, reason = "rejected", (f"hold-out ROC-AUC {trained.evaluation.roc_auc:.3f} is below the live "
-                                          f"{live.version}'s {live_auc:.3f} on the same leads")
+            status, reason = "rejected", f"{ours} is below {live.version}'s settings' {live_auc:.3f} on the same folds"
         else:
             status = "live"
-            reason = "first model" if live is None else (
-                f"forced over {live.version}" if force and live_auc is not None and
-                win_model.is_worse(trained.evaluation, live_auc) else
-                f"hold-out ROC-AUC {trained.evaluation.roc_auc:.3f} vs {live.version}'s "
-                f"{live_auc if live_auc is not None else float('nan'):.3f} on the same leads")
+            if live is None:
+                reason = f"first model; {ours}"
+            elif live_auc is None:
+                reason = f"{live.version}'s settings retrained on the leads known now; {ours}"
+            elif force and win_model.is_worse(trained.evaluation, live_auc):
+                reason = f"forced over {live.version}: {ours} vs its settings' {live_auc:.3f} on the same folds"
+            else:
+                reason = f"{ours} vs {live.version}'s settings' {live_auc:.3f} on the same folds"
         metrics.WIN_MODEL_TRAININGS.labels(status).inc()
         return self.scores.save_win_model(trained, status, reason, trained_by, seconds)
 

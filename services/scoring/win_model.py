@@ -8,15 +8,19 @@ first contact leaks the outcome; the admin lists such fields in ``exclude`` and 
 import io
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import joblib
 import numpy as np
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, TimeSeriesSplit
 from sklearn.naive_bayes import CategoricalNB
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from services.common.events import ACTIVITY_TYPES
@@ -36,6 +40,10 @@ NUMERIC_SHARE = 0.95  # a field is numeric when this share of its filled values 
 MIN_EXAMPLES = 100
 MIN_PER_CLASS = 20
 CALIBRATION_BINS = 10
+CV_FOLDS = 5
+CALIBRATIONS = ("none", "sigmoid", "isotonic")  # "none" first: the others are measured against its ranking
+MAX_AUC_LOST_TO_CALIBRATION = 0.002
+GRADIENT_BOOSTING, LOGISTIC_REGRESSION = "gradient_boosting", "logistic_regression"
 _SENIOR = ("chief", "ceo", "cto", "cfo", "coo", "cio", "cmo", "founder", "owner", "president", "vp", "vice president",
            "director", "head", "总裁", "总经理", "总监", "董事", "创始人", "负责人")
 
@@ -47,8 +55,8 @@ class TrainingConfig:
     fields: tuple = ()  # empty: every field the leads carry
     exclude: tuple = ()
     use_behaviour: bool = True
-    holdout: str = "stratified"  # or "time": the latest leads are held out
-    holdout_fraction: float = 0.25
+    holdout: str = "stratified"  # how cross-validation cuts its folds; or "time": each fold tests later leads
+    holdout_fraction: float = 0.25  # unused since evaluation is by cross-validation; stored configurations keep it
     seed: int = 7
 
     @classmethod
@@ -82,15 +90,24 @@ class FeatureSpec:
 
 @dataclass
 class Evaluation:
+    """How the model's settings did under cross-validation; the live model is then refit on every example."""
     examples: int
-    train_examples: int
-    holdout_examples: int
+    train_examples: int  # the live model is fit on every example
+    holdout_examples: int  # examples tested out of fold (all of them, or all but the first block by time)
     positive_rate: float
-    roc_auc: float
+    roc_auc: float  # mean over the folds
     brier: float
-    baseline_roc_auc: float  # naive Bayes on the categorical fields, the same split
-    calibration: list = field(default_factory=list)  # (low, high, count, mean_predicted, observed_rate)
-    holdout: str = "stratified"
+    baseline_roc_auc: float  # naive Bayes on the categorical fields, the same folds
+    calibration: list = field(default_factory=list)  # (low, high, count, mean_predicted, observed_rate), out of fold
+    holdout: str = "stratified"  # how the folds were cut: stratified, or time-ordered
+    folds: int = 0
+    roc_auc_sd: float = 0.0
+    brier_sd: float = 0.0
+    logistic_roc_auc: float = 0.0  # a plain logistic regression on the same features and folds
+    logistic_brier: float = 0.0
+    calibration_method: str = ""  # none | sigmoid | isotonic, chosen by cross-validated Brier
+    calibration_candidates: list = field(default_factory=list)  # (method, roc_auc, brier) of each, for the trees
+    model_kind: str = GRADIENT_BOOSTING  # or LOGISTIC_REGRESSION: the one that ranked the folds better
 
 
 @dataclass
@@ -99,14 +116,13 @@ class TrainedModel:
     estimator: object
     config: TrainingConfig
     evaluation: Evaluation
-    holdout: list = field(default_factory=list)  # the hold-out examples, to compare a challenger fairly
 
     def predict(self, records: list) -> np.ndarray:
         return self.estimator.predict_proba(encode(self.spec, records))[:, 1]
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        joblib.dump(TrainedModel(self.spec, self.estimator, self.config, self.evaluation), buffer, compress=3)
+        joblib.dump(self, buffer, compress=3)
         return buffer.getvalue()
 
 
@@ -225,22 +241,156 @@ def encode(spec: FeatureSpec, records: list) -> np.ndarray:
     return matrix
 
 
-def _estimator(seed: int):
-    boosted = HistGradientBoostingClassifier(learning_rate=0.05, max_iter=400, max_leaf_nodes=15,
-                                             l2_regularization=1.0, early_stopping=True, validation_fraction=0.15,
-                                             n_iter_no_change=20, random_state=seed)
-    # Boosted trees rank well but their raw outputs are over-confident; isotonic calibration on held-out
-    # folds makes "0.7" mean seven in ten.
-    return CalibratedClassifierCV(boosted, method="isotonic", cv=3)
+def _boosted(seed: int) -> HistGradientBoostingClassifier:
+    return HistGradientBoostingClassifier(learning_rate=0.05, max_iter=400, max_leaf_nodes=15, l2_regularization=1.0,
+                                          early_stopping=True, validation_fraction=0.15, n_iter_no_change=20,
+                                          random_state=seed)
 
 
-def _split(examples: list, config: TrainingConfig) -> tuple[list, list]:
+def _logistic():
+    """The baseline anyone could fit: one-hot categories, numbers imputed and scaled, a logistic regression."""
+    return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+                         LogisticRegression(max_iter=2000, C=1.0))
+
+
+class Calibrated:
+    """Boosted trees fit on every example, their probability mapped through a calibrator fit on
+    out-of-fold predictions (so it learns how over-confident unseen leads make the trees)."""
+
+    def __init__(self, boosted, method: str, calibrator):
+        self.boosted, self.method, self.calibrator = boosted, method, calibrator
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        raw = self.boosted.predict_proba(matrix)[:, 1]
+        calibrated = _apply_calibrator(self.method, self.calibrator, raw)
+        return np.column_stack([1 - calibrated, calibrated])
+
+
+def _logit(probability: np.ndarray) -> np.ndarray:
+    clipped = np.clip(probability, 1e-6, 1 - 1e-6)
+    return np.log(clipped / (1 - clipped)).reshape(-1, 1)
+
+
+def _fit_calibrator(method: str, raw: np.ndarray, labels: np.ndarray):
+    if method == "sigmoid":  # Platt scaling: a logistic curve over the trees' log-odds
+        return LogisticRegression(C=1e6, max_iter=1000).fit(_logit(raw), labels)
+    if method == "isotonic":
+        return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, labels)
+    return None
+
+
+def _apply_calibrator(method: str, calibrator, raw: np.ndarray) -> np.ndarray:
+    if method == "sigmoid":
+        return calibrator.predict_proba(_logit(raw))[:, 1]
+    if method == "isotonic":
+        return calibrator.predict(raw)
+    return raw
+
+
+def _folds(examples: list, config: TrainingConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train indexes, test indexes) per fold: stratified, or forward in time (train on the past, test on
+    the block after it), as the configuration asks."""
+    labels = np.array([e.label for e in examples])
     if config.holdout == "time":
-        ordered = sorted(examples, key=lambda e: e.captured_at)
-        cut = int(len(ordered) * (1 - config.holdout_fraction))
-        return ordered[:cut], ordered[cut:]
-    labels = [e.label for e in examples]
-    return train_test_split(examples, test_size=config.holdout_fraction, stratify=labels, random_state=config.seed)
+        order = np.argsort([e.captured_at for e in examples], kind="stable")
+        folds = [(order[train], order[test]) for train, test in TimeSeriesSplit(n_splits=CV_FOLDS).split(order)]
+    else:
+        splitter = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=config.seed)
+        folds = list(splitter.split(np.zeros(len(labels)), labels))
+    for train_index, test_index in folds:
+        if len(set(labels[train_index])) < 2 or len(set(labels[test_index])) < 2:
+            raise FailedPrecondition("a cross-validation fold has only one kind of outcome (the outcomes are bunched "
+                                     "in time); use holdout: stratified")
+    return folds
+
+
+@dataclass
+class CrossValidation:
+    """Out-of-fold predictions of one configuration's settings, each lead predicted by a model that never saw it."""
+    raw: np.ndarray  # the boosted trees' probabilities (NaN where a lead was never tested: the first time block)
+    logistic: np.ndarray
+    naive_bayes: np.ndarray
+    fold_of: np.ndarray  # which fold tested each lead (-1: none)
+
+
+def _featured(examples: list, config: TrainingConfig) -> list[dict]:
+    """The one feature-building step, for training, evaluation and (through the same raw_features) live scoring."""
+    return [raw_features(e.lead, e.behaviour_counts, config) for e in examples]
+
+
+def cross_validate(examples: list, config: TrainingConfig, folds: list) -> CrossValidation:
+    records = _featured(examples, config)
+    labels = np.array([e.label for e in examples])
+    raw, logistic, naive = (np.full(len(examples), np.nan) for _ in range(3))
+    fold_of = np.full(len(examples), -1)
+    for number, (train_index, test_index) in enumerate(folds):
+        # Everything is learnt on the fold's training part alone, vocabulary included, as for the live model.
+        spec = learn_spec([records[i] for i in train_index])
+        if not spec.columns:
+            raise FailedPrecondition("no field varies across the training leads: nothing to learn from")
+        train_matrix, test_matrix = encode(spec, [records[i] for i in train_index]), \
+            encode(spec, [records[i] for i in test_index])
+        raw[test_index] = _boosted(config.seed).fit(train_matrix, labels[train_index]).predict_proba(test_matrix)[:, 1]
+        logistic[test_index] = _logistic().fit(train_matrix, labels[train_index]).predict_proba(test_matrix)[:, 1]
+        naive[test_index] = naive_bayes_probabilities(spec, [records[i] for i in train_index], labels[train_index],
+                                                      [records[i] for i in test_index])
+        fold_of[test_index] = number
+    return CrossValidation(raw, logistic, naive, fold_of)
+
+
+def _per_fold(labels: np.ndarray, predicted: np.ndarray, fold_of: np.ndarray) -> tuple[list, list]:
+    aucs, briers = [], []
+    for number in sorted(set(fold_of.tolist()) - {-1}):
+        inside = fold_of == number
+        aucs.append(float(roc_auc_score(labels[inside], predicted[inside])))
+        briers.append(float(brier_score_loss(labels[inside], predicted[inside])))
+    return aucs, briers
+
+
+def _calibrated_out_of_fold(method: str, labels: np.ndarray, cv: CrossValidation) -> np.ndarray:
+    """Each fold's predictions through a calibrator fit on the other folds' out-of-fold predictions."""
+    calibrated = np.full(len(labels), np.nan)
+    tested = cv.fold_of >= 0
+    for number in sorted(set(cv.fold_of.tolist()) - {-1}):
+        inside, others = cv.fold_of == number, tested & (cv.fold_of != number)
+        calibrator = _fit_calibrator(method, cv.raw[others], labels[others])
+        calibrated[inside] = _apply_calibrator(method, calibrator, cv.raw[inside])
+    return calibrated
+
+
+def choose_calibration(labels: np.ndarray, cv: CrossValidation) -> tuple[str, list, np.ndarray]:
+    """The calibration with the lowest cross-validated Brier score among those that lose at most
+    MAX_AUC_LOST_TO_CALIBRATION of the trees' own ranking (isotonic's ties can cost more on small data)."""
+    candidates, predictions = [], {}
+    for method in CALIBRATIONS:
+        predicted = cv.raw if method == "none" else _calibrated_out_of_fold(method, labels, cv)
+        aucs, briers = _per_fold(labels, predicted, cv.fold_of)
+        candidates.append((method, float(np.mean(aucs)), float(np.mean(briers))))
+        predictions[method] = predicted
+    raw_auc = candidates[0][1]
+    keeping_rank = [c for c in candidates if c[1] >= raw_auc - MAX_AUC_LOST_TO_CALIBRATION]
+    method = min(keeping_rank, key=lambda c: c[2])[0]
+    return method, candidates, predictions[method]
+
+
+@dataclass(frozen=True)
+class Selection:
+    kind: str
+    calibration: str
+    candidates: list
+    predicted: np.ndarray  # out of fold
+
+
+def select(labels: np.ndarray, cv: CrossValidation) -> Selection:
+    """Boosted trees (calibrated as chosen) or the plain logistic regression, whichever ranks the folds
+    better: on a few hundred leads with simple effects the regression often wins, on thousands with
+    interactions the trees do. Either way the live model is never worse than that baseline on the folds."""
+    method, candidates, predicted = choose_calibration(labels, cv)
+    trees_auc = float(np.mean(_per_fold(labels, predicted, cv.fold_of)[0]))
+    logistic_auc = float(np.mean(_per_fold(labels, cv.logistic, cv.fold_of)[0]))
+    if logistic_auc > trees_auc:
+        return Selection(LOGISTIC_REGRESSION, "none", candidates, cv.logistic)
+    return Selection(GRADIENT_BOOSTING, method, candidates, predicted)
 
 
 def calibration_table(labels: np.ndarray, predicted: np.ndarray, bins: int = CALIBRATION_BINS) -> list:
@@ -253,62 +403,86 @@ def calibration_table(labels: np.ndarray, predicted: np.ndarray, bins: int = CAL
     return table
 
 
-def naive_bayes_auc(spec: FeatureSpec, train: list, test: list) -> float:
+def naive_bayes_probabilities(spec: FeatureSpec, train_records: list, train_labels, test_records: list) -> np.ndarray:
     """The customary CRM baseline: naive Bayes over the categorical fields only."""
     columns = [c for c in spec.columns if c.kind == "categorical"]
     if not columns:
-        return 0.5
+        return np.full(len(test_records), float(np.mean(train_labels)))
 
     def ordinal(records):
         return np.array([[c.categories.index(v) + 1 if (v := str(r.get(c.name) or "").strip().lower())
                           in c.categories else 0 for c in columns] for r in records])
     model = CategoricalNB(min_categories=[len(c.categories) + 1 for c in columns])
-    model.fit(ordinal([e.features for e in train]), [e.label for e in train])
-    return float(roc_auc_score([e.label for e in test], model.predict_proba(ordinal([e.features for e in test]))[:, 1]))
+    model.fit(ordinal(train_records), train_labels)
+    return model.predict_proba(ordinal(test_records))[:, 1]
 
 
-@dataclass(frozen=True)
-class _Featured:
-    features: dict
-    label: int
+def _in_canonical_order(examples: list) -> list:
+    """The examples in an order of their own (capture time, then who they are), not the store's: the folds
+    and the trees' early-stopping split then depend only on the leads, so the same leads train the same model."""
+    return sorted(examples, key=lambda e: (e.captured_at or "", str(e.lead.get("external_id") or ""),
+                                           str(e.lead.get("email") or ""), str(e.lead.get("phone_e164") or ""),
+                                           str(e.lead.get("lead_id") or "")))
 
 
-def train(examples: list, config: TrainingConfig) -> TrainedModel:
-    """Fit on the training part, evaluate on the held-out part, return the model with its evaluation."""
+def _check_enough(examples: list) -> None:
     positives = sum(e.label for e in examples)
     if len(examples) < MIN_EXAMPLES or min(positives, len(examples) - positives) < MIN_PER_CLASS:
         raise FailedPrecondition(
             f"training needs at least {MIN_EXAMPLES} leads with a known outcome and {MIN_PER_CLASS} of each kind "
             f"(found {len(examples)}: {positives} positive, {len(examples) - positives} negative)")
-    train_part, holdout_part = _split(examples, config)
-    if len({e.label for e in holdout_part}) < 2 or len({e.label for e in train_part}) < 2:
-        raise FailedPrecondition("the hold-out split has only one kind of outcome; use holdout: stratified")
-    featured_train = [_Featured(raw_features(e.lead, e.behaviour_counts, config), e.label) for e in train_part]
-    featured_test = [_Featured(raw_features(e.lead, e.behaviour_counts, config), e.label) for e in holdout_part]
-    spec = learn_spec([f.features for f in featured_train])
+
+
+def train(examples: list, config: TrainingConfig) -> TrainedModel:
+    """Evaluate the settings by cross-validation (the spread across folds included), choose the
+    calibration, then refit the live model on every example."""
+    _check_enough(examples)
+    examples = _in_canonical_order(examples)
+    folds = _folds(examples, config)
+    labels = np.array([e.label for e in examples])
+    cv = cross_validate(examples, config, folds)
+    chosen = select(labels, cv)
+    aucs, briers = _per_fold(labels, chosen.predicted, cv.fold_of)
+    logistic_aucs, logistic_briers = _per_fold(labels, cv.logistic, cv.fold_of)
+    naive_aucs, _ = _per_fold(labels, cv.naive_bayes, cv.fold_of)
+    tested = cv.fold_of >= 0
+
+    records = _featured(examples, config)
+    spec = learn_spec(records)
     if not spec.columns:
         raise FailedPrecondition("no field varies across the training leads: nothing to learn from")
-    estimator = _estimator(config.seed)
-    estimator.fit(encode(spec, [f.features for f in featured_train]), np.array([f.label for f in featured_train]))
-    model = TrainedModel(spec, estimator, config, evaluation=None, holdout=holdout_part)
-    labels = np.array([f.label for f in featured_test])
-    predicted = model.predict([f.features for f in featured_test])
-    model.evaluation = Evaluation(
-        examples=len(examples), train_examples=len(train_part), holdout_examples=len(holdout_part),
-        positive_rate=positives / len(examples), roc_auc=float(roc_auc_score(labels, predicted)),
-        brier=float(brier_score_loss(labels, predicted)),
-        baseline_roc_auc=naive_bayes_auc(spec, featured_train, featured_test),
-        calibration=calibration_table(labels, predicted), holdout=config.holdout)
-    return model
+    matrix = encode(spec, records)
+    if chosen.kind == LOGISTIC_REGRESSION:
+        estimator = _logistic().fit(matrix, labels)
+    else:
+        # The calibrator learns from the out-of-fold predictions: how the trees do on leads they have not seen.
+        estimator = Calibrated(_boosted(config.seed).fit(matrix, labels), chosen.calibration,
+                               _fit_calibrator(chosen.calibration, cv.raw[tested], labels[tested]))
+    evaluation = Evaluation(
+        examples=len(examples), train_examples=len(examples), holdout_examples=int(tested.sum()),
+        positive_rate=float(labels.mean()), roc_auc=float(np.mean(aucs)), brier=float(np.mean(briers)),
+        baseline_roc_auc=float(np.mean(naive_aucs)),
+        calibration=calibration_table(labels[tested], chosen.predicted[tested]), holdout=config.holdout,
+        folds=len(folds),
+        roc_auc_sd=float(np.std(aucs)), brier_sd=float(np.std(briers)),
+        logistic_roc_auc=float(np.mean(logistic_aucs)), logistic_brier=float(np.mean(logistic_briers)),
+        calibration_method=chosen.calibration, calibration_candidates=chosen.candidates, model_kind=chosen.kind)
+    return TrainedModel(spec, estimator, config, evaluation)
 
 
-def auc_on(model: TrainedModel, examples: list) -> float | None:
-    """How ``model`` ranks ``examples`` (a challenger's hold-out), None if they hold one kind only."""
-    labels = [e.label for e in examples]
-    if len(set(labels)) < 2:
+def challenge(challenger: TrainedModel, live_config: TrainingConfig, examples: list) -> float | None:
+    """The live model's settings cross-validated on the challenger's folds (the same leads, labels and
+    cuts), so the two are compared on the same footing; None when the settings are the same (a retrain
+    on newer leads), which nothing needs to beat."""
+    live_config = replace(live_config, label_field=challenger.config.label_field,
+                          positive_values=challenger.config.positive_values, holdout=challenger.config.holdout,
+                          holdout_fraction=challenger.config.holdout_fraction, seed=challenger.config.seed)
+    if live_config == challenger.config:
         return None
-    records = [raw_features(e.lead, e.behaviour_counts, model.config) for e in examples]
-    return float(roc_auc_score(labels, model.predict(records)))
+    examples = _in_canonical_order(examples)
+    labels = np.array([e.label for e in examples])
+    cv = cross_validate(examples, live_config, _folds(examples, challenger.config))
+    return float(np.mean(_per_fold(labels, select(labels, cv).predicted, cv.fold_of)[0]))
 
 
 @dataclass(frozen=True)
@@ -352,6 +526,6 @@ def _shown(value) -> str:
     return str(value)
 
 
-def is_worse(challenger: Evaluation, live_auc_on_same_holdout: float | None, tolerance: float = 0.005) -> bool:
-    """A retrained model replaces the live one only if it ranks the same hold-out at least as well."""
-    return live_auc_on_same_holdout is not None and challenger.roc_auc < live_auc_on_same_holdout - tolerance
+def is_worse(challenger: Evaluation, live_auc_on_same_folds: float | None, tolerance: float = 0.005) -> bool:
+    """A retrained model replaces the live one only if its settings rank the same folds at least as well."""
+    return live_auc_on_same_folds is not None and challenger.roc_auc < live_auc_on_same_folds - tolerance

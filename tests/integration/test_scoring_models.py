@@ -4,9 +4,12 @@ reaches every lead, decay lowers scores with nothing new happening, and a win mo
 explained, and never replaced by a worse one."""
 import random
 import uuid
+from collections import Counter
 from datetime import timedelta
 
+import gridfs
 import pytest
+from bson import ObjectId
 from google.protobuf import struct_pb2
 from grpc import StatusCode
 from leadflow.scoring.v1 import scoring_pb2, scoring_pb2_grpc
@@ -15,7 +18,8 @@ from nameko_grpc.errors import GrpcError
 
 from services.common.events import iso, utcnow
 from services.scoring.dependencies import RESCORE_BATCH, ScoreRepository, ScoringStore
-from services.scoring.models import LeadScoreDocument
+from services.scoring import win_model
+from services.scoring.models import LeadScoreDocument, WinModelDocument
 from services.scoring.service import ScoringService
 from tests.conftest import PRINCIPALS
 from tests.integration.conftest import start_isolated
@@ -235,10 +239,12 @@ def test_win_model_is_trained_explained_used_and_never_replaced_by_a_worse_one(
 
     config = scoring_pb2.WinModelConfig(label_field="custom.won")
     trained = admin.TrainWinModel(scoring_pb2.TrainWinModelRequest(config=config)).model
-    assert (trained.version, trained.status, trained.examples, trained.holdout_examples) == (
-        "win-model@1", "live", 400, 100)
+    assert (trained.version, trained.status, trained.examples, trained.train_examples, trained.folds) == (
+        "win-model@1", "live", 400, 400, 5)
     assert trained.roc_auc > 0.7 and trained.roc_auc > trained.baseline_roc_auc - 0.05
-    assert 0 < trained.brier < 0.25 and sum(b.leads for b in trained.calibration) == 100
+    assert trained.roc_auc > trained.logistic_roc_auc - 0.05 and 0 < trained.roc_auc_sd < 0.1
+    assert 0 < trained.brier < 0.25 and sum(b.leads for b in trained.calibration) == 400
+    assert trained.calibration_method in {c.method for c in trained.calibration_candidates}
     assert {"source", "company_size", "custom.noise"} <= set(trained.features)
     assert "custom.won" not in trained.features
 
@@ -255,10 +261,12 @@ def test_win_model_is_trained_explained_used_and_never_replaced_by_a_worse_one(
         fields={"source": "cold_list", "company_size": "5"}))
     assert cold.win_probability < score.win_probability and cold.win_model_version == "win-model@1"
 
-    # A model that may only look at noise is worse on the same hold-out: refused, the live one stays.
+    # A model that may only look at noise is worse than the live model's settings on the same folds:
+    # refused, the live one stays.
     noise_only = scoring_pb2.WinModelConfig(label_field="custom.won", fields=["custom.noise"], ignore_behaviour=True)
     worse = admin.TrainWinModel(scoring_pb2.TrainWinModelRequest(config=noise_only)).model
-    assert worse.status == "rejected" and "win-model@1" in worse.status_reason
+    assert worse.status == "rejected" and "win-model@1's settings" in worse.status_reason
+    assert "on the same folds" in worse.status_reason
     assert admin.GetWinModel(scoring_pb2.GetWinModelRequest()).model.version == "win-model@1"
 
     bad = admin.error("TrainWinModel", scoring_pb2.TrainWinModelRequest(
@@ -269,7 +277,8 @@ def test_win_model_is_trained_explained_used_and_never_replaced_by_a_worse_one(
 
 def test_rescoring_gives_every_lead_the_live_win_models_probability(run_service, infra, tokens, publish):
     """Leads scored before a win model existed get its probability from a rescore, more than one batch
-    of them, and each the same probability the model gives a lead like it on request."""
+    of them, each the same probability the model gives a lead like it on request and the same as the
+    stored model predicts for the lead in its training frame (no train/serve skew)."""
     service = isolated(run_service, infra, SCORING_TIMER_SECONDS=0.2)
     admin = service.grpc(scoring_pb2_grpc.ScoringServiceStub, tokens["admin"])
     rng = random.Random(11)
@@ -295,6 +304,14 @@ def test_rescoring_gives_every_lead_the_live_win_models_probability(run_service,
     stored = {d.id: (d.win_model_version, d.win_probability) for d in LeadScoreDocument.objects}
     assert stored == {lead_id: ("win-model@1", pytest.approx(expected[source], abs=1e-6))
                       for lead_id, source in source_of.items()}
+
+    # Train/serve parity: each lead's live probability is the stored model's own prediction on the
+    # training frame (the leads as training read them), to the last digit.
+    artefacts = gridfs.GridFS(LeadScoreDocument._get_collection().database, collection="win_model_artefacts")
+    model = win_model.from_bytes(artefacts.get(ObjectId(WinModelDocument.objects.get(id=1).artefact_id)).read())
+    documents = list(LeadScoreDocument.objects)
+    frame = [win_model.raw_features(d.lead, Counter(b.type for b in d.behaviour), model.config) for d in documents]
+    assert [d.win_probability for d in documents] == pytest.approx(list(model.predict(frame)), abs=1e-12)
 
 
 def test_outcomes_from_opportunities_label_leads_for_training(run_service, infra, tokens, publish):

@@ -1,9 +1,11 @@
 """services.scoring.win_model on synthetic companies whose truth is known: features are found and
-typed from the data, excluded fields are never read, the evaluation is honest, explanations point at
-the values that matter, and a worse challenger is recognised."""
+typed from the data, excluded fields are never read, the evaluation is cross-validated with baselines
+on the same folds and a calibration that keeps the ranking, the live model is refit on every lead,
+explanations point at the values that matter, and a worse challenger is recognised on the same folds."""
 import random
 
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from services.common.errors import FailedPrecondition, InvalidArgument
 from services.scoring import win_model
@@ -41,13 +43,63 @@ def test_features_are_found_and_typed_from_the_data_and_the_label_is_never_one()
     assert "custom.won" not in kinds and "tags" not in kinds  # the channel tag is not a feature
 
 
-def test_evaluation_is_on_a_hold_out_with_a_baseline_and_a_calibration_table():
-    model = win_model.train(company(), CONFIG)
-    evaluation = model.evaluation
-    assert (evaluation.examples, evaluation.train_examples, evaluation.holdout_examples) == (600, 450, 150)
-    assert 0.7 < evaluation.roc_auc < 0.95 and evaluation.brier < 0.25
-    assert sum(row[2] for row in evaluation.calibration) == 150
+def true_chance(example: Example) -> float:
+    """How ``company`` drew the outcome: the best ranking any model could reach."""
+    source_chance = {"referral": 0.6, "fair": 0.4, "ads": 0.25, "cold": 0.05}[example.lead["source"]]
+    return source_chance + int(example.lead["custom_fields"]["visits"]) / 60
+
+
+def test_evaluation_is_cross_validated_with_its_spread_baselines_and_a_calibration_table():
+    examples = company()
+    evaluation = win_model.train(examples, CONFIG).evaluation
+    assert (evaluation.examples, evaluation.train_examples, evaluation.holdout_examples, evaluation.folds) == \
+        (600, 600, 600, 5)  # every lead predicted once out of fold; the live model fit on all of them
+    best = roc_auc_score([e.label for e in examples], [true_chance(e) for e in examples])
+    assert best - 0.05 < evaluation.roc_auc <= best + 0.02 and evaluation.brier < 0.25
+    assert 0 < evaluation.roc_auc_sd < 0.1 and 0 < evaluation.brier_sd < 0.05
+    assert 0.6 < evaluation.logistic_roc_auc < 0.95 and 0.5 < evaluation.baseline_roc_auc < 0.95
+    assert sum(row[2] for row in evaluation.calibration) == 600
     assert all(row[0] <= row[3] <= row[1] for row in evaluation.calibration)  # mean predicted inside its bin
+
+
+def interactions(n: int = 1500, seed: int = 5) -> list:
+    """Wins come from combinations (a referral from China, an ad seen in Germany): no straight line
+    through the one-hot columns separates them, trees do."""
+    rng = random.Random(seed)
+    examples = []
+    for i in range(n):
+        source, country = rng.choice(["referral", "ads"]), rng.choice(["DE", "CN"])
+        label = int(rng.random() < (0.8 if (source == "referral") == (country == "CN") else 0.15))
+        examples.append(Example({"source": source, "country": country,
+                                 "custom_fields": {"won": "yes" if label else "no"}}, {}, label,
+                                f"2026-01-{1 + i % 28:02d}T00:00:00Z"))
+    return examples
+
+
+def test_the_model_kind_is_the_one_that_ranks_the_folds_better():
+    simple = win_model.train(company(), CONFIG).evaluation  # 600 leads, effects that add up
+    assert simple.model_kind == "logistic_regression" and simple.roc_auc == simple.logistic_roc_auc
+    combined = win_model.train(interactions(), CONFIG).evaluation
+    assert combined.model_kind == "gradient_boosting" and combined.roc_auc > combined.logistic_roc_auc + 0.1
+
+
+def test_the_calibration_chosen_has_the_best_brier_of_those_keeping_the_ranking():
+    evaluation = win_model.train(interactions(), CONFIG).evaluation
+    candidates = {method: (auc, brier) for method, auc, brier in evaluation.calibration_candidates}
+    assert set(candidates) == {"none", "sigmoid", "isotonic"}
+    keeping = {m: v for m, v in candidates.items() if v[0] >= candidates["none"][0] - 0.002}
+    assert evaluation.calibration_method == min(keeping, key=lambda m: keeping[m][1])
+    assert (evaluation.roc_auc, evaluation.brier) == pytest.approx(candidates[evaluation.calibration_method])
+
+
+def test_live_scoring_reads_a_lead_as_training_read_it():
+    examples = company()
+    model = win_model.train(examples, CONFIG)
+    # The training frame, built as training builds it: the live model (refit on every lead) reads all of it.
+    matrix = win_model.encode(model.spec, [win_model.raw_features(e.lead, e.behaviour_counts, CONFIG)
+                                           for e in examples])
+    live = win_model.predict_many(model, [(e.lead, e.behaviour_counts) for e in examples])
+    assert live == pytest.approx(list(model.estimator.predict_proba(matrix)[:, 1]), abs=1e-12)
 
 
 def test_a_leaking_field_makes_a_too_good_model_unless_it_is_excluded():
@@ -58,11 +110,14 @@ def test_a_leaking_field_makes_a_too_good_model_unless_it_is_excluded():
     assert honest.evaluation.roc_auc < 0.95
 
 
-def test_time_holdout_tests_on_the_latest_leads():
+def test_time_ordered_folds_train_on_earlier_leads_and_test_on_later_ones():
     examples = company()
-    model = win_model.train(examples, TrainingConfig(label_field="custom.won", holdout="time"))
-    latest_quarter = sorted(e.captured_at for e in examples)[450:]
-    assert sorted(e.captured_at for e in model.holdout) == latest_quarter
+    config = TrainingConfig(label_field="custom.won", holdout="time")
+    model = win_model.train(examples, config)
+    for train_index, test_index in win_model._folds(examples, config):
+        assert max(examples[i].captured_at for i in train_index) <= min(examples[i].captured_at for i in test_index)
+    assert model.evaluation.holdout == "time" and model.evaluation.holdout_examples == 500  # the first block is
+    # never tested: nothing is earlier to learn it from
 
 
 def test_factors_point_at_the_values_that_matter():
@@ -75,21 +130,24 @@ def test_factors_point_at_the_values_that_matter():
     assert all(abs(f.effect) >= 0.005 for f in factors)
 
 
-def test_the_artefact_round_trips_without_its_hold_out():
+def test_the_artefact_round_trips():
     model = win_model.train(company(), CONFIG)
     again = win_model.from_bytes(model.to_bytes())
     lead = {"source": "fair", "custom_fields": {"visits": "7"}}
     assert win_model.predict(again, lead, {}) == pytest.approx(win_model.predict(model, lead, {}))
-    assert again.holdout == [] and again.evaluation.roc_auc == model.evaluation.roc_auc
+    assert again.evaluation.roc_auc == model.evaluation.roc_auc
 
 
-def test_a_worse_challenger_is_recognised_on_the_same_hold_out():
-    good = win_model.train(company(), CONFIG)
-    noise = win_model.train(company(), TrainingConfig(label_field="custom.won", fields=("custom.colour",),
-                                                      use_behaviour=False))
-    live_auc = win_model.auc_on(good, noise.holdout)
+def test_a_worse_challenger_is_recognised_on_the_same_folds():
+    examples = company()
+    good = win_model.train(examples, CONFIG)
+    noise_config = TrainingConfig(label_field="custom.won", fields=("custom.colour",), use_behaviour=False)
+    noise = win_model.train(examples, noise_config)
+    live_auc = win_model.challenge(noise, good.config, examples)
+    assert live_auc == pytest.approx(good.evaluation.roc_auc)  # the same settings, the same folds
     assert win_model.is_worse(noise.evaluation, live_auc)
-    assert not win_model.is_worse(good.evaluation, win_model.auc_on(noise, good.holdout))
+    assert not win_model.is_worse(good.evaluation, win_model.challenge(good, noise_config, examples))
+    assert win_model.challenge(good, CONFIG, examples) is None  # a retrain of the live settings
     assert not win_model.is_worse(noise.evaluation, None)  # nothing live: the first model goes live
 
 
