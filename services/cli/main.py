@@ -624,6 +624,10 @@ def main(argv=None) -> int:
     except grpc.RpcError as exc:
         print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`leadflow ... | head`): what it wanted is printed; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         client.close()
 
