@@ -67,16 +67,20 @@ def run_import(method, requests, get_progress, import_id: str, out=sys.stderr):
     progress from ``get_progress(import_id)`` until it answers, and return its answer (or raise its
     error)."""
     call = method.future(requests, timeout=IMPORT_TIMEOUT_SECONDS)
-    display, last = _Display(out), None
+    display, last, following = _Display(out), None, True
     try:
         while not _finished(call):
+            if not following:
+                continue
             try:
                 last = get_progress(import_id)
             except grpc.RpcError as exc:
                 # Not begun yet (the header is still on its way), or progress is unreachable for a moment:
-                # the import itself goes on either way.
+                # the import itself goes on either way. Any other answer ends the following, not the import.
                 if exc.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
-                    raise
+                    print(f"progress unavailable ({exc.code().name}: {exc.details()}); the import goes on",
+                          file=out, flush=True)
+                    following = False
                 continue
             display.show(last)
         if call.exception() is None:
