@@ -69,7 +69,6 @@ class LeadFileImport:
         self.captured_by = captured_by
         self.max_bytes = max_bytes
         self.tracker = tracker
-        self.stored_through_row = 0  # the file is imported up to this row (as a spreadsheet numbers it)
 
     def run(self, header, chunks, defaults: importing.ImportDefaults) -> ImportReport:
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
@@ -85,8 +84,7 @@ class LeadFileImport:
                 mapping = self._mapping(header, defaults.source, headers)
                 report = ImportReport(mapping=mapping, dry_run=header.dry_run)
                 self.tracker.update(phase=ImportPhase.STORING, rows_expected=rows.expected_rows)
-                with tabular.telling_where_it_stops("file", lambda: (self.stored_through_row, _stored(report))):
-                    self._import(rows, mapping, defaults, report, header.dry_run)
+                self._import(rows, mapping, defaults, report, header.dry_run)
         if header.save_mapping and not header.dry_run:
             self.forms.save_mapping(defaults.source, mapping)
         for outcome, count in (("accepted", report.accepted), ("merged", report.merged),
@@ -130,16 +128,17 @@ class LeadFileImport:
             batch.append(lead)
             if len(batch) >= BATCH_ROWS:
                 self._store(batch, report, dry_run)
-                batch, self.stored_through_row = [], row_number
-                self._stored_batch(report)
+                batch = []
+                self._stored_through(row_number, report)
         if batch:
             self._store(batch, report, dry_run)
-        self.stored_through_row = row_number
-        self._stored_batch(report)
+        self._stored_through(row_number, report)
 
-    def _stored_batch(self, report: ImportReport) -> None:
+    def _stored_through(self, row_number: int, report: ImportReport) -> None:
+        """The file is stored up to ``row_number`` (as a spreadsheet numbers it): the progress, and what a
+        caller whose import the store stops is told, come from here."""
         self.tracker.update(at_once=True, rows_read=report.rows, rows_stored=_stored(report),
-                            rows_rejected=report.rejected, stored_through_row=self.stored_through_row)
+                            rows_rejected=report.rejected, stored_through_row=row_number)
 
     def _store(self, batch: list, report: ImportReport, dry_run: bool) -> None:
         if dry_run:

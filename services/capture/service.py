@@ -191,7 +191,7 @@ class CaptureService(LeadflowService):
         header, chunks = stream_header(request)
         defaults = file_import.header_settings(header)  # a bad header is refused before any byte is read
         import_id = checked_import_id(header.import_id, "header.import_id")
-        with tracked(self.imports, import_id, self.caller.id) as tracker:
+        with tracked(self.imports, import_id, self.caller.id, "file") as tracker:
             job = file_import.LeadFileImport(self.store.leads, self.store.forms, captured_by=self.caller.id,
                                              max_bytes=config["IMPORT_MAX_BYTES"], tracker=tracker)
             report = job.run(header, chunks, defaults)

@@ -168,6 +168,7 @@ class ImportTracker:
         self.board = board
         self.import_id = import_id
         self.enabled = enabled
+        self.counts = dict.fromkeys(COUNTERS, 0)  # as last reported, written or not
         self._pending = {}
         self._written_at = 0.0
 
@@ -175,6 +176,7 @@ class ImportTracker:
         unknown = set(counters) - set(COUNTERS)
         if unknown:
             raise ValueError(f"unknown import counters {sorted(unknown)}")
+        self.counts.update({name: int(value) for name, value in counters.items()})
         self._pending.update({name: str(int(value)) for name, value in counters.items()})
         if phase is not None:
             self._pending["phase"] = phase.value
@@ -199,15 +201,27 @@ class ImportTracker:
         self._written_at = self.board.clock()
 
 
+def where_it_stopped(file_label: str, stored_through_row: int, rows_stored: int) -> str:
+    """What a caller whose import the store stopped is told. The batches are transactions and rows
+    already imported are recognised on the next run, so the answer is to send the same import again."""
+    done = (f"the {file_label} is imported up to row {stored_through_row} ({rows_stored:,} rows kept)"
+            if stored_through_row else "nothing is imported yet")
+    return f"{done}; send the same import again to finish it (rows already imported are recognised and skipped)"
+
+
 @contextmanager
-def tracked(board: ImportProgressBoard, import_id: str, started_by: str):
+def tracked(board: ImportProgressBoard, import_id: str, started_by: str, file_label: str):
     """Around a whole import: its tracker, and its end recorded with what the caller is answered — done,
-    stopped by the store (with how far it got), or refused."""
+    stopped by the store (with how far it got, from the tracker's counts), or refused."""
     tracker = board.begin(import_id, started_by)
     try:
         yield tracker
     except Exception as exc:  # a killed worker (GreenletExit) stays running, to read INTERRUPTED once silent
         stopped_by_store = isinstance(exc, (StoreBusy, *OUTAGE_ERRORS))
+        if stopped_by_store:
+            # The gRPC boundary appends ``progress`` to the status message.
+            exc.progress = where_it_stopped(file_label, tracker.counts["stored_through_row"],
+                                            tracker.counts["rows_stored"])
         answer = to_grpc_error(exc, trace_context.get().get("trace_id", "")).message
         tracker.end(ImportState.STOPPED if stopped_by_store else ImportState.FAILED, answer)
         raise

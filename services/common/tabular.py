@@ -7,7 +7,6 @@ import csv
 import io
 import re
 import warnings
-from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 
 from openpyxl import load_workbook
@@ -15,10 +14,8 @@ from openpyxl.utils import get_column_letter
 
 from services.common.compute import off_the_hub
 from services.common.errors import FieldViolation, InvalidArgument
-from services.common.outages import OUTAGE_ERRORS
-from services.common.store import StoreBusy
 
-__all__ = ["MAX_COLUMNS", "detect_format", "read_rows", "RowStream", "file_error", "telling_where_it_stops"]
+__all__ = ["MAX_COLUMNS", "detect_format", "read_rows", "RowStream", "file_error"]
 
 MAX_COLUMNS = 500
 
@@ -301,20 +298,3 @@ def _render(value) -> str:
     if isinstance(value, timedelta):
         return str(value)
     return str(value)
-
-
-@contextmanager
-def telling_where_it_stops(file_label: str, progress):
-    """Around the storing of an import's rows: if the store stops it (busy or unreachable), the caller
-    learns how far it got — ``progress()`` gives (the row the file is imported up to, rows kept). The
-    batches are transactions and rows already imported are recognised on the next run, so the answer
-    is to send the same import again. The gRPC boundary appends ``progress`` to the status message."""
-    try:
-        yield
-    except (StoreBusy, *OUTAGE_ERRORS) as stopped:
-        through_row, kept = progress()
-        done = (f"the {file_label} is imported up to row {through_row} ({kept:,} rows kept)" if through_row
-                else "nothing is imported yet")
-        stopped.progress = f"{done}; send the same import again to finish it (rows already imported are " \
-                           f"recognised and skipped)"
-        raise

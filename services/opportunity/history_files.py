@@ -121,7 +121,6 @@ class HistoryImport:
         self.repository = repository
         self.imported_by = imported_by
         self.tracker = tracker
-        self.stored_through_row = 0  # the opportunities file is imported up to this row (as a spreadsheet numbers it)
 
     def run(self, settings: HistorySettings, files: dict) -> HistoryReport:
         stored = self.repository.pipeline_version(settings.pipeline_id)  # NotFound for an unknown pipeline
@@ -136,10 +135,7 @@ class HistoryImport:
                 if table in files:
                     self._read_reference(files[table], target, report)
             quirks = history.Quirks()
-            with tabular.telling_where_it_stops("opportunities file", lambda: (
-                    self.stored_through_row, report.imported + report.unchanged)):
-                self._import(files[history.OPPORTUNITIES], settings, stages, reference, quirks, stored.version,
-                             report)
+            self._import(files[history.OPPORTUNITIES], settings, stages, reference, quirks, stored.version, report)
             report.notes = quirks.notes()
         finally:
             for received in files.values():
@@ -200,16 +196,17 @@ class HistoryImport:
                 batch.append(deal)
                 if len(batch) >= BATCH_ROWS:
                     self._store(batch, settings, stages.pipeline, pipeline_version, report)
-                    batch, self.stored_through_row = [], number
-                    self._stored_batch(report)
+                    batch = []
+                    self._stored_through(number, report)
         if batch:
             self._store(batch, settings, stages.pipeline, pipeline_version, report)
-        self.stored_through_row = number
-        self._stored_batch(report)
+        self._stored_through(number, report)
 
-    def _stored_batch(self, report: HistoryReport) -> None:
+    def _stored_through(self, row_number: int, report: HistoryReport) -> None:
+        """The opportunities file is stored up to ``row_number``: the progress, and what a caller whose
+        import the store stops is told, come from here."""
         self.tracker.update(at_once=True, rows_read=report.rows, rows_stored=report.imported + report.unchanged,
-                            rows_rejected=report.rejected, stored_through_row=self.stored_through_row)
+                            rows_rejected=report.rejected, stored_through_row=row_number)
 
     def _store(self, batch, settings, pipeline, pipeline_version, report) -> None:
         if settings.dry_run:

@@ -351,7 +351,7 @@ class OpportunityService(LeadflowService):
         header, rest = stream_header(request)
         settings = history_files.settings_of(header)  # a bad header is refused before any byte is read
         import_id = checked_import_id(header.import_id, "header.import_id")
-        with tracked(self.imports, import_id, self.caller.id) as tracker:
+        with tracked(self.imports, import_id, self.caller.id, "opportunities file") as tracker:
             files = history_files.receive_files(rest, IMPORT_TABLES, config["IMPORT_MAX_BYTES"],
                                                 received_so_far=lambda size: tracker.update(bytes_received=size))
             report = history_files.HistoryImport(self.activities, self.caller.id, tracker).run(settings, files)
