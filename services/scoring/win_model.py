@@ -318,11 +318,10 @@ def _featured(examples: list, config: TrainingConfig) -> list[dict]:
     return [raw_features(e.lead, e.behaviour_counts, config) for e in examples]
 
 
-def cross_validate(examples: list, config: TrainingConfig, folds: list) -> CrossValidation:
-    records = _featured(examples, config)
-    labels = np.array([e.label for e in examples])
-    raw, logistic, naive = (np.full(len(examples), np.nan) for _ in range(3))
-    fold_of = np.full(len(examples), -1)
+def cross_validate(records: list, labels: np.ndarray, seed: int, folds: list) -> CrossValidation:
+    """Out-of-fold predictions for the leads' feature records (built once, by ``_featured``)."""
+    raw, logistic, naive = (np.full(len(records), np.nan) for _ in range(3))
+    fold_of = np.full(len(records), -1)
     for number, (train_index, test_index) in enumerate(folds):
         # Everything is learnt on the fold's training part alone, vocabulary included, as for the live model.
         spec = learn_spec([records[i] for i in train_index])
@@ -330,7 +329,7 @@ def cross_validate(examples: list, config: TrainingConfig, folds: list) -> Cross
             raise FailedPrecondition("no field varies across the training leads: nothing to learn from")
         train_matrix, test_matrix = encode(spec, [records[i] for i in train_index]), \
             encode(spec, [records[i] for i in test_index])
-        raw[test_index] = _boosted(config.seed).fit(train_matrix, labels[train_index]).predict_proba(test_matrix)[:, 1]
+        raw[test_index] = _boosted(seed).fit(train_matrix, labels[train_index]).predict_proba(test_matrix)[:, 1]
         logistic[test_index] = _logistic().fit(train_matrix, labels[train_index]).predict_proba(test_matrix)[:, 1]
         naive[test_index] = naive_bayes_probabilities(spec, [records[i] for i in train_index], labels[train_index],
                                                       [records[i] for i in test_index])
@@ -440,17 +439,17 @@ def train(examples: list, config: TrainingConfig) -> TrainedModel:
     examples = _in_canonical_order(examples)
     folds = _folds(examples, config)
     labels = np.array([e.label for e in examples])
-    cv = cross_validate(examples, config, folds)
+    records = _featured(examples, config)
+    spec = learn_spec(records)
+    if not spec.columns:
+        raise FailedPrecondition("no field varies across the training leads: nothing to learn from")
+    cv = cross_validate(records, labels, config.seed, folds)
     chosen = select(labels, cv)
     aucs, briers = _per_fold(labels, chosen.predicted, cv.fold_of)
     logistic_aucs, logistic_briers = _per_fold(labels, cv.logistic, cv.fold_of)
     naive_aucs, _ = _per_fold(labels, cv.naive_bayes, cv.fold_of)
     tested = cv.fold_of >= 0
 
-    records = _featured(examples, config)
-    spec = learn_spec(records)
-    if not spec.columns:
-        raise FailedPrecondition("no field varies across the training leads: nothing to learn from")
     matrix = encode(spec, records)
     if chosen.kind == LOGISTIC_REGRESSION:
         estimator = _logistic().fit(matrix, labels)
@@ -481,7 +480,8 @@ def challenge(challenger: TrainedModel, live_config: TrainingConfig, examples: l
         return None
     examples = _in_canonical_order(examples)
     labels = np.array([e.label for e in examples])
-    cv = cross_validate(examples, live_config, _folds(examples, challenger.config))
+    cv = cross_validate(_featured(examples, live_config), labels, live_config.seed,
+                        _folds(examples, challenger.config))
     return float(np.mean(_per_fold(labels, select(labels, cv).predicted, cv.fold_of)[0]))
 
 
