@@ -304,11 +304,16 @@ def synthetic_lead_file(rows: int) -> bytes:
     return buffer.getvalue().encode()
 
 
+def lead_file_requests(content: bytes, **header) -> list:
+    """ImportLeadFile's request stream: the header, then the file in 1 MiB chunks."""
+    messages = [capture_pb2.ImportLeadFileRequest(header=capture_pb2.ImportHeader(filename="bench.csv", **header))]
+    return messages + [capture_pb2.ImportLeadFileRequest(chunk=content[i:i + (1 << 20)])
+                       for i in range(0, len(content), 1 << 20)]
+
+
 def import_file(client, content: bytes, source: str, prefix: str = "") -> tuple[object, float]:
-    messages = [capture_pb2.ImportLeadFileRequest(header=capture_pb2.ImportHeader(
-        filename="bench.csv", attribution=common_pb2.Attribution(source=source), external_id_prefix=prefix))]
-    messages += [capture_pb2.ImportLeadFileRequest(chunk=content[i:i + (1 << 20)])
-                 for i in range(0, len(content), 1 << 20)]
+    messages = lead_file_requests(content, attribution=common_pb2.Attribution(source=source),
+                                  external_id_prefix=prefix)
     started = time.perf_counter()
     report = client.capture.ImportLeadFile(iter(messages), timeout=3600)
     return report, time.perf_counter() - started

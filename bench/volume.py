@@ -19,15 +19,13 @@ from leadflow.common.v1 import common_pb2
 from leadflow.opportunity.v1 import opportunity_pb2
 from leadflow.routing.v1 import routing_pb2
 
-from bench.__main__ import RESULTS, _transactions, scaled, synthetic_lead_file
+from bench.__main__ import RESULTS, _transactions, lead_file_requests, scaled, synthetic_lead_file
 from services.cli.client import LeadflowClient
 from services.cli.history import history_requests
 from services.common.auth import Principal, Role, new_token, token_entry
 from services.devstack.sandbox import Sandbox
 from services.devstack.supervisor import Platform
 from tests.load import HealthProber, history_file
-
-CHUNK = 1 << 20
 
 
 class FollowedImport(threading.Thread):
@@ -63,9 +61,7 @@ class FollowedImport(threading.Thread):
 
 def lead_import(client, content: bytes, source: str) -> FollowedImport:
     import_id = uuid.uuid4().hex
-    messages = [capture_pb2.ImportLeadFileRequest(header=capture_pb2.ImportHeader(
-        filename="volume.csv", attribution=common_pb2.Attribution(source=source), import_id=import_id))]
-    messages += [capture_pb2.ImportLeadFileRequest(chunk=content[i:i + CHUNK]) for i in range(0, len(content), CHUNK)]
+    messages = lead_file_requests(content, attribution=common_pb2.Attribution(source=source), import_id=import_id)
     return FollowedImport("leads", client.capture.ImportLeadFile, iter(messages),
                           lambda i: client.capture.GetImportProgress(
                               capture_pb2.GetImportProgressRequest(import_id=i)).progress, import_id)
