@@ -200,10 +200,20 @@ GROUPINGS = {name.removeprefix("GROUP_BY_").lower(): number for name, number in 
 
 
 def cmd_report(client, args) -> int:
-    """Any report, as CSV on standard output (or into --out)."""
+    """Any report, as CSV on standard output (or into --out); ``verify`` compares the roll-ups with
+    the records instead and exits 1 on any difference."""
     report_filter = reporting_pb2.ReportFilter(
         period_start=args.start, period_end=args.end, pipeline_id=args.pipeline, team=args.team,
         owner_id=args.owner, source=args.source, campaign=args.campaign, currency=args.currency)
+    if args.kind == "verify":
+        checked = client.reporting.VerifyReports(reporting_pb2.VerifyReportsRequest(filter=report_filter),
+                                                 timeout=600)
+        for difference in checked.differences:
+            print(f"{difference.report}: {difference.detail}")
+        state = "" if checked.rollups_ready else " (the roll-ups are still being built over earlier records)"
+        print(f"{checked.reports_compared} reports compared, {len(checked.differences)} differences, "
+              f"{checked.pending_records} records were waiting to be applied{state}")
+        return 1 if checked.differences else 0
     exported = client.reporting.ExportReport(reporting_pb2.ExportReportRequest(
         report=REPORT_KINDS[args.kind], filter=report_filter, group_by=GROUPINGS.get(args.by, 0),
         by_campaign=args.by == "campaign"))
@@ -454,8 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--tag", action="append", default=[])
     scan.set_defaults(run=cmd_card_scan)
 
-    report = commands.add_parser("report", help="any report as CSV: win-rate, forecast, speed-to-lead...")
-    report.add_argument("kind", choices=sorted(REPORT_KINDS))
+    report = commands.add_parser("report", help="any report as CSV: win-rate, forecast, speed-to-lead...; "
+                                                "verify: roll-ups against records (admin)")
+    report.add_argument("kind", choices=[*sorted(REPORT_KINDS), "verify"])
     report.add_argument("--by", default="", choices=["", *sorted(GROUPINGS), "campaign"],
                         help="rows per owner, team, office... (campaign: source performance per campaign)")
     report.add_argument("--from", dest="start", default="", metavar="YYYY-MM-DD")

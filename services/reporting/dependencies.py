@@ -14,7 +14,9 @@ from services.reporting.domain import (FUNNEL_ORDER, OPPORTUNITY_SNAPSHOT_EVENTS
                                        attribution_of, source_of, stage_field, stage_moves, timeline_order)
 from services.reporting.models import (CampaignCostDocument, ConfigChangeDocument, EventLogDocument,
                                        LeadProgressDocument, OpportunityFactDocument, QuotaDocument,
-                                       RebuildJobDocument)
+                                       RebuildJobDocument, RollupAppliedDocument, RollupDocument,
+                                       RollupQueueDocument, RollupStateDocument)
+from services.reporting.rollup_store import RollupStore
 from services.reporting.reports import FACT_FILTERS, LEAD_FILTERS, Fact, LeadRow, QuotaInput
 
 REBUILD_BATCH = 500
@@ -32,6 +34,7 @@ LEAD_ROW_FIELDS = LEAD_LABELS + ("captured_at", "qualified_at", "assigned_at", "
 class ReportingRepository:
     def __init__(self, store: Store):
         self.store = store
+        self.rollups = RollupStore(store)
 
     # ---- events in ---------------------------------------------------------------------------------
 
@@ -96,6 +99,27 @@ class ReportingRepository:
                 {"lead_id": event["lead_id"]}, {"$set": attribution_of(event)})
         if event_type in OPPORTUNITY_SNAPSHOT_EVENTS:
             self.project_opportunity(event)
+        self.rollups.mark(self.changed_records(event))
+
+    def changed_records(self, event: dict) -> set:
+        """The records whose contribution to the roll-ups an event may have changed: its lead and
+        opportunity, the lead's opportunities when it carries what they copy from the lead (its
+        attribution, its win probability), and an activity it logs."""
+        keys = set()
+        lead_id, opportunity_id = event.get("lead_id"), event.get("opportunity_id")
+        if lead_id:
+            keys.add(f"L:{lead_id}")
+            if event["event_type"] in ("lead_captured", "lead_scored"):
+                keys.update(f"O:{raw['_id']}" for raw in OpportunityFactDocument._get_collection().find(
+                    {"lead_id": lead_id}, {"_id": 1}))
+        if opportunity_id:
+            keys.add(f"O:{opportunity_id}")
+            fact = OpportunityFactDocument._get_collection().find_one({"_id": opportunity_id}, {"lead_id": 1})
+            if fact and fact.get("lead_id"):
+                keys.add(f"L:{fact['lead_id']}")
+        if event["event_type"] == "activity_logged":
+            keys.add(f"A:{event['event_id']}")
+        return keys
 
     def apply(self, event: dict, moments: dict) -> None:
         """Record the moments an event fixes ({progress field: payload key}) for its lead.
@@ -153,16 +177,18 @@ class ReportingRepository:
             if progress and progress.get("source"):
                 fact.update({name: progress.get(name) or "" for name in ("source", "medium", "campaign")})
         collection = OpportunityFactDocument._get_collection()
-        try:
-            collection.update_one({"_id": event["opportunity_id"], "version": {"$lt": fact["version"]}},
-                                  {"$set": fact}, upsert=True)
-        except pymongo.errors.DuplicateKeyError:
-            pass  # a newer (or the same) version is stored already
+        # Every move is kept whatever the snapshot's version: a set, so redelivery adds nothing and
+        # arrival order does not matter (they are sorted by time when read). With a newer snapshot
+        # it lands in the same write, so nobody reads the new stage without the move into it.
         moves = stage_moves(event)
-        if moves:
-            # Every move is kept whatever the snapshot's version: a set, so redelivery adds nothing and
-            # arrival order does not matter (they are sorted by time when read).
-            collection.update_one({"_id": event["opportunity_id"]}, {"$addToSet": {"moves": {"$each": moves}}})
+        update = {"$set": fact, **({"$addToSet": {"moves": {"$each": moves}}} if moves else {})}
+        try:
+            collection.update_one({"_id": event["opportunity_id"], "version": {"$lt": fact["version"]}}, update,
+                                  upsert=True)
+        except pymongo.errors.DuplicateKeyError:
+            # A newer (or the same) version is stored already: only the moves are news.
+            if moves:
+                collection.update_one({"_id": event["opportunity_id"]}, {"$addToSet": {"moves": {"$each": moves}}})
 
     def record_config_change(self, event: dict, source_service: str) -> None:
         """Keyed by event id, so a redelivered change is one record."""
@@ -295,6 +321,7 @@ class ReportingRepository:
         if report_filter.end:
             window["$lte"] = report_filter.last_day
         if window:
+            window.setdefault("$gt", "")  # a deal without a close date closes in no period
             match["close_date"] = window
         return self.facts(report_filter, "", **match)
 
@@ -317,7 +344,23 @@ class ReportingRepository:
             total=EventLogDocument._get_collection().estimated_document_count()), "rebuild job")
         for projection in PROJECTIONS:
             projection._get_collection().delete_many({})
+        self.rollups.clear()  # the replay marks every record it projects again
         jobs.release(RebuildJobDocument, job.id)
+        return job
+
+    def rebuild_rollups(self, requested_by: str) -> RebuildJobDocument:
+        """Clear the roll-ups and mark every record, for the applier to add up again (no replay): the
+        job is done once every record is marked; the applier's progress is the queue's length."""
+        now = utcnow()
+        job = jobs.start(RebuildJobDocument(
+            id=str(uuid.uuid4()), requested_by=requested_by, created_at=now, lease_until=now + jobs.JOB_LEASE),
+            "rebuild job")
+        try:
+            marked = self.rollups.rebuild()
+        finally:
+            RebuildJobDocument.objects(id=job.id).update_one(set__status="done", set__total=marked,
+                                                             set__processed=marked, set__finished_at=utcnow())
+        job.reload()
         return job
 
     def rebuild_job(self, job_id: str) -> RebuildJobDocument:
@@ -353,7 +396,12 @@ def _fact(raw: dict) -> Fact:
 
 class ReportingStore(Store):
     documents = (LeadProgressDocument, ConfigChangeDocument, OpportunityFactDocument, EventLogDocument,
-                 RebuildJobDocument, CampaignCostDocument, QuotaDocument)
+                 RebuildJobDocument, CampaignCostDocument, QuotaDocument, RollupDocument, RollupAppliedDocument,
+                 RollupQueueDocument, RollupStateDocument)
+
+    def setup(self):
+        super().setup()
+        RollupStore(self).ensure_current()
 
     def get_dependency(self, worker_ctx):
         return ReportingRepository(self)

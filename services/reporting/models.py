@@ -1,8 +1,8 @@
 """Reporting's documents: the event log (every event received, the source of every projection), and
 the read models built from it — one document per lead with the moment it reached each stage, one per
 opportunity with its latest snapshot, and the history of rule changes."""
-from mongoengine import (DateTimeField, Decimal128Field, DictField, Document, FloatField, IntField, ListField,
-                         StringField)
+from mongoengine import (BooleanField, DateTimeField, Decimal128Field, DictField, Document, FloatField, IntField,
+                         ListField, StringField)
 
 from services.common.jobs import BatchJobDocument
 
@@ -138,3 +138,43 @@ class QuotaDocument(Document):
     currency = StringField(required=True)
     updated_at = DateTimeField()
     updated_by = StringField(default="")
+
+
+class RollupDocument(Document):
+    """One roll-up: a family's rows for one filter, grouping and day or month (see rollups.py)."""
+
+    # ``k`` repeats the id: a period is a range of keys, and the embedded store answers a range over
+    # _id by reading the whole collection, over a secondary index by reading the range.
+    meta = {"db_alias": ALIAS, "collection": "rollups", "indexes": ["k"]}
+    id = StringField(primary_key=True)
+    k = StringField(required=True)
+    r = DictField()
+
+
+class RollupAppliedDocument(Document):
+    """What one record ("L:<lead>", "O:<opportunity>", "A:<activity event>") has added to the
+    roll-ups: the inputs its contribution was computed from, so the next change subtracts exactly it."""
+
+    meta = {"db_alias": ALIAS, "collection": "rollup_applied"}
+    id = StringField(primary_key=True)
+    inputs = DictField()
+
+
+class RollupQueueDocument(Document):
+    """A record whose contribution may have changed since it was last applied; ``token`` changes at
+    every mark, so an entry marked again while it was being applied is not removed."""
+
+    meta = {"db_alias": ALIAS, "collection": "rollup_queue"}
+    id = StringField(primary_key=True)
+    token = StringField(required=True)
+
+
+class RollupStateDocument(Document):
+    """Which version of the contribution rules the roll-ups were built with, and whether the records
+    that existed before them are still being added (reports read the records meanwhile)."""
+
+    meta = {"db_alias": ALIAS, "collection": "rollup_state"}
+    id = StringField(primary_key=True)
+    version = IntField(required=True)
+    seeding = BooleanField(default=False)
+    marking = BooleanField(default=False)

@@ -215,19 +215,30 @@ def sales_cycles(closed_facts: list, group_by: str) -> tuple[Cycle, list[Cycle]]
 def stage_times(facts: list) -> list[tuple[str, int, float, float]]:
     """(stage, opportunities, mean days, median days) of the time spent in each open stage: a stage
     entered by one move lasts until the next move; visits to one stage add up. Closed outcomes are
-    not stages one spends time in."""
-    per_stage, first_seen = defaultdict(list), {}
+    not stages one spends time in. Stages in the order opportunities enter them (their mean position
+    among the stages each one entered)."""
+    per_stage, positions = defaultdict(list), defaultdict(int)
     for fact in facts:
         moves = sorted(fact.moves, key=lambda move: move[2])
-        spent = defaultdict(float)
+        spent = defaultdict(timedelta)
         for (_, stage, entered), (_, _, left) in zip(moves, moves[1:], strict=False):
-            spent[stage] += (left - entered).total_seconds() / 86400
-        for stage, days in spent.items():
+            spent[stage] += left - entered
+        order = first_entries(moves)
+        for stage, duration in spent.items():
             if not stage.startswith("closed_"):
-                per_stage[stage].append(days)
-                first_seen.setdefault(stage, len(first_seen))
-    return [(stage, len(days), statistics.fmean(days), statistics.median(days))
-            for stage, days in sorted(per_stage.items(), key=lambda item: first_seen[item[0]])]
+                per_stage[stage].append(duration.total_seconds() / 86400)
+                positions[stage] += order.index(stage)
+    rows = sorted(per_stage.items(), key=lambda item: (positions[item[0]] / len(item[1]), item[0]))
+    return [(stage, len(days), statistics.fmean(days), statistics.median(days)) for stage, days in rows]
+
+
+def first_entries(moves: list) -> list[str]:
+    """The open stages of time-ordered (from, to, at) moves, in the order they were first entered."""
+    seen = []
+    for _, stage, _ in moves:
+        if not stage.startswith("closed_") and stage not in seen:
+            seen.append(stage)
+    return seen
 
 
 def stage_reach(facts: list) -> list[tuple[str, str, int, float]]:
@@ -235,12 +246,7 @@ def stage_reach(facts: list) -> list[tuple[str, str, int, float]]:
     pipeline, stages in the order opportunities enter them (by their usual position)."""
     reached, positions = defaultdict(set), defaultdict(list)
     for fact in facts:
-        moves = sorted(fact.moves, key=lambda move: move[2])
-        seen = []
-        for _, stage, _ in moves:
-            if not stage.startswith("closed_") and stage not in seen:
-                seen.append(stage)
-        for position, stage in enumerate(seen):
+        for position, stage in enumerate(first_entries(sorted(fact.moves, key=lambda move: move[2]))):
             reached[(fact.pipeline_id, stage)].add(fact.opportunity_id)
             positions[(fact.pipeline_id, stage)].append(position)
     order = sorted(reached, key=lambda key: (key[0], statistics.fmean(positions[key]), key[1]))
@@ -488,14 +494,22 @@ class RepPerformance:
     open_pipeline: Decimal
 
 
+def team_of(teams: set) -> str:
+    """A rep's team in their row: of their leads in the period (else of their open deals); a rep who
+    moved teams has several, and the first by name is shown, whichever record was read first."""
+    named = sorted(team for team in teams if team)
+    return named[0] if named else ""
+
+
 def rep_performance(leads: list, activities: dict, engaged: list, closed: list, open_facts: list) -> list:
     """Per rep: ``activities`` {rep: count}; ``engaged`` their opportunities begun in the period,
     ``closed`` those closed in it, ``open_facts`` everything still open."""
-    reps = defaultdict(lambda: {"leads": [], "engaged": 0, "won": [], "closed": 0, "open": [], "team": ""})
+    reps = defaultdict(lambda: {"leads": [], "engaged": 0, "won": [], "closed": 0, "open": [], "teams": set(),
+                                "open_teams": set()})
     for lead in leads:
         if lead.rep_id:
             reps[lead.rep_id]["leads"].append(lead)
-            reps[lead.rep_id]["team"] = reps[lead.rep_id]["team"] or lead.team
+            reps[lead.rep_id]["teams"].add(lead.team)
     for fact in engaged:
         reps[fact.owner_id]["engaged"] += 1
     for fact in closed:
@@ -504,14 +518,15 @@ def rep_performance(leads: list, activities: dict, engaged: list, closed: list, 
             reps[fact.owner_id]["won"].append(fact)
     for fact in open_facts:
         reps[fact.owner_id]["open"].append(fact)
-        reps[fact.owner_id]["team"] = reps[fact.owner_id]["team"] or fact.team
+        reps[fact.owner_id]["open_teams"].add(fact.team)
     for rep_id in activities:
         reps[rep_id]  # a rep who only logged activities is listed too
     rows = []
     for rep_id, r in reps.items():
         responses = [d for lead in r["leads"] if (d := _seconds(lead.contacted_at, lead.assigned_at)) is not None]
         rows.append(RepPerformance(
-            rep_id, r["team"], len(r["leads"]), float(statistics.median(responses)) if responses else 0.0,
+            rep_id, team_of(r["teams"]) or team_of(r["open_teams"]), len(r["leads"]),
+            float(statistics.median(responses)) if responses else 0.0,
             activities.get(rep_id, 0), r["engaged"], len(r["won"]), _money(r["won"]), r["closed"], _money(r["open"])))
     rows.sort(key=lambda row: (-row.won_value, -row.leads, row.rep_id))
     return rows

@@ -11,7 +11,7 @@ from services.common.messaging import event_handler
 from services.common.rpc import LeadflowGrpc
 from services.common.service_base import LeadflowService
 from services.common.timers import configured_timer
-from services.reporting import domain, mappers, reports
+from services.reporting import answers, domain, mappers, reports
 from services.reporting.dependencies import ReportingStore
 
 reporting_rpc = LeadflowGrpc.implementing(reporting_pb2_grpc.ReportingServiceStub)
@@ -62,42 +62,47 @@ class ReportingService(LeadflowService):
     handle_routing_config_changed = _projecting("routing", "config_changed")
     handle_opportunity_config_changed = _projecting("opportunity", "config_changed")
 
+    def answers(self, report_filter, group_by: str = ""):
+        """The roll-ups when they cover the question (caught up first with what was projected before
+        it was asked), otherwise the records."""
+        rolled = self.read_models.rollups
+        if answers.FromRollups.covers(report_filter, group_by) and rolled.ready():
+            rolled.catch_up(answers.CATCH_UP_SECONDS)
+            return answers.FromRollups(self.read_models)
+        return answers.FromRecords(self.read_models)
+
     @reporting_rpc(roles=EVERYONE)
     def GetFunnel(self, request, context):
         values = mappers.filter_values(request.filter)
         values["source"] = values["source"] or request.source
-        counts, converted = self.read_models.stage_counts(reports.checked_filter(values, self.caller))
-        facts = [f for found in self.read_models.facts_of_leads(converted).values() for f in found]
+        report_filter = reports.checked_filter(values, self.caller)
+        steps, reach = self.answers(report_filter).funnel(report_filter)
         return reporting_pb2.GetFunnelResponse(
             steps=[reporting_pb2.FunnelStep(stage=_STAGE_TO_PROTO[s.stage], leads=s.leads,
                                             conversion_from_previous=s.conversion_from_previous, dropped=s.dropped)
-                   for s in domain.funnel(counts)],
+                   for s in steps],
             opportunity_stages=[reporting_pb2.OpportunityStageStep(pipeline_id=pipeline, stage_id=stage,
                                                                    opportunities=n, conversion_from_previous=rate)
-                                for pipeline, stage, n, rate in reports.stage_reach(facts)])
+                                for pipeline, stage, n, rate in reach])
 
     @reporting_rpc(roles=EVERYONE)
     def GetSpeedToLead(self, request, context):
-        leads = self.read_models.lead_rows(self._filter(request.filter))
-        total, rows = reports.speeds(leads, mappers.GROUP_BY_FROM_PROTO.get(request.group_by, ""))
+        report_filter, group_by = self._filter(request.filter), mappers.GROUP_BY_FROM_PROTO.get(request.group_by, "")
+        total, rows = self.answers(report_filter, group_by).speed(report_filter, group_by)
         return reporting_pb2.GetSpeedToLeadResponse(total=mappers.speed_to_proto(total),
                                                     rows=[mappers.speed_to_proto(r) for r in rows])
 
     @reporting_rpc(roles=EVERYONE)
     def GetSlaCompliance(self, request, context):
-        leads = self.read_models.lead_rows(self._filter(request.filter))
-        total, rows = reports.sla_compliance(leads, mappers.GROUP_BY_FROM_PROTO.get(request.group_by, ""))
+        report_filter, group_by = self._filter(request.filter), mappers.GROUP_BY_FROM_PROTO.get(request.group_by, "")
+        total, rows = self.answers(report_filter, group_by).sla(report_filter, group_by)
         return reporting_pb2.GetSlaComplianceResponse(total=mappers.sla_to_proto(total),
                                                       rows=[mappers.sla_to_proto(r) for r in rows])
 
     @reporting_rpc(roles=EVERYONE)
     def GetSourcePerformance(self, request, context):
         report_filter = self._filter(request.filter)
-        leads = self.read_models.lead_rows(report_filter)
-        facts_by_lead = self.read_models.facts_of_leads([lead.lead_id for lead in leads if lead.converted_at])
-        reports.ensure_one_currency([f for facts in facts_by_lead.values() for f in facts], report_filter.currency)
-        rows = reports.source_performance(leads, facts_by_lead, self.read_models.campaign_costs(report_filter.currency),
-                                          request.by_campaign)
+        rows = self.answers(report_filter).source_performance(report_filter, request.by_campaign)
         return reporting_pb2.GetSourcePerformanceResponse(rows=[mappers.source_to_proto(r) for r in rows])
 
     @reporting_rpc(roles={Role.ADMIN, Role.MANAGER})
@@ -111,15 +116,7 @@ class ReportingService(LeadflowService):
     @reporting_rpc(roles=EVERYONE)
     def GetRepPerformance(self, request, context):
         report_filter = self._filter(request.filter)
-        leads = self.read_models.lead_rows(report_filter)
-        engaged = self.read_models.facts(report_filter, "engaged_at")
-        closed = self._closed(report_filter)
-        open_facts = self.read_models.facts(report_filter, "", status="open")
-        reports.ensure_one_currency(open_facts, report_filter.currency)
-        people = {lead.rep_id for lead in leads} | {f.owner_id for f in engaged + closed + open_facts}
-        activities = {rep: n for rep, n in self.read_models.activities_by_rep(report_filter).items()
-                      if rep in people or not report_filter.equal}
-        rows = reports.rep_performance(leads, activities, engaged, closed, open_facts)
+        rows = self.answers(report_filter).rep_performance(report_filter)
         return reporting_pb2.GetRepPerformanceResponse(reps=[mappers.rep_to_proto(r) for r in rows])
 
     # ---- quotas and exports ---------------------------------------------------------------------------
@@ -142,10 +139,7 @@ class ReportingService(LeadflowService):
             if quota.owner_id and quota.team:
                 values["team"] = quota.team
             scope = reports.checked_filter(values, self.caller)
-            won = self.read_models.facts(scope, "closed_at", status="won")
-            open_facts = self.read_models.open_facts_closing_within(scope)
-            probabilities = self.read_models.win_probabilities([f.lead_id for f in open_facts if f.lead_id])
-            rows.append(reports.attainment(quota, won, open_facts, probabilities))
+            rows.append(self.answers(scope).attainment(quota, scope))
         return reporting_pb2.GetQuotaAttainmentResponse(quotas=[mappers.attainment_to_proto(r) for r in rows])
 
     @reporting_rpc(roles=EVERYONE)
@@ -190,22 +184,41 @@ class ReportingService(LeadflowService):
 
     @reporting_rpc(roles={Role.ADMIN})
     def RebuildProjections(self, request, context):
-        job = self.read_models.start_rebuild(self.caller.id)
+        if request.rollups_only:
+            job = self.read_models.rebuild_rollups(self.caller.id)
+        else:
+            job = self.read_models.start_rebuild(self.caller.id)
         return reporting_pb2.RebuildProjectionsResponse(job=mappers.rebuild_job_to_proto(job))
 
     @reporting_rpc(roles={Role.ADMIN})
     def GetRebuildJob(self, request, context):
-        return reporting_pb2.GetRebuildJobResponse(job=mappers.rebuild_job_to_proto(
-            self.read_models.rebuild_job(request.job_id)))
+        rolled = self.read_models.rollups
+        return reporting_pb2.GetRebuildJobResponse(
+            job=mappers.rebuild_job_to_proto(self.read_models.rebuild_job(request.job_id)),
+            rollup_records_pending=rolled.pending(), rollups_ready=rolled.ready())
+
+    @reporting_rpc(roles={Role.ADMIN})
+    def VerifyReports(self, request, context):
+        report_filter = self._filter(request.filter)
+        rolled = self.read_models.rollups
+        pending = rolled.pending()
+        rolled.catch_up(float(config.get("REPORTING_VERIFY_CATCH_UP_SECONDS", 60)))
+        compared, found = answers.verify(self.read_models, report_filter)
+        return reporting_pb2.VerifyReportsResponse(
+            reports_compared=compared, pending_records=pending, rollups_ready=rolled.ready(),
+            differences=[reporting_pb2.ReportDifference(report=report, detail=detail.lstrip(": "))
+                         for report, detail in found])
 
     @configured_timer("REPORTING_TIMER_SECONDS", 2.0)
     def tick(self):
-        """Advance a rebuild, batch after batch, for a few seconds; any replica may hold it. Refresh
-        the business gauges every REPORTING_GAUGE_SECONDS."""
+        """Apply the records marked for the roll-ups, then advance a rebuild, batch after batch, for a
+        few seconds each; any replica may hold it. Refresh the business gauges every
+        REPORTING_GAUGE_SECONDS."""
         global _gauges_refreshed_at
         if time.monotonic() - _gauges_refreshed_at >= float(config.get("REPORTING_GAUGE_SECONDS", 60)):
             _gauges_refreshed_at = time.monotonic()
             self.read_models.refresh_business_gauges()
+        self.read_models.rollups.catch_up(TICK_BUDGET_SECONDS)
         deadline = time.monotonic() + TICK_BUDGET_SECONDS
         job = self.read_models.claim_rebuild()
         while job is not None and time.monotonic() < deadline:
@@ -221,32 +234,26 @@ class ReportingService(LeadflowService):
     def _filter(self, message) -> reports.Filter:
         return reports.checked_filter(mappers.filter_values(message), self.caller)
 
-    def _closed(self, report_filter) -> list:
-        closed = self.read_models.facts(report_filter, "closed_at", status={"$in": ["won", "lost"]})
-        reports.ensure_one_currency(closed, report_filter.currency)
-        return closed
-
     @reporting_rpc(roles=EVERYONE)
     def GetWinRate(self, request, context):
-        total, rows = reports.win_rates(self._closed(self._filter(request.filter)),
-                                        mappers.GROUP_BY_FROM_PROTO.get(request.group_by, ""))
+        report_filter, group_by = self._filter(request.filter), mappers.GROUP_BY_FROM_PROTO.get(request.group_by, "")
+        total, rows = self.answers(report_filter, group_by).win_rate(report_filter, group_by)
         return reporting_pb2.GetWinRateResponse(total=mappers.win_rate_to_proto(total),
                                                 rows=[mappers.win_rate_to_proto(r) for r in rows])
 
     @reporting_rpc(roles=EVERYONE)
     def GetSalesCycle(self, request, context):
-        report_filter = self._filter(request.filter)
-        closed = self.read_models.facts(report_filter, "closed_at", status={"$in": ["won", "lost"]})
-        total, rows = reports.sales_cycles(closed, mappers.GROUP_BY_FROM_PROTO.get(request.group_by, ""))
+        report_filter, group_by = self._filter(request.filter), mappers.GROUP_BY_FROM_PROTO.get(request.group_by, "")
+        total, rows, stages = self.answers(report_filter, group_by).sales_cycle(report_filter, group_by)
         return reporting_pb2.GetSalesCycleResponse(
             total=mappers.cycle_to_proto(total), rows=[mappers.cycle_to_proto(r) for r in rows],
             stages=[reporting_pb2.StageTime(stage_id=stage, opportunities=n, mean_days=mean, median_days=median)
-                    for stage, n, mean, median in reports.stage_times(closed)])
+                    for stage, n, mean, median in stages])
 
     @reporting_rpc(roles=EVERYONE)
     def GetLossReasons(self, request, context):
         report_filter = self._filter(request.filter)
-        rows, lost = reports.loss_reasons(self.read_models.facts(report_filter, "closed_at", status="lost"))
+        rows, lost = self.answers(report_filter).loss_reasons(report_filter)
         return reporting_pb2.GetLossReasonsResponse(
             reasons=[reporting_pb2.LossReasonRow(reason=r, lost=n, share=share) for r, n, share in rows], lost=lost)
 
@@ -266,11 +273,7 @@ class ReportingService(LeadflowService):
     @reporting_rpc(roles=EVERYONE)
     def GetForecast(self, request, context):
         report_filter = self._filter(request.filter)
-        open_facts = self.read_models.open_facts_closing_within(report_filter)
-        won = self.read_models.facts(report_filter, "closed_at", status="won")
-        reports.ensure_one_currency(open_facts + won, report_filter.currency)
-        probabilities = self.read_models.win_probabilities([f.lead_id for f in open_facts if f.lead_id])
-        lines, from_model = reports.forecast(open_facts, won, probabilities)
+        lines, from_model = self.answers(report_filter).forecast(report_filter)
         return reporting_pb2.GetForecastResponse(
             categories=[reporting_pb2.ForecastRow(category=line.category, opportunities=line.opportunities,
                                                   amount=reports.text(line.amount),
@@ -281,9 +284,7 @@ class ReportingService(LeadflowService):
     @reporting_rpc(roles=EVERYONE)
     def GetPipelineSummary(self, request, context):
         report_filter = self._filter(request.filter)
-        facts = self.read_models.facts(report_filter, "engaged_at")
-        reports.ensure_one_currency(facts, report_filter.currency)
-        rows = reports.stage_summary(facts)
+        rows, opportunities = self.answers(report_filter).pipeline_summary(report_filter)
         return reporting_pb2.GetPipelineSummaryResponse(
             stages=[reporting_pb2.StageRow(stage_id=stage, opportunities=n, amount=reports.text(amount))
-                    for stage, n, amount in rows], opportunities=len(facts))
+                    for stage, n, amount in rows], opportunities=opportunities)

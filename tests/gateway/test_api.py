@@ -143,7 +143,7 @@ def test_openapi_document_describes_every_unary_rpc_from_the_contracts(console):
     assert "POST /api/v1/opportunity/MoveOpportunityStage" in operations
     assert "POST /api/v1/capture/ImportLeadFile" in operations  # a multipart upload
     assert "POST /api/v1/opportunity/DownloadAttachment" in operations  # a file download
-    assert len(operations) == 77  # 72 unary RPCs, 3 uploads, 1 download and /me
+    assert len(operations) == 78  # 73 unary RPCs, 3 uploads, 1 download and /me
     upload = document["paths"]["/api/v1/capture/ImportLeadFile"]["post"]["requestBody"]["content"]
     assert upload["multipart/form-data"]["schema"]["required"] == ["header", "file"]
     submit = document["paths"]["/api/v1/capture/SubmitLead"]["post"]
