@@ -92,13 +92,14 @@ def claim(job_cls):
     return job_cls._from_son(raw) if raw else None
 
 
-def advance(job_cls, job_id: str, processed_ids: list, **counts) -> None:
-    """Record a batch: the cursor moves past it and the lease is renewed. An empty batch finishes
-    the job. ``counts`` are further counters to add (e.g. changed=3)."""
+def advance(job_cls, job_id: str, processed_ids: list, cursor: str | None = None, **counts) -> None:
+    """Record a batch: the cursor moves past it (to its last id, or to ``cursor`` for a job that
+    walks something other than ids) and the lease is renewed. An empty batch finishes the job.
+    ``counts`` are further counters to add (e.g. changed=3)."""
     now = utcnow()
     update = {"$inc": {"processed": len(processed_ids), **counts}, "$set": {"lease_until": now + JOB_LEASE}}
     if processed_ids:
-        update["$set"]["cursor"] = processed_ids[-1]
+        update["$set"]["cursor"] = processed_ids[-1] if cursor is None else cursor
     else:
         update["$set"].update({"status": "done", "finished_at": now, "lease_until": now})
     job_cls._get_collection().update_one({"_id": job_id}, update)

@@ -10,8 +10,9 @@ from services.common import jobs, metrics
 from services.common.errors import FailedPrecondition
 from services.common.events import parse_iso, utcnow
 from services.common.store import Store, get_or_not_found
-from services.reporting.domain import (FUNNEL_ORDER, OPPORTUNITY_SNAPSHOT_EVENTS, PROJECTED_MOMENTS, opportunity_fact,
-                                       attribution_of, source_of, stage_field, stage_moves, timeline_order)
+from services.reporting.domain import (FUNNEL_ORDER, OPPORTUNITY_SNAPSHOT_EVENTS, PROJECTED_MOMENTS, attribution_of,
+                                       labels_of, opportunity_fact, project_lead, source_of, stage_field, stage_moves,
+                                       timeline_order)
 from services.reporting.models import (CampaignCostDocument, ConfigChangeDocument, EventLogDocument,
                                        LeadProgressDocument, OpportunityFactDocument, QuotaDocument,
                                        RebuildJobDocument, RollupAppliedDocument, RollupDocument,
@@ -19,7 +20,8 @@ from services.reporting.models import (CampaignCostDocument, ConfigChangeDocumen
 from services.reporting.rollup_store import RollupStore
 from services.reporting.reports import FACT_FILTERS, LEAD_FILTERS, Fact, LeadRow, QuotaInput
 
-REBUILD_BATCH = 500
+REBUILD_BATCH = 10_000  # events read per batch of whole leads
+ONE_BY_ONE_BATCH = 500  # events of no lead, projected one by one
 ONE_BY_ONE = 300  # up to this many leads, their opportunities are looked up one by one
 PROJECTIONS = (LeadProgressDocument, OpportunityFactDocument, ConfigChangeDocument)
 FACT_FIELDS = ("status", "stage_id", "owner_id", "manager_id", "team", "office", "product", "source", "account_id",
@@ -131,16 +133,7 @@ class ReportingRepository:
         Projections that accumulate (sums, counters) must go through ``Store.run_once`` instead."""
         latest = {name: parse_iso(event[key]) for name, key in moments.items()}
         update = {"$max": latest}
-        labels = {}
-        source = source_of(event)
-        if source:
-            labels["source"] = source
-        if event.get("rep_id"):
-            labels["rep_id"] = event["rep_id"]
-        if event.get("team") and event["event_type"] in ("lead_assigned", "lead_reassigned"):
-            labels["team"] = event["team"]
-        if isinstance(event.get("lead"), dict):
-            labels.update({k: v for k, v in attribution_of(event).items() if v and k != "source"})
+        labels = labels_of(event)
         if labels:
             update["$set"] = labels
         LeadProgressDocument._get_collection().update_one({"_id": event["lead_id"]}, update, upsert=True)
@@ -372,15 +365,95 @@ class ReportingRepository:
     def release_rebuild(self, job: RebuildJobDocument) -> None:
         jobs.release(RebuildJobDocument, job.id)
 
-    def replay_batch(self, job: RebuildJobDocument) -> list[str]:
-        """Project the next batch of logged events (in id order: projections do not depend on order)."""
-        batch = list(EventLogDocument._get_collection().find({"_id": {"$gt": job.cursor}})
-                     .sort("_id", 1).limit(REBUILD_BATCH))
+    def replay_batch(self, job: RebuildJobDocument) -> int:
+        """Project the next batch of logged events; 0 when the log is done (the job is then finished).
+
+        First every lead's events, read lead after lead through the (lead_id, occurred_at) index in
+        batches of whole leads, folded in memory (domain.project_lead) and written with one bulk
+        operation per collection; the cursor is the last lead done. Then the events of no lead (rule
+        changes, deals imported without one) through the live projection, one by one. Writes merge
+        like the live projection's ($max, newer versions only), so live events projected meanwhile
+        are neither lost nor counted twice, and a replica that takes over after a crash redoes at
+        most one batch."""
+        log = EventLogDocument._get_collection()
+        phase, _, position = (job.cursor or "lead:").partition(":")
+        if phase == "lead":
+            batch = list(log.find({"lead_id": {"$gt": position}}, {"payload": 1, "source_service": 1, "lead_id": 1})
+                         .sort([("lead_id", 1), ("occurred_at", 1)]).limit(REBUILD_BATCH))
+            if batch:
+                last = batch[-1]["lead_id"]
+                if len(batch) == REBUILD_BATCH and batch[0]["lead_id"] != last:
+                    batch = [logged for logged in batch if logged["lead_id"] != last]  # whole leads only
+                elif len(batch) == REBUILD_BATCH:  # one lead with more events than a batch
+                    batch = list(log.find({"lead_id": last}, {"payload": 1, "source_service": 1, "lead_id": 1}))
+                self.project_leads(batch)
+                job.cursor = f"lead:{batch[-1]['lead_id']}"
+                jobs.advance(RebuildJobDocument, job.id, [logged["_id"] for logged in batch], cursor=job.cursor)
+                return len(batch)
+            phase, position = "other", "0"
+        done = int(position or 0)
+        batch = list(log.find({"lead_id": ""}).sort([("lead_id", 1), ("occurred_at", 1)]).skip(done)
+                     .limit(ONE_BY_ONE_BATCH))
         for logged in batch:
             self.project(logged["payload"], logged["source_service"])
-        ids = [logged["_id"] for logged in batch]
-        jobs.advance(RebuildJobDocument, job.id, ids)
-        return ids
+        job.cursor = f"other:{done + len(batch)}"
+        jobs.advance(RebuildJobDocument, job.id, [logged["_id"] for logged in batch], cursor=job.cursor)
+        return len(batch)
+
+    def project_leads(self, logged: list) -> None:
+        """Project whole leads' events at once: each lead folded in memory, then written in bulk."""
+        by_lead = defaultdict(list)
+        for entry in logged:
+            by_lead[entry["lead_id"]].append((entry["source_service"], entry["payload"]))
+        progress_writes, win_writes, fact_writes, marks = [], [], [], set()
+        for lead_id, events in by_lead.items():
+            folded = project_lead(events)
+            marks.add(f"L:{lead_id}")
+            marks.update(f"A:{event['event_id']}" for _, event in events if event["event_type"] == "activity_logged")
+            update = {name: value for name, value in (("$max", folded["moments"]), ("$set", folded["labels"]))
+                      if value}
+            if update:
+                progress_writes.append(pymongo.UpdateOne({"_id": lead_id}, update, upsert=True))
+            if folded["win"] is not None and update:
+                probability, at = folded["win"]
+                newer = {"$set": {"win_probability": probability, "win_scored_at": at}}
+                win_writes += [pymongo.UpdateOne({"_id": lead_id, "win_scored_at": None}, newer),
+                               pymongo.UpdateOne({"_id": lead_id, "win_scored_at": {"$lt": at}}, newer)]
+            labels = folded["labels"]
+            attribution = ({name: labels.get(name) or "" for name in ("source", "medium", "campaign")}
+                           if labels.get("source") else {})
+            for opportunity_id, deal in folded["deals"].items():
+                marks.add(f"O:{opportunity_id}")
+                fact = {**deal["fact"], **attribution}
+                if fact["amount"] is not None:
+                    fact["amount"] = Decimal128(fact["amount"])
+                fact_writes.append((opportunity_id, fact, deal["moves"]))
+        if progress_writes:
+            LeadProgressDocument._get_collection().bulk_write(progress_writes, ordered=False)
+        if win_writes:
+            LeadProgressDocument._get_collection().bulk_write(win_writes, ordered=True)
+        self.write_facts(fact_writes)
+        self.rollups.mark(marks)
+
+    def write_facts(self, writes: list) -> None:
+        """(opportunity id, snapshot, moves) written as project_opportunity writes one: the snapshot
+        over an older version only, the moves always."""
+        if not writes:
+            return
+        collection = OpportunityFactDocument._get_collection()
+        operations = [pymongo.UpdateOne({"_id": opportunity_id, "version": {"$lt": fact["version"]}},
+                                        {"$set": fact, **({"$addToSet": {"moves": {"$each": moves}}} if moves else {})},
+                                        upsert=True) for opportunity_id, fact, moves in writes]
+        try:
+            collection.bulk_write(operations, ordered=False)
+        except pymongo.errors.BulkWriteError as failed:
+            newer = {error["index"] for error in failed.details["writeErrors"] if error.get("code") == 11000}
+            if len(newer) != len(failed.details["writeErrors"]):
+                raise
+            moves_only = [pymongo.UpdateOne({"_id": writes[i][0]}, {"$addToSet": {"moves": {"$each": writes[i][2]}}})
+                          for i in sorted(newer) if writes[i][2]]
+            if moves_only:
+                collection.bulk_write(moves_only, ordered=False)
 
 
 def _fact(raw: dict) -> Fact:

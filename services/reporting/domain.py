@@ -78,6 +78,50 @@ def opportunity_fact(event: dict) -> dict:
     return fact
 
 
+def labels_of(event: dict) -> dict:
+    """The lead's labels an event carries (its attribution, owner and team)."""
+    labels = {}
+    source = source_of(event)
+    if source:
+        labels["source"] = source
+    if event.get("rep_id"):
+        labels["rep_id"] = event["rep_id"]
+    if event.get("team") and event["event_type"] in ("lead_assigned", "lead_reassigned"):
+        labels["team"] = event["team"]
+    if isinstance(event.get("lead"), dict):
+        labels.update({k: v for k, v in attribution_of(event).items() if v and k != "source"})
+    return labels
+
+
+def project_lead(events: list) -> dict:
+    """What the projections hold for one lead after all its (source service, event) pairs, folded in
+    memory as the live projection writes them one by one: each moment the latest, the labels of the
+    latest event that set them, the newest win probability, each opportunity's newest snapshot (the
+    first of equal versions) and every stage move once. For a rebuild, which reads a lead's events
+    together."""
+    moments, labels, win, deals = {}, {}, None, {}
+    for service, event in sorted(events, key=lambda pair: (parse_iso(pair[1]["occurred_at"]), pair[1]["event_id"])):
+        event_type = event["event_type"]
+        fields = PROJECTED_MOMENTS.get((service, event_type))
+        if fields:
+            for field, key in fields.items():
+                at = parse_iso(event[key])
+                if moments.get(field) is None or at > moments[field]:
+                    moments[field] = at
+            labels.update(labels_of(event))
+        if event_type == "lead_scored" and event.get("win_probability") is not None:
+            at = parse_iso(event["occurred_at"])
+            if win is None or at > win[1]:
+                win = (float(event["win_probability"]), at)
+        if event_type in OPPORTUNITY_SNAPSHOT_EVENTS and event.get("opportunity_id"):
+            deal = deals.setdefault(event["opportunity_id"], {"fact": None, "moves": []})
+            fact = opportunity_fact(event)
+            if deal["fact"] is None or fact["version"] > deal["fact"]["version"]:
+                deal["fact"] = fact
+            deal["moves"] += [move for move in stage_moves(event) if move not in deal["moves"]]
+    return {"moments": moments, "labels": labels, "win": win, "deals": deals}
+
+
 def stage_field(stage: Stage) -> str:
     return f"{stage.value}_at"
 

@@ -167,6 +167,7 @@ class RollupQueueDocument(Document):
     meta = {"db_alias": ALIAS, "collection": "rollup_queue"}
     id = StringField(primary_key=True)
     token = StringField(required=True)
+    at = DateTimeField()  # the latest mark: a report waits for those marked before it was asked
 
 
 class RollupStateDocument(Document):

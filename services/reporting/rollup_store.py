@@ -24,6 +24,7 @@ import eventlet.semaphore
 import pymongo
 from bson.decimal128 import Decimal128
 
+from services.common.events import utcnow
 from services.reporting import rollups
 from services.reporting.models import (EventLogDocument, LeadProgressDocument, OpportunityFactDocument,
                                        RollupAppliedDocument, RollupDocument, RollupQueueDocument,
@@ -83,8 +84,9 @@ class RollupStore:
         """Queue records ("L:<lead>", "O:<opportunity>", "A:<event>") whose contribution may change."""
         keys = sorted(set(keys))
         if keys:
-            self.queue.bulk_write([pymongo.UpdateOne({"_id": key}, {"$set": {"token": uuid.uuid4().hex}}, upsert=True)
-                                   for key in keys], ordered=False)
+            now = utcnow()
+            self.queue.bulk_write([pymongo.UpdateOne({"_id": key}, {"$set": {"token": uuid.uuid4().hex, "at": now}},
+                                                     upsert=True) for key in keys], ordered=False)
 
     def mark_everything(self) -> int:
         """Queue every record (the roll-ups are being built over records that already exist)."""
@@ -123,6 +125,11 @@ class RollupStore:
     def clear(self) -> None:
         for collection in (self.rollups, self.applied, self.queue):
             collection.delete_many({})
+
+    def marked_before(self, moment) -> bool:
+        """Whether a record marked before ``moment`` still waits (a scan of the queue, which the
+        applier keeps short)."""
+        return self.queue.find_one({"at": {"$lt": moment}}, {"_id": 1}) is not None
 
     def pending(self) -> int:
         """Records marked and not applied yet (a count: the embedded store reads the whole queue)."""

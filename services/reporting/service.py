@@ -5,6 +5,7 @@ from leadflow.reporting.v1 import reporting_pb2, reporting_pb2_grpc
 from nameko import config
 
 from services.common.auth import Role, can_see_lead
+from services.common.events import utcnow
 from services.common.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
 from services.common.mappers import next_page_token, page_window
 from services.common.messaging import event_handler
@@ -63,12 +64,15 @@ class ReportingService(LeadflowService):
     handle_opportunity_config_changed = _projecting("opportunity", "config_changed")
 
     def answers(self, report_filter, group_by: str = ""):
-        """The roll-ups when they cover the question (caught up first with what was projected before
-        it was asked), otherwise the records."""
+        """The roll-ups when they cover the question, caught up first with every record marked before
+        it was asked; the records when they do not cover it, or when that backlog is more than the
+        catch-up could apply in its time (a burst the timer's applier has not reached yet)."""
         rolled = self.read_models.rollups
         if answers.FromRollups.covers(report_filter, group_by) and rolled.ready():
+            asked_at = utcnow()
             rolled.catch_up(answers.CATCH_UP_SECONDS)
-            return answers.FromRollups(self.read_models)
+            if not rolled.marked_before(asked_at):
+                return answers.FromRollups(self.read_models)
         return answers.FromRecords(self.read_models)
 
     @reporting_rpc(roles=EVERYONE)
@@ -222,10 +226,8 @@ class ReportingService(LeadflowService):
         deadline = time.monotonic() + TICK_BUDGET_SECONDS
         job = self.read_models.claim_rebuild()
         while job is not None and time.monotonic() < deadline:
-            replayed = self.read_models.replay_batch(job)
-            if not replayed:
+            if not self.read_models.replay_batch(job):
                 return  # done
-            job.cursor = replayed[-1]
         if job is not None:
             self.read_models.release_rebuild(job)
 
