@@ -206,7 +206,7 @@ class ReportingService(LeadflowService):
         report_filter = self._filter(request.filter)
         rolled = self.read_models.rollups
         pending = rolled.pending()
-        rolled.catch_up(float(config.get("REPORTING_VERIFY_CATCH_UP_SECONDS", 60)))
+        rolled.catch_up(answers.VERIFY_CATCH_UP_SECONDS)
         compared, found = answers.verify(self.read_models, report_filter)
         return reporting_pb2.VerifyReportsResponse(
             reports_compared=compared, pending_records=pending, rollups_ready=rolled.ready(),
