@@ -31,7 +31,7 @@ from services.reporting.models import (EventLogDocument, LeadProgressDocument, O
                                        RollupStateDocument)
 
 ROLLUP_VERSION = 1  # raise with any change to rollups.contribution: the roll-ups are then rebuilt
-BATCH = 500  # records per transaction: records of one day share most of their documents
+BATCH = 2000  # records per transaction: records of one day share most of their documents
 ID_CHUNK = 100  # the embedded store reads an $in of up to ~100 ids quickly, larger ones by scanning
 LEAD_INPUTS = ("rep_id", "team", "source", "medium", "campaign", "captured_at", "scored_at", "qualified_at",
                "assigned_at", "contacted_at", "sales_qualified_at", "converted_at", "won_at", "first_response_due_at",
