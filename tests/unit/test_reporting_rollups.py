@@ -1,0 +1,93 @@
+"""The roll-ups' pure parts: how a period maps to documents, the histograms' stated precision, and how
+a contribution is added and taken back."""
+import math
+import statistics
+from datetime import date, datetime, timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.reporting import rollups
+from services.reporting.reports import percentiles
+
+
+def _days(ranges) -> set:
+    """Every day a list of ranges covers (a month range stands for each of its days)."""
+    covered = set()
+    for level, low, high in ranges:
+        if level == "d":
+            day = date.fromisoformat(low)
+            while day <= date.fromisoformat(high):
+                covered.add(day)
+                day += timedelta(days=1)
+        else:
+            month = date.fromisoformat(f"{low}-01")
+            while month.isoformat()[:7] <= high:
+                following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+                covered.update(month + timedelta(days=n) for n in range((following - month).days))
+                month = following
+    return covered
+
+
+@given(first=st.dates(date(2025, 1, 1), date(2027, 12, 31)), length=st.integers(0, 800))
+def test_a_period_is_its_whole_months_and_the_days_at_its_edges_and_nothing_else(first, length):
+    last = first + timedelta(days=length)
+    ranges = rollups.period_ranges(first, last)
+    expected = {first + timedelta(days=n) for n in range(length + 1)}
+    assert _days(ranges) == expected
+    assert sum(1 for level, _, _ in ranges if level == "d") <= 2
+    day_ranges = [(low, high) for level, low, high in ranges if level == "d"]
+    assert sum((date.fromisoformat(h) - date.fromisoformat(lo)).days + 1 for lo, h in day_ranges) <= 61
+
+
+def test_an_open_period_never_reads_the_records_without_a_moment_and_no_period_reads_them():
+    assert rollups.period_ranges(None, None) == [("m", "", "~")]
+    assert all(low > rollups.NO_TIME for _, low, _ in rollups.period_ranges(None, date(2026, 3, 15)))
+    assert rollups.period_ranges(date(2026, 3, 1), None) == [("m", "2026-03", "~")]
+    assert rollups.period_ranges(date(2026, 3, 5), None) == [("d", "2026-03-05", "2026-03-31"), ("m", "2026-04", "~")]
+
+
+@given(seconds=st.floats(1e-3, 1e8))
+def test_a_speed_bin_reads_back_within_one_percent(seconds):
+    assert abs(rollups.speed_value(rollups.speed_bin(seconds)) - seconds) <= 0.01 * seconds
+
+
+@given(values=st.lists(st.floats(0, 1e6), min_size=1, max_size=200))
+def test_percentiles_from_the_histogram_are_within_one_percent(values):
+    histogram = {}
+    for value in values:
+        histogram[rollups.speed_bin(value)] = histogram.get(rollups.speed_bin(value), 0) + 1
+    binned, exact = percentiles(rollups.expand(histogram, rollups.speed_value)), percentiles(values)
+    for got, wanted in zip(binned, exact, strict=True):
+        assert math.isclose(got, wanted, rel_tol=0.01, abs_tol=1e-9)
+
+
+def test_exact_bins_give_the_very_mean_and_median_of_day_durations():
+    engaged = datetime(2026, 1, 1, 9, 30, 0, 123000, tzinfo=timezone.utc)
+    closes = [engaged + timedelta(days=d, seconds=s, milliseconds=ms)
+              for d, s, ms in ((3, 7, 1), (40, 0, 999), (9, 5, 0))]
+    histogram = {}
+    for closed in closes:
+        histogram[rollups.exact_bin(closed, engaged)] = histogram.get(rollups.exact_bin(closed, engaged), 0) + 1
+    days = [rollups.exact_days(v) for v in map(str, rollups.expand(histogram, int))]
+    direct = [(closed - engaged).total_seconds() / 86400 for closed in closes]
+    assert statistics.median(days) == statistics.median(direct)
+    assert statistics.fmean(days) == statistics.fmean(direct)
+
+
+def test_what_is_added_then_taken_back_leaves_nothing_behind():
+    lead = {"captured_at": datetime(2026, 10, 31, 23, 0, tzinfo=timezone.utc), "rep_id": "bo.li", "team": "north",
+            "source": "web", "assigned_at": datetime(2026, 11, 1, 0, 0, tzinfo=timezone.utc)}
+    moved = {**lead, "team": "south"}
+    rows = {}
+    for slot, changes in rollups.contribution("L", lead).items():
+        rows[slot] = rollups.added(rows.get(slot, {}), changes)
+    for slot, changes in rollups.difference(rollups.contribution("L", moved), rollups.contribution("L", lead)).items():
+        rows[slot] = rollups.added(rows.get(slot, {}), changes)
+    team_slots = {slot for slot, row in rows.items() if row and "|team=" in slot}
+    assert team_slots == {"L|team=south|d|2026-10-31", "L|team=south|m|2026-10"}
+    for slot, changes in rollups.contribution("L", moved).items():
+        rows[slot] = rollups.added(rows[slot], {path: -amount for path, amount in changes.items()})
+    assert not any(rows.values())
+    # A rep's id holds a dot: a field name cannot, so it is escaped and read back whole.
+    assert rollups.value_of(rollups.field_name("bo.li")) == "bo.li"
