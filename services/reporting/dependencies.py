@@ -7,6 +7,7 @@ import pymongo.errors
 from bson.decimal128 import Decimal128
 
 from services.common import jobs, metrics
+from services.common.compute import in_slices
 from services.common.errors import FailedPrecondition
 from services.common.events import parse_iso, utcnow
 from services.common.store import Store, get_or_not_found
@@ -406,7 +407,7 @@ class ReportingRepository:
         for entry in logged:
             by_lead[entry["lead_id"]].append((entry["source_service"], entry["payload"]))
         progress_writes, win_writes, fact_writes, marks = [], [], [], set()
-        for lead_id, events in by_lead.items():
+        for lead_id, events in in_slices(list(by_lead.items())):
             folded = project_lead(events)
             marks.add(f"L:{lead_id}")
             marks.update(f"A:{event['event_id']}" for _, event in events if event["event_type"] == "activity_logged")

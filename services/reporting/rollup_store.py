@@ -24,6 +24,7 @@ import eventlet.semaphore
 import pymongo
 from bson.decimal128 import Decimal128
 
+from services.common.compute import in_slices
 from services.common.events import utcnow
 from services.reporting import rollups
 from services.reporting.models import (EventLogDocument, LeadProgressDocument, OpportunityFactDocument,
@@ -168,7 +169,7 @@ class RollupStore:
                 before.update({raw["_id"]: raw.get("inputs") for raw in
                                self.applied.find({"_id": {"$in": chunk}}, session=session)})
             delta = {}
-            for key in keys:
+            for key in in_slices(keys):  # a batch is seconds of arithmetic: health must still answer
                 new = rollups.contribution(key[0], current.get(key))
                 if before.get(key) is not None:  # otherwise nothing to take back (most of a rebuild)
                     new = rollups.difference(new, rollups.contribution(key[0], before[key]))
@@ -184,7 +185,7 @@ class RollupStore:
                                                                                  session=session)})
                 self.rollups.bulk_write([pymongo.ReplaceOne({"_id": slot}, {"k": slot, "r": _encoded(rollups.added(
                     _decoded(stored.get(slot, {}).get("r") or {}), delta[slot]))}, upsert=True)
-                    for slot in slots], ordered=False, session=session)
+                    for slot in in_slices(slots, 10)], ordered=False, session=session)
             self.applied.bulk_write([
                 pymongo.ReplaceOne({"_id": key}, {"inputs": current[key]}, upsert=True) if current.get(key) is not None
                 else pymongo.DeleteOne({"_id": key}) for key in keys], ordered=False, session=session)
