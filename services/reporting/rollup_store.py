@@ -33,6 +33,7 @@ from services.reporting.models import (EventLogDocument, LeadProgressDocument, O
 
 ROLLUP_VERSION = 1  # raise with any change to rollups.contribution: the roll-ups are then rebuilt
 BATCH = 2000  # records per transaction: records of one day share most of their documents
+PENDING_COUNTED_UP_TO = 10_000
 ID_CHUNK = 100  # the embedded store reads an $in of up to ~100 ids quickly, larger ones by scanning
 LEAD_INPUTS = ("rep_id", "team", "source", "medium", "campaign", "captured_at", "scored_at", "qualified_at",
                "assigned_at", "contacted_at", "sales_qualified_at", "converted_at", "won_at", "first_response_due_at",
@@ -132,9 +133,10 @@ class RollupStore:
         applier keeps short)."""
         return self.queue.find_one({"at": {"$lt": moment}}, {"_id": 1}) is not None
 
-    def pending(self) -> int:
-        """Records marked and not applied yet (a count: the embedded store reads the whole queue)."""
-        return self.queue.count_documents({})
+    def pending(self, up_to: int = PENDING_COUNTED_UP_TO) -> int:
+        """Records marked and not applied yet, counted up to ``up_to`` (a count reads the whole queue
+        on the embedded store, which holds every record during a rebuild)."""
+        return len(list(self.queue.find({}, {"_id": 1}).limit(up_to)))
 
     def ready(self) -> bool:
         state = self.state.find_one({"_id": "rollups"}, {"seeding": 1})
