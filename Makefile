@@ -80,9 +80,11 @@ deploy-check: protos ## render and validate the Kubernetes manifests offline; pr
 images: ## build the one service image (its argument picks the service); needs a Docker engine
 	docker build -f deploy/Dockerfile -t $(IMAGE):$(VERSION) .
 
-bench: protos ## the benchmark: prints a table and writes bench/results/latest.json
+# `make bench SECTIONS=xi` (or SECTIONS=i,ii,xi) runs only those sections of the benchmark.
+SECTIONS ?=
+bench: protos ## the benchmark: prints a table and writes bench/results/latest.json (SECTIONS=xi: one section)
 	$(PY) -m services.devstack prepare-tests
-	$(PY) -m bench
+	BENCH_SECTIONS="$(SECTIONS)" $(PY) -m bench
 
 clean: ## remove the venv, generated stubs and local state (.leadflow: embedded database, logs, dev tokens)
 	rm -rf $(VENV) build .leadflow *.egg-info

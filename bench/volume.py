@@ -19,7 +19,9 @@ from leadflow.common.v1 import common_pb2
 from leadflow.opportunity.v1 import opportunity_pb2
 from leadflow.routing.v1 import routing_pb2
 
-from bench.__main__ import RESULTS, _transactions, lead_file_requests, scaled, synthetic_lead_file
+from bench.busy import _transactions
+from bench.capture import lead_file_requests, synthetic_lead_file
+from bench.common import RESULTS, scaled
 from services.cli.client import LeadflowClient
 from services.cli.history import history_requests
 from services.common.auth import Principal, Role, new_token, token_entry
