@@ -1,6 +1,7 @@
 """Reporting's store: the event log, the projections built from it, and the reads reports make."""
 import uuid
 from collections import Counter, defaultdict
+from datetime import timedelta
 from decimal import Decimal
 
 import pymongo.errors
@@ -21,6 +22,7 @@ from services.reporting.models import (CampaignCostDocument, ConfigChangeDocumen
 from services.reporting.rollup_store import RollupStore
 from services.reporting.reports import FACT_FILTERS, LEAD_FILTERS, Fact, LeadRow, QuotaInput
 
+MARKING_LEASE = timedelta(hours=1)
 REBUILD_BATCH = 10_000  # events read per batch of whole leads
 ONE_BY_ONE_BATCH = 500  # events of no lead, projected one by one
 ONE_BY_ONE = 300  # up to this many leads, their opportunities are looked up one by one
@@ -346,9 +348,11 @@ class ReportingRepository:
         """Clear the roll-ups and mark every record, for the applier to add up again (no replay): the
         job is done once every record is marked; the applier's progress is the queue's length."""
         now = utcnow()
+        # Leased to this request while it marks, and never replayed by a timer that claims it.
         job = jobs.start(RebuildJobDocument(
-            id=str(uuid.uuid4()), requested_by=requested_by, created_at=now, lease_until=now + jobs.JOB_LEASE),
-            "rebuild job")
+            id=str(uuid.uuid4()), requested_by=requested_by, created_at=now, lease_until=now + MARKING_LEASE,
+            rollups_only=True), "rebuild job")
+        marked = 0
         try:
             marked = self.rollups.rebuild()
         finally:
@@ -376,6 +380,11 @@ class ReportingRepository:
         like the live projection's ($max, newer versions only), so live events projected meanwhile
         are neither lost nor counted twice, and a replica that takes over after a crash redoes at
         most one batch."""
+        if job.rollups_only:
+            # Its request died while marking (its lease ran out): finished as far as it got; the
+            # roll-ups keep reading the records until an admin asks again.
+            jobs.advance(RebuildJobDocument, job.id, [])
+            return 0
         log = EventLogDocument._get_collection()
         phase, _, position = (job.cursor or "lead:").partition(":")
         if phase == "lead":

@@ -110,6 +110,7 @@ class EventLogDocument(Document):
 
 class RebuildJobDocument(BatchJobDocument):
     meta = {"db_alias": ALIAS, "collection": "rebuild_jobs"}
+    rollups_only = BooleanField(default=False)  # the roll-ups from the records: marked by its request
 
 
 class CampaignCostDocument(Document):

@@ -154,12 +154,15 @@ class RollupStore:
                 done += applied
                 if applied < BATCH or time.monotonic() >= deadline:
                     break
+            if applied < BATCH and self.queue.find_one({}, {"_id": 1}) is None:
+                # Every record there was is applied: built over the earlier records, if it was building.
+                self.state.update_one({"_id": "rollups", "seeding": True, "marking": False},
+                                      {"$set": {"seeding": False}})
         return done
 
     def apply_batch(self) -> int:
         entries = {raw["_id"]: raw["token"] for raw in self.queue.find({}, {"token": 1}).limit(BATCH)}
         if not entries:
-            self.state.update_one({"_id": "rollups", "seeding": True, "marking": False}, {"$set": {"seeding": False}})
             return 0
         keys = sorted(entries)
 
