@@ -10,7 +10,8 @@ from decimal import Decimal
 from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from services.reporting import reports, rollup_reports
 from services.reporting.domain import funnel
-from services.reporting.rollups import FACT_FILTER_FIELDS, LEAD_FILTER_FIELDS, currencies_with_amounts
+from services.reporting.rollups import (FACT_FILTER_FIELDS, LEAD_FILTER_FIELDS, OWNER_AND_TEAM, currencies_with_amounts,
+                                       owner_and_team)
 
 LEAD_REPORT_GROUPS = {"": "", "owner": "owner", "team": "team", "source": "source"}
 ROLLED_FACT_GROUPS = {"", "owner", "manager", "team", "office", "product", "source", "pipeline"}
@@ -107,11 +108,16 @@ class FromRollups:
 
     @staticmethod
     def covers(report_filter, group_by: str = "") -> bool:
-        return len(report_filter.equal) <= 1 and group_by in ROLLED_FACT_GROUPS
+        """One filter at most, or a rep within a team (what a manager asks about one of theirs)."""
+        names = {name for name, _ in report_filter.equal}
+        return (len(names) <= 1 or names == {"owner_id", "team"}) and group_by in ROLLED_FACT_GROUPS
 
     def _rows(self, family: str, report_filter, grouping: str, dimensions: dict) -> dict:
         dimension = ("", "")
-        if report_filter.equal:
+        equal = dict(report_filter.equal)
+        if len(equal) == 2:  # owner and team, as covers() allows
+            dimension = (OWNER_AND_TEAM, owner_and_team(equal["owner_id"], equal["team"]))
+        elif equal:
             name, value = report_filter.equal[0]
             if name not in dimensions:
                 return {}  # a filter on a field these records do not have matches none of them

@@ -311,8 +311,19 @@ def _spread(contribution: dict, family: str, moment, filters: list, groupings: d
                 row[path] = row.get(path, 0) + amount
 
 
+OWNER_AND_TEAM = "owner_id+team"  # the one pair of filters kept: a manager (team) looking at one rep
+
+
+def owner_and_team(owner: str, team: str) -> str:
+    return f"{owner}\x1f{team}"
+
+
 def _filters(record: dict, fields: dict) -> list[tuple[str, str]]:
-    return [("", "")] + [(name, record.get(field) or "") for name, field in fields.items() if record.get(field)]
+    filters = [("", "")] + [(name, record.get(field) or "") for name, field in fields.items() if record.get(field)]
+    owner, team = record.get(fields["owner_id"]), record.get(fields["team"])
+    if owner and team:
+        filters.append((OWNER_AND_TEAM, owner_and_team(owner, team)))
+    return filters
 
 
 def contribution(kind: str, record: dict | None) -> dict:
