@@ -7,7 +7,7 @@ from dataclasses import fields, is_dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from services.common.errors import FailedPrecondition
 from services.reporting import reports, rollup_reports
 from services.reporting.domain import funnel
 from services.reporting.rollups import (FACT_FILTER_FIELDS, LEAD_FILTER_FIELDS, OWNER_AND_TEAM, currencies_with_amounts,
@@ -17,12 +17,6 @@ LEAD_REPORT_GROUPS = {"": "", "owner": "owner", "team": "team", "source": "sourc
 ROLLED_FACT_GROUPS = {"", "owner", "manager", "team", "office", "product", "source", "pipeline"}
 CATCH_UP_SECONDS = 2.0  # what a report spends applying marked records before it reads
 VERIFY_CATCH_UP_SECONDS = 60.0
-
-
-def _lead_grouping(group_by: str) -> str:
-    if group_by not in reports.LEAD_GROUPS and group_by:
-        raise InvalidArgument([FieldViolation("group_by", "leads group by owner, team or source")])
-    return group_by
 
 
 class FromRecords:
@@ -37,10 +31,10 @@ class FromRecords:
         return funnel(counts), reports.stage_reach(facts)
 
     def speed(self, report_filter, group_by: str):
-        return reports.speeds(self.read.lead_rows(report_filter), _lead_grouping(group_by))
+        return reports.speeds(self.read.lead_rows(report_filter), group_by)
 
     def sla(self, report_filter, group_by: str):
-        return reports.sla_compliance(self.read.lead_rows(report_filter), _lead_grouping(group_by))
+        return reports.sla_compliance(self.read.lead_rows(report_filter), group_by)
 
     def source_performance(self, report_filter, by_campaign: bool):
         leads = self.read.lead_rows(report_filter)
@@ -136,10 +130,11 @@ class FromRollups:
         return rollup_reports.funnel_of(self.leads(report_filter, "").get("", {}))
 
     def speed(self, report_filter, group_by: str):
-        return rollup_reports.speeds(self.leads(report_filter, _lead_grouping(group_by)), bool(group_by))
+        return rollup_reports.speeds(self.leads(report_filter, reports.checked_lead_grouping(group_by)), bool(group_by))
 
     def sla(self, report_filter, group_by: str):
-        return rollup_reports.sla_compliance(self.leads(report_filter, _lead_grouping(group_by)), bool(group_by))
+        grouping = reports.checked_lead_grouping(group_by)
+        return rollup_reports.sla_compliance(self.leads(report_filter, grouping), bool(group_by))
 
     def source_performance(self, report_filter, by_campaign: bool):
         rows = self.leads(report_filter, "campaign" if by_campaign else "source")
@@ -184,11 +179,8 @@ class FromRollups:
     def forecast(self, report_filter):
         open_whole = self.facts("O", report_filter, "").get("", {})
         closed_whole = self.facts("C", report_filter, "").get("", {})
-        if not report_filter.currency:
-            found = set(currencies_with_amounts(open_whole)) | set(currencies_with_amounts(closed_whole, "wa"))
-            if len(found) > 1:
-                raise FailedPrecondition(f"the amounts are in several currencies ({', '.join(sorted(found))}); "
-                                                 "filter by one with filter.currency")
+        reports.refuse_several_currencies(
+            currencies_with_amounts(open_whole) + currencies_with_amounts(closed_whole, "wa"), report_filter.currency)
         return rollup_reports.forecast(open_whole, closed_whole, report_filter.currency)
 
     def attainment(self, quota, scope):

@@ -119,9 +119,10 @@ class ReportingRepository:
                     {"lead_id": lead_id}, {"_id": 1}))
         if opportunity_id:
             keys.add(f"O:{opportunity_id}")
-            fact = OpportunityFactDocument._get_collection().find_one({"_id": opportunity_id}, {"lead_id": 1})
-            if fact and fact.get("lead_id"):
-                keys.add(f"L:{fact['lead_id']}")
+            if not lead_id:  # an event without its lead: the deal's stored lead, if it has one
+                fact = OpportunityFactDocument._get_collection().find_one({"_id": opportunity_id}, {"lead_id": 1})
+                if fact and fact.get("lead_id"):
+                    keys.add(f"L:{fact['lead_id']}")
         if event["event_type"] == "activity_logged":
             keys.add(f"A:{event['event_id']}")
         return keys

@@ -139,11 +139,13 @@ def _money(facts, attribute: str = "amount") -> Decimal:
 
 def ensure_one_currency(facts: list, chosen: str) -> None:
     """Amounts are added up only within one currency; several without a choice cannot be."""
-    if chosen:
-        return
-    currencies = sorted({f.currency for f in facts if f.currency and f.amount is not None})
-    if len(currencies) > 1:
-        raise FailedPrecondition(f"the amounts are in several currencies ({', '.join(currencies)}); "
+    refuse_several_currencies({f.currency for f in facts if f.currency and f.amount is not None}, chosen)
+
+
+def refuse_several_currencies(currencies, chosen: str) -> None:
+    """FAILED_PRECONDITION when amounts in several currencies would be added up without a choice."""
+    if not chosen and len(set(currencies)) > 1:
+        raise FailedPrecondition(f"the amounts are in several currencies ({', '.join(sorted(set(currencies)))}); "
                                  "filter by one with filter.currency")
 
 
@@ -390,11 +392,15 @@ def speed_of(key: str, leads: list) -> Speed:
     return Speed(key, len(leads), (len(assigned), *percentiles(assigned)), (len(contacted), *percentiles(contacted)))
 
 
-def lead_groups(leads: list, group_by: str) -> dict:
-    if not group_by:
-        return {}
-    if group_by not in LEAD_GROUPS:
+def checked_lead_grouping(group_by: str) -> str:
+    if group_by and group_by not in LEAD_GROUPS:
         raise InvalidArgument([FieldViolation("group_by", "leads group by owner, team or source")])
+    return group_by
+
+
+def lead_groups(leads: list, group_by: str) -> dict:
+    if not checked_lead_grouping(group_by):
+        return {}
     grouped = defaultdict(list)
     for lead in leads:
         grouped[getattr(lead, LEAD_GROUPS[group_by])].append(lead)

@@ -10,7 +10,6 @@ from decimal import Decimal
 
 from services.reporting import reports
 from services.reporting.domain import FUNNEL_ORDER, funnel
-from services.common.errors import FailedPrecondition
 from services.reporting.reports import (FORECAST_ORDER, ZERO, Attainment, Cycle, ForecastLine, RepPerformance, Sla,
                                         SourcePerformance, Speed, WinRate)
 from services.reporting.rollups import (currencies, currencies_with_amounts, exact_days, expand, merged, speed_value,
@@ -35,12 +34,7 @@ def _sum_hist(parts: list[dict], name: str) -> dict:
 
 
 def ensure_one_currency(metrics: dict, chosen: str, counter: str = "amt") -> None:
-    if chosen:
-        return
-    found = currencies_with_amounts(metrics, counter)
-    if len(found) > 1:
-        raise FailedPrecondition(f"the amounts are in several currencies ({', '.join(found)}); "
-                                         "filter by one with filter.currency")
+    reports.refuse_several_currencies(currencies_with_amounts(metrics, counter), chosen)
 
 
 # ---- leads -----------------------------------------------------------------------------------------
