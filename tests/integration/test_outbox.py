@@ -40,11 +40,41 @@ def test_an_event_nobody_listens_to_yet_waits_in_the_outbox(run_service, tokens,
     # No consumer of lead_captured has declared its queue on this broker: it would drop the message.
     lead = capture.SubmitLead(capture_pb2.SubmitLeadRequest(lead=capture_pb2.LeadInput(
         email="first@quiet.example", attribution=common_pb2.Attribution(source=source)))).lead
-    assert wait_until(lambda: outbox(infra).count_documents({"payload.lead_id": lead.lead_id}) == 1)
+    assert wait_until(lambda: outbox(infra).count_documents({"events.lead_id": lead.lead_id}) == 1)
 
     emitted = EventTap(empty_broker, "capture", ("lead_captured",))  # a consumer appears
 
     [published] = emitted.wait_for(lambda e: e["lead_id"] == lead.lead_id, timeout=15)
     assert published["lead"]["source"] == source
-    assert wait_until(lambda: outbox(infra).count_documents({"payload.lead_id": lead.lead_id}) == 0)
+    assert wait_until(lambda: outbox(infra).count_documents({"events.lead_id": lead.lead_id}) == 0)
+    emitted.close()
+
+
+def test_a_transaction_writes_one_outbox_document_holding_its_events_in_order(run_service, tokens, infra,
+                                                                              empty_broker):
+    """An import batch publishes one lead_captured per new lead: one outbox document carries them all,
+    in the order they were published, and once a consumer is there they leave in that order and
+    the document goes with one delete."""
+    service = run_service(CaptureService, AMQP_URI=empty_broker)  # nobody listens: the document stays
+    capture = service.grpc(capture_pb2_grpc.CaptureServiceStub, tokens["integration"])
+    source = f"fair-{uuid.uuid4().hex[:6]}"
+    rows = "Email,Company\n" + "".join(f"visitor{n}@{source}.example,Fair {n}\n" for n in range(25))
+    report = capture.ImportLeadFile(iter([
+        capture_pb2.ImportLeadFileRequest(header=capture_pb2.ImportHeader(
+            filename="fair.csv", attribution=common_pb2.Attribution(source=source))),
+        capture_pb2.ImportLeadFileRequest(chunk=rows.encode())]))
+    assert report.accepted == 25
+
+    [document] = wait_until(lambda: list(outbox(infra).find({"events.lead.source": source})))
+    emails = [event["lead"]["email"] for event in document["events"]]
+    assert emails == [f"visitor{n}@{source}.example" for n in range(25)]
+    assert {event["event_type"] for event in document["events"]} == {"lead_captured"}
+
+    emitted = EventTap(empty_broker, "capture", ("lead_captured",))
+    published = emitted.wait_for(lambda e: e["lead"]["source"] == source and e["lead"]["email"].startswith(
+        "visitor24@"), timeout=15)
+    assert published
+    ours = [e["lead"]["email"] for e in emitted.received if e["lead"]["source"] == source]
+    assert ours == emails
+    assert wait_until(lambda: outbox(infra).count_documents({"_id": document["_id"]}) == 0)
     emitted.close()

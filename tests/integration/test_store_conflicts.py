@@ -159,7 +159,7 @@ def test_a_commit_refused_as_secantusdb_refuses_it_is_retried_and_counted(store)
     assert store.db["rows"].count_documents({"tag": "refused-twice"}) == ROWS_PER_COMMIT
     assert _retries("commit_conflict") == before + 2
     # The refused attempts' events went with them: one event is waiting (nobody listens to this one).
-    assert store.db["outbox"].count_documents({"payload.tag": "refused-twice"}) == 1
+    assert store.db["outbox"].count_documents({"events.tag": "refused-twice"}) == 1
 
 
 def test_a_write_conflict_as_mongodb_labels_it_is_retried_and_counted(store):
