@@ -1,23 +1,30 @@
-"""Event consumption that survives failure (DESIGN.md §4).
+"""Event consumption that survives failure (DESIGN.md §4), in batches.
 
-``event_handler`` is nameko's, with one change: a message whose handler fails is retried a few
-times with backoff and then moved to the dead-letter queue with its error, instead of being
+``event_handler`` is nameko's, with two changes. Its method takes a list of events and answers one
+outcome per event (``BatchEventHandler``): what arrives while earlier batches are being handled is
+handled together, typically in one store transaction. And a message whose handling fails is retried
+a few times with backoff and then moved to the dead-letter queue with its error, instead of being
 dropped (nameko's default) or requeued forever (``requeue_on_error``, which blocks the queue).
 Messages are acked only after the handler has stored its work, so a crash means redelivery.
 """
+import collections
 import logging
 import time
 import traceback
+from functools import partial
 
 import eventlet
 from nameko import config
 from nameko.amqp.publish import get_producer
 from nameko.events import EventHandler
+from nameko.exceptions import ContainerBeingKilled
+from nameko.messaging import decode_from_headers
 
 from services.common import metrics
 from services.common.dead_letter import (ATTEMPTS_HEADER, DEAD_LETTER_QUEUE, ERROR_HEADER, HANDLER_HEADER,
                                          ORIGINAL_QUEUE_HEADER, dead_letter_queue)
 from services.common.outages import OUTAGE_ERRORS
+from services.common.settings import DEFAULTS
 from services.common.store import DUPLICATE, StoreBusy
 
 log = logging.getLogger(__name__)
@@ -97,7 +104,101 @@ class ReliableEventHandler(EventHandler):
                 delivery_mode=2, declare=list(declare), retry=True)
 
 
-event_handler = ReliableEventHandler.decorator
+class BatchEventHandler(ReliableEventHandler):
+    """Deliveries handled in batches: the handler takes a list of events and returns one outcome per
+    event (``DUPLICATE`` for one handled before), typically after one store transaction for all of
+    them (``Store.run_once_each``). Every delivery of a batch is acked once the batch is stored.
+
+    Batches form by themselves: a delivery that finds a free slot (``EVENT_BATCH_CONCURRENCY``
+    batches run at once) starts a batch at once, so a lone event waits for nothing; deliveries that
+    arrive while every slot is busy wait, and the next free slot takes up to ``EVENT_BATCH_SIZE`` of
+    them. The broker's prefetch keeps the next batch ready while the current ones run.
+
+    A failing batch is split: its events run again one by one, so one poison event is retried and
+    dead-lettered alone (``ReliableEventHandler``) while the others are applied. An event that
+    failed before (it carries an attempts header) always runs alone. A batch that met an unreachable
+    store is kept whole and run again after a back-off, however long the outage lasts.
+    """
+
+    def setup(self):
+        self.batch_size = max(1, int(config.get("EVENT_BATCH_SIZE", DEFAULTS["EVENT_BATCH_SIZE"])))
+        self.concurrency = max(1, int(config.get("EVENT_BATCH_CONCURRENCY", DEFAULTS["EVENT_BATCH_CONCURRENCY"])))
+        self.consumer_options["prefetch_count"] = self.batch_size * (self.concurrency + 1)
+        super().setup()
+        self._waiting = collections.deque()  # (body, message) not yet in a batch
+        self._alone = collections.deque()  # (body, message) to run as batches of one
+        self._running = 0
+        self._outages = 0
+
+    def handle_message(self, body, message):
+        if int(message.headers.get(ATTEMPTS_HEADER, 0)) > 0:
+            self._alone.append((body, message))
+        else:
+            self._waiting.append((body, message))
+        self._dispatch()
+
+    def stop(self):
+        super().stop()  # from now on the consumer hands new deliveries back itself
+        # Deliveries not yet in a batch go back to the queue now, for this or another replica.
+        while self._waiting or self._alone:
+            _, message = (self._alone or self._waiting).popleft()
+            self.consumer.requeue_message(message)
+
+    def _dispatch(self) -> None:
+        if self.consumer.should_stop:
+            return  # stopping: what waits was handed back to the broker
+        while self._running < self.concurrency and (self._alone or self._waiting):
+            if self._alone:
+                batch = [self._alone.popleft()]
+            else:
+                batch = [self._waiting.popleft() for _ in range(min(self.batch_size, len(self._waiting)))]
+            self._running += 1
+            self._spawn(batch)
+
+    def _spawn(self, batch: list) -> None:
+        events, messages = [body for body, _ in batch], [message for _, message in batch]
+        context_data = decode_from_headers(messages[0].headers)
+
+        def spawn_worker():
+            try:
+                self.container.spawn_worker(self, (events,), {}, context_data=context_data,
+                                            handle_result=partial(self._batch_handled, batch))
+            except ContainerBeingKilled:
+                for message in messages:
+                    self.consumer.requeue_message(message)
+                self._running -= 1
+        # Not in the consumer's own thread: waiting for a worker there would stop its heartbeats.
+        self.container.spawn_managed_thread(spawn_worker, identifier=f"batch[{self.handler_name}]")
+
+    def _batch_handled(self, batch, worker_ctx, result=None, exc_info=None):
+        try:
+            messages = [message for _, message in batch]
+            metrics.EVENT_BATCH_SIZE.labels(self.container.service_name, self.method_name).observe(len(batch))
+            if exc_info is None:
+                outcomes = result if result is not None else [None] * len(messages)
+                for message, outcome in zip(messages, outcomes, strict=True):
+                    self.handle_message_processed(message, outcome)
+                self._outages = 0
+            elif len(batch) == 1:
+                self.handle_message_processed(messages[0], None, exc_info)
+            elif isinstance(exc_info[1], OUTAGE_ERRORS):
+                self._outages += 1
+                log.warning("%s: a store is unreachable; a batch of %d waits (retry %d)",
+                            self.handler_name, len(batch), self._outages)
+                eventlet.sleep(min(0.5 * 2 ** min(self._outages, 6), MAX_OUTAGE_BACKOFF_SECONDS))
+                self._waiting.extendleft(reversed(batch))
+            else:
+                log.warning("%s: a batch of %d failed (%s); running its events one by one", self.handler_name,
+                            len(batch), type(exc_info[1]).__name__)
+                metrics.EVENT_BATCHES_SPLIT.labels(self.container.service_name, self.method_name).inc()
+                self._alone.extend(batch)
+        finally:
+            self._running -= 1
+            self._dispatch()
+        return result, exc_info
+
+
+event_handler = BatchEventHandler.decorator
 
 
 def consumer_queues(service_cls) -> list[str]:

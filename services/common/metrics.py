@@ -22,13 +22,20 @@ EVENTS_HANDLED = Counter(
 EVENT_LATENCY = Histogram(
     "leadflow_event_handling_seconds", "Event handler time", ["service", "handler"],
     buckets=LATENCY_BUCKETS)
+EVENT_BATCH_SIZE = Histogram(
+    "leadflow_event_batch_size", "Events handled together in one batch", ["service", "handler"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500))
+EVENT_BATCHES_SPLIT = Counter(
+    "leadflow_event_batches_split_total", "Batches that failed and were run again event by event",
+    ["service", "handler"])
 TRANSACTIONS = Counter(
     "leadflow_store_transactions_total", "Store transactions committed", ["service"])
 TRANSACTION_RETRIES = Counter(
     "leadflow_store_transaction_retries_total", "Store transactions run again after losing to a concurrent "
     "writer, by reason (write_conflict, commit_conflict, stale_write)", ["service", "reason"])
 OUTBOX_BACKLOG = Gauge(
-    "leadflow_outbox_backlog", "Outbox entries written but not yet published", ["service"])
+    "leadflow_outbox_backlog", "Outbox documents (one per transaction that published events) not yet published",
+    ["service"])
 OUTBOX_PUBLISHED = Counter(
     "leadflow_outbox_published_total", "Events published from the outbox", ["service", "event_type"])
 

@@ -57,7 +57,8 @@ class Readiness(DependencyProvider):
 
 
 class Telemetry(DependencyProvider):
-    """Binds trace_id / lead_id / event_id to the worker's log lines and times event handlers."""
+    """Binds trace_id / lead_id / event_id (a batch: its size) to the worker's log lines and times event
+    handlers (a batch as a whole)."""
 
     def __init__(self):
         self.started = {}
@@ -66,6 +67,9 @@ class Telemetry(DependencyProvider):
         fields = {"trace_id": worker_ctx.context_data.get("trace_id")}
         if isinstance(worker_ctx.entrypoint, ReliableEventHandler) and worker_ctx.args:
             event = worker_ctx.args[0]
+            if isinstance(event, list):  # a batch: its log lines name its events only when it holds one
+                fields["events"] = len(event)
+                event = event[0] if len(event) == 1 else None
             if isinstance(event, dict):
                 fields.update(event_id=event.get("event_id"), lead_id=event.get("lead_id"),
                               trace_id=event.get("trace_id") or fields["trace_id"])

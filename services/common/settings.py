@@ -38,6 +38,10 @@ DEFAULTS = {
     "LOG_LEVEL": "INFO",
     # A failing event is retried this many times before it is dead-lettered.
     "EVENT_MAX_ATTEMPTS": "5",
+    # Consumers take up to this many waiting events as one batch (one transaction), and run this many
+    # batches of one handler at once; a lone event starts a batch of one at once.
+    "EVENT_BATCH_SIZE": "100",
+    "EVENT_BATCH_CONCURRENCY": "2",
     # The outbox relay publishes a committed event at once; this is how often it sweeps for entries
     # a crashed process left behind.
     "OUTBOX_POLL_SECONDS": "1.0",
@@ -136,6 +140,8 @@ def service_config(service: str) -> dict:
         "LEADFLOW_AUTH_TOKENS": _env("LEADFLOW_AUTH_TOKENS"),
         "LOG_LEVEL": _env("LOG_LEVEL"),
         "EVENT_MAX_ATTEMPTS": int(_env("EVENT_MAX_ATTEMPTS")),
+        "EVENT_BATCH_SIZE": int(_env("EVENT_BATCH_SIZE")),
+        "EVENT_BATCH_CONCURRENCY": int(_env("EVENT_BATCH_CONCURRENCY")),
         "OUTBOX_POLL_SECONDS": float(_env("OUTBOX_POLL_SECONDS")),
         "max_workers": int(_env("MAX_WORKERS")),
         "GRPC_MAX_RECEIVE_MESSAGE_BYTES": int(_env("GRPC_MAX_RECEIVE_MESSAGE_BYTES")),
