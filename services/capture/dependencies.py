@@ -13,7 +13,7 @@ from services.capture.models import (LeadActivityDocument, ContactKey, FormDocum
 from services.common.compute import in_slices
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.events import utcnow
-from services.common.store import Store, get_or_not_found
+from services.common.store import Store, get_or_not_found, one_by_one
 
 
 @dataclass(frozen=True)
@@ -117,12 +117,12 @@ class LeadRepository:
 
         def work(uow) -> list[Submission]:
             keys = sorted({key for lead in leads for key in domain.contact_keys(lead)})
-            claims = {claim.id: claim for claim in uow.find(ContactKey, {"_id": {"$in": keys}})} if keys else {}
+            claims = uow.find_by_ids(ContactKey, keys)
             # A row recognised by email, phone or external id needs no fuzzy candidates (a re-import: none).
             unknown = [lead for lead in leads if not any(key in claims for key in domain.contact_keys(lead))]
             candidates = self._fuzzy_candidates(uow, unknown)
             known_ids = {claim.lead_id for claim in claims.values()}
-            stored = {doc.id: doc for doc in uow.find(LeadDocument, {"_id": {"$in": sorted(known_ids)}})}
+            stored = uow.find_by_ids(LeadDocument, sorted(known_ids))
             batch_leads: dict[str, object] = {}  # lead id -> lead as it will be written
             new_ids, changed_ids, outcomes, pending_events, new_claims = [], set(), [], [], []
             for lead in in_slices(leads):  # fuzzy matching a batch takes a while: the hub is let go between slices
@@ -197,7 +197,7 @@ class LeadRepository:
         keys = sorted({key for lead in leads for key in matching.match_keys(lead)})
         if keys:
             # Each document holds up to MAX_CANDIDATES leads to rebuild: the hub is let go every few.
-            for document in in_slices(uow.find(MatchCandidates, {"_id": {"$in": keys}}), size=10):
+            for document in in_slices(list(uow.find_by_ids(MatchCandidates, keys).values()), size=10):
                 latest = {entry["lead_id"]: entry for entry in document.candidates}  # a re-indexed lead: last wins
                 for entry in latest.values():
                     candidates.add(domain.Lead(captured_at=None, **entry))
@@ -402,14 +402,15 @@ class LeadRepository:
 
         return self.store.run_in_transaction(work)
 
-    def set_owner(self, event: dict, handler: str):
-        """The owner routing chose (lead_assigned or lead_reassigned; "" while queued), newest first."""
-        def work(uow):
-            uow.apply_owner_change(LeadDocument, event["lead_id"], {"owner_id": event["rep_id"],
-                                                                    "owner_team": event.get("team", "")},
-                                   int(event.get("owner_version") or 1))
+    def set_owner(self, events_: list[dict], handler: str) -> list:
+        """The owner routing chose (lead_assigned or lead_reassigned; "" while queued), newest first;
+        a batch of events in one transaction."""
+        def work(uow, event):
+            return uow.apply_owner_change(LeadDocument, event["lead_id"], {"owner_id": event["rep_id"],
+                                                                           "owner_team": event.get("team", "")},
+                                          int(event.get("owner_version") or 1))
 
-        return self.store.run_once(event, handler, work)
+        return self.store.run_once_each(events_, handler, one_by_one(work))
 
     # ---- behaviour ---------------------------------------------------------------------------
 

@@ -227,13 +227,14 @@ class CaptureService(LeadflowService):
     # ---- events ----------------------------------------------------------------------------------
 
     @event_handler("routing", "lead_assigned")
-    def handle_lead_assigned(self, event):
-        """Capture keeps the owner on the lead so reps can find and read their own leads here."""
-        return self.store.leads.set_owner(event, "handle_lead_assigned")
+    def handle_lead_assigned(self, events):
+        """Capture keeps the owner on the lead so reps can find and read their own leads here
+        (a batch of events: services.common.messaging.BatchEventHandler)."""
+        return self.store.leads.set_owner(events, "handle_lead_assigned")
 
     @event_handler("routing", "lead_reassigned")
-    def handle_lead_reassigned(self, event):
-        return self.store.leads.set_owner(event, "handle_lead_reassigned")
+    def handle_lead_reassigned(self, events):
+        return self.store.leads.set_owner(events, "handle_lead_reassigned")
 
     # ---- public HTTP: forms ----------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from mongoengine.queryset.visitor import Q
 
 from services.common.errors import NotFound
 from services.common.events import parse_iso, utcnow
-from services.common.store import StaleWrite, Store, get_or_not_found
+from services.common.store import StaleWrite, Store, get_or_not_found, one_by_one
 from services.opportunity import events
 from services.opportunity.conversion import AccountInput, account_key
 from services.opportunity.domain import is_contact
@@ -24,14 +24,15 @@ class ActivityRepository:
     def __init__(self, store: Store):
         self.store = store
 
-    def record_assignment_once(self, event: dict, handler: str) -> None:
-        def work(uow):
+    def record_assignment_once(self, events_: list[dict], handler: str) -> list:
+        """Each event's owner, once per event; a batch of events in one transaction."""
+        def work(uow, event):
             # Reassignment moves ownership (newest change wins); an earlier first contact stays recorded.
             moment = event.get("assigned_at") or event.get("reassigned_at")
             uow.apply_owner_change(LeadOwnershipDocument, event["lead_id"], {
                 "rep_id": event["rep_id"], "team": event.get("team", ""), "assigned_at": parse_iso(moment)},
                 int(event.get("owner_version") or 1), upsert=True)
-        return self.store.run_once(event, handler, work)
+        return self.store.run_once_each(events_, handler, one_by_one(work))
 
     def ownership(self, lead_id: str):
         document = get_or_not_found(LeadOwnershipDocument, lead_id, "lead (assigned to sales)")
@@ -167,16 +168,14 @@ class ActivityRepository:
 
         def work(uow):
             ids = {stable_id("opp", f"import:{prefix}{row.external_id}"): row for row in batch}
-            known = {d["_id"] for d in uow.db[OpportunityDocument._get_collection_name()].find(
-                {"_id": {"$in": list(ids)}}, {"_id": 1}, session=uow.session)}
+            known = uow.existing_ids(OpportunityDocument, ids)
             fresh = {opportunity_id: row for opportunity_id, row in ids.items() if opportunity_id not in known}
             accounts = {}
             for row in fresh.values():
                 if row.account is not None:
                     accounts.setdefault(stable_id("acc", account_key(AccountInput(row.account.name, "", "", ""))),
                                         row.account)
-            stored_accounts = {d["_id"] for d in uow.db[AccountDocument._get_collection_name()].find(
-                {"_id": {"$in": list(accounts)}}, {"_id": 1}, session=uow.session)}
+            stored_accounts = uow.existing_ids(AccountDocument, accounts)
             new_accounts = [AccountDocument(id=account_id, name=a.name, industry=a.industry, country=a.country,
                                             employees=a.employees, location=a.location, parent=a.parent,
                                             created_at=now)

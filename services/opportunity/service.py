@@ -41,12 +41,13 @@ class OpportunityService(LeadflowService):
     imports = ImportProgressProvider()
 
     @event_handler("routing", "lead_assigned")
-    def handle_lead_assigned(self, event):
-        return self.activities.record_assignment_once(event, "handle_lead_assigned")
+    def handle_lead_assigned(self, events):
+        """A batch of events (services.common.messaging.BatchEventHandler), one outcome each."""
+        return self.activities.record_assignment_once(events, "handle_lead_assigned")
 
     @event_handler("routing", "lead_reassigned")
-    def handle_lead_reassigned(self, event):
-        return self.activities.record_assignment_once(event, "handle_lead_reassigned")
+    def handle_lead_reassigned(self, events):
+        return self.activities.record_assignment_once(events, "handle_lead_reassigned")
 
     @opportunity_rpc(roles=SALES)
     def LogActivity(self, request, context):

@@ -43,20 +43,26 @@ class ReportingRepository:
 
     # ---- events in ---------------------------------------------------------------------------------
 
-    def record(self, event: dict, source_service: str) -> None:
-        """Keep the event in the log (once, by its id), then project it. Projecting is idempotent and
-        order-proof, so a redelivery — or a crash between the two writes — projects it again safely."""
+    def record(self, events_: list[dict], source_service: str) -> None:
+        """Keep a batch of events in the log (once each, by id; one bulk insert), then project each.
+        Projecting is idempotent and order-proof, so a redelivery — or a crash between the two
+        writes — projects it again safely."""
         try:
-            EventLogDocument._get_collection().insert_one({
+            EventLogDocument._get_collection().insert_many([{
                 "_id": event["event_id"], "event_type": event["event_type"], "source_service": source_service,
                 "occurred_at": parse_iso(event["occurred_at"]), "lead_id": event.get("lead_id", ""),
                 "opportunity_id": event.get("opportunity_id", ""), "account_id": event.get("account_id", ""),
-                "payload": event})
-        except pymongo.errors.DuplicateKeyError:
-            pass  # seen before: project again all the same (the first delivery may have stopped short)
-        self.project(event, source_service)
-        if event["event_type"] == "lead_contacted":
-            self.observe_speed_to_lead(event["lead_id"])
+                "payload": event} for event in events_], ordered=False)
+        except pymongo.errors.BulkWriteError as error:
+            # Seen before: project again all the same (the first delivery may have stopped short).
+            if any(e.get("code") != 11000 for e in error.details.get("writeErrors", ())):
+                raise
+        changed = set()
+        for event in events_:
+            changed |= self.project(event, source_service, mark=False)
+            if event["event_type"] == "lead_contacted":
+                self.observe_speed_to_lead(event["lead_id"])
+        self.rollups.mark(changed)
 
     def observe_speed_to_lead(self, lead_id: str) -> None:
         """Live events only (a rebuild's replay observes nothing twice)."""
@@ -87,12 +93,14 @@ class ReportingRepository:
         for currency, amount in won.items():
             metrics.WON_VALUE.labels(currency).set(float(amount))
 
-    def project(self, event: dict, source_service: str) -> None:
-        """Every projection an event feeds; the same function for live events and a rebuild's replay."""
+    def project(self, event: dict, source_service: str, mark: bool = True) -> set:
+        """Every projection an event feeds; the same function for live events and a rebuild's replay.
+        Returns the records whose roll-up contribution it may have changed, marked for the roll-ups
+        unless ``mark`` is False (a batch marks its events' records in one write)."""
         event_type = event["event_type"]
         if event_type == "config_changed":
             self.record_config_change(event, source_service)
-            return
+            return set()
         moments = PROJECTED_MOMENTS.get((source_service, event_type))
         if moments and event.get("lead_id"):
             self.apply(event, moments)
@@ -104,7 +112,10 @@ class ReportingRepository:
                 {"lead_id": event["lead_id"]}, {"$set": attribution_of(event)})
         if event_type in OPPORTUNITY_SNAPSHOT_EVENTS:
             self.project_opportunity(event)
-        self.rollups.mark(self.changed_records(event))
+        changed = self.changed_records(event)
+        if mark:
+            self.rollups.mark(changed)
+        return changed
 
     def changed_records(self, event: dict) -> set:
         """The records whose contribution to the roll-ups an event may have changed: its lead and

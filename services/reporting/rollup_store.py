@@ -26,6 +26,7 @@ from bson.decimal128 import Decimal128
 
 from services.common.compute import in_slices
 from services.common.events import utcnow
+from services.common.store import IDS_PER_QUERY
 from services.reporting import rollups
 from services.reporting.models import (EventLogDocument, LeadProgressDocument, OpportunityFactDocument,
                                        RollupAppliedDocument, RollupDocument, RollupQueueDocument,
@@ -34,7 +35,7 @@ from services.reporting.models import (EventLogDocument, LeadProgressDocument, O
 ROLLUP_VERSION = 2  # raise with any change to rollups.contribution: the roll-ups are then rebuilt
 BATCH = 2000  # records per transaction: records of one day share most of their documents
 PENDING_COUNTED_UP_TO = 10_000
-ID_CHUNK = 100  # the embedded store reads an $in of up to ~100 ids quickly, larger ones by scanning
+ID_CHUNK = IDS_PER_QUERY
 LEAD_INPUTS = ("rep_id", "team", "source", "medium", "campaign", "captured_at", "scored_at", "qualified_at",
                "assigned_at", "contacted_at", "sales_qualified_at", "converted_at", "won_at", "first_response_due_at",
                "task_completed_at", "sla_warned_at", "sla_breached_at", "reassigned_at")

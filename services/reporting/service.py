@@ -23,10 +23,11 @@ _STAGE_TO_PROTO = {stage: getattr(reporting_pb2, f"FUNNEL_STAGE_{stage.name}") f
 
 
 def _projecting(source_service: str, event_type: str):
-    """Keep the event in the log and project it (the lead's progress, the opportunity's snapshot...)."""
+    """Keep the events in the log and project them (the lead's progress, the opportunity's snapshot...),
+    a batch at a time (services.common.messaging.BatchEventHandler)."""
     @event_handler(source_service, event_type)
-    def handle(self, event):
-        self.read_models.record(event, source_service)
+    def handle(self, events):
+        self.read_models.record(events, source_service)
     return handle
 
 

@@ -19,7 +19,7 @@ from nameko.extensions import DependencyProvider
 from services.common.errors import FailedPrecondition, NotFound
 from services.common.events import parse_iso, utcnow
 from services.common.redis_store import connect_redis
-from services.common.store import Store, get_or_not_found
+from services.common.store import one_by_one, Store, get_or_not_found
 from services.routing import decision as decisions
 from services.routing import domain, events
 from services.routing.domain import Considered
@@ -133,6 +133,36 @@ class SharedState:
         fields = {**asdict(decision), "rotation": {},
                   "considered": [[c.rep_id, c.skipped, c.rule_id] for c in decision.considered]}
         self.client.set(self.keys.key("decided", memo), json.dumps(fields), ex=DECISION_MEMO_SECONDS)
+
+    def decided_many(self, memos: list[str]) -> dict:
+        """``decided`` for many memos in one round trip: {memo: Decision} of those remembered."""
+        if not memos:
+            return {}
+        found = {}
+        for memo, raw in zip(memos, self.client.mget([self.keys.key("decided", m) for m in memos]), strict=True):
+            if raw is not None:
+                fields = json.loads(raw)
+                fields["considered"] = tuple(Considered(*c) for c in fields["considered"])
+                found[memo] = decisions.Decision(**{**fields, "rotation": {}})
+        return found
+
+    def reserve_many(self, reserved: list[tuple[str, str]], rotations: dict, remembered: dict) -> None:
+        """What a batch of decisions changed, in one round trip: each (rep, lead) reserved in the
+        rep's open set, each pool's rotation counters, each decision remembered under its memo."""
+        pipe = self.client.pipeline(transaction=True)
+        now = time.time()
+        for rep_id, lead_id in reserved:
+            pipe.sadd(self._open_key(rep_id), lead_id)
+            pipe.hset(self.keys.key("reserved-at"), lead_id, now)
+        for pool, currents in rotations.items():
+            if currents:
+                pipe.hset(self.keys.key("rotation"),
+                          mapping={f"{pool}|{rep_id}": value for rep_id, value in currents.items()})
+        for memo, decision in remembered.items():
+            fields = {**asdict(decision), "rotation": {},
+                      "considered": [[c.rep_id, c.skipped, c.rule_id] for c in decision.considered]}
+            pipe.set(self.keys.key("decided", memo), json.dumps(fields), ex=DECISION_MEMO_SECONDS)
+        pipe.execute()
 
     def rotations(self) -> dict:
         result = {}
@@ -306,6 +336,43 @@ class RoutingRepository:
                 self.state.remember_decision(memo, decision)
         return policy, decision
 
+    def decide_many(self, wanted: list[tuple[dict, dict]], now) -> dict:
+        """First decisions for a batch of new leads ((lead, score) pairs), under one acquisition of the
+        shared lock: the reps' open counts and the pools' turns are read once, carried from one decision
+        to the next in memory, and written back once, so the batch decides exactly as one decision
+        after another would. {lead_id: (policy, Decision)}; a lead decided before (a redelivery racing
+        the first delivery) gets that decision back."""
+        policy, reps = self.policy(), self.reps()
+        sticky_rule = any(rule.strategy == "sticky" for rule in policy.rules)
+        wanted = list({lead["lead_id"]: (lead, score) for lead, score in wanted}.values())
+        sticky = {lead["lead_id"]: self._sticky_owner(decisions.account_key(lead), lead["lead_id"])
+                  for lead, _ in wanted} if sticky_rule else {}
+        memos = {lead["lead_id"]: f"{lead['lead_id']}:0" for lead, _ in wanted}
+        decided, reserved, remembered, pools = {}, [], {}, set()
+        owner_of_account = {}  # leads of one account in this batch go where the first of them went
+        with self.state.lock():
+            self._ensure_open_counts(reps)
+            earlier = self.state.decided_many(list(memos.values()))
+            open_counts, rotations = self.state.open_counts(list(reps)), self.state.rotations()
+            for lead, score in wanted:
+                lead_id, account = lead["lead_id"], decisions.account_key(lead)
+                if memos[lead_id] in earlier:
+                    decided[lead_id] = (policy, earlier[memos[lead_id]])
+                    continue
+                decision = decisions.decide(lead, score, policy, reps, open_counts, rotations,
+                                            owner_of_account.get(account) or sticky.get(lead_id, ""), now)
+                if decision.rep_id:
+                    open_counts[decision.rep_id] = open_counts.get(decision.rep_id, 0) + 1
+                    rotations[decision.pool] = {**rotations.get(decision.pool, {}), **decision.rotation}
+                    pools.add(decision.pool)
+                    reserved.append((decision.rep_id, lead_id))
+                    remembered[memos[lead_id]] = decision
+                    if account and sticky_rule:
+                        owner_of_account.setdefault(account, decision.rep_id)
+                decided[lead_id] = (policy, decision)
+            self.state.reserve_many(reserved, {pool: rotations[pool] for pool in pools}, remembered)
+        return decided
+
     def _give_back(self, decision, lead_id: str) -> None:
         """A decision whose write lost the race: its reservation is released (unless the lead really
         is that rep's, assigned by the winner)."""
@@ -351,6 +418,45 @@ class RoutingRepository:
             self._give_back(decision, lead_id)
             return None
         return result
+
+    def assign_new_each(self, events_: list[dict], handler: str, now) -> list:
+        """``assign_new`` for a batch of lead_qualified events: the leads routing has not seen are
+        decided together (``decide_many``: one lock acquisition) and their assignments, tasks and
+        events written in one transaction, once per event. One outcome per event: the Assignment,
+        None (the lead was routed before) or DUPLICATE."""
+        lead_ids = [event["lead"]["lead_id"] for event in events_]
+        known = set(self.store.find_ids(AssignmentDocument, lead_ids))
+        decided = self.decide_many([(event["lead"], event.get("score") or {}) for event in events_
+                                    if event["lead"]["lead_id"] not in known], now)
+        reps = self.reps()
+
+        def work_all(uow, fresh: list) -> list:
+            exists = set(uow.find_by_ids(AssignmentDocument, [event["lead"]["lead_id"] for event in fresh]))
+            outcomes, assignments, tasks = [], [], []
+            for event in fresh:
+                lead, score = event["lead"], event.get("score") or {}
+                if lead["lead_id"] in exists or lead["lead_id"] not in decided:
+                    outcomes.append(None)
+                    continue
+                exists.add(lead["lead_id"])  # a second event about the lead in this batch finds it routed
+                policy, decision = decided[lead["lead_id"]]
+                assignment, task = self._assignment(lead, score, policy, decision, reps.get(decision.rep_id), now,
+                                                    "routing")
+                assignments.append(self._assignment_document(assignment, lead, score))
+                if task is not None:
+                    tasks.append(task_to_document(task))
+                    self._announce_new_owner(uow, assignment, lead, task)
+                outcomes.append(assignment)
+            uow.insert_many(assignments)
+            uow.insert_many(tasks)
+            return outcomes
+
+        outcomes = self.store.run_once_each(events_, handler, work_all)
+        routed = {o.lead_id for o in outcomes if isinstance(o, domain.Assignment)}
+        for lead_id, (_, decision) in decided.items():
+            if lead_id not in routed:
+                self._give_back(decision, lead_id)
+        return outcomes
 
     def _assignment(self, lead, score, policy, decision, rep, now, by):
         task = self._new_task(lead["lead_id"], rep, policy, decision, now, 0) if decision.rep_id else None
@@ -593,17 +699,18 @@ class RoutingRepository:
             return None
         return self.complete_task(task.id, "lead_contacted", contacted_at, event, handler)
 
-    def release(self, event: dict, handler: str, lead_id: str):
-        """The lead left the rep's desk (converted, disqualified or recycled by sales): it no longer
-        counts toward their capacity."""
-        def work(uow):
+    def release(self, events_: list[dict], handler: str) -> list:
+        """The events' leads left the rep's desk (converted, disqualified or recycled by sales): they no
+        longer count toward their rep's capacity. A batch of events in one transaction."""
+        def work(uow, event):
+            lead_id = event["lead_id"]
             document = uow.find_one(AssignmentDocument, {"_id": lead_id})
             if document is None or not document.open:
                 return False
             uow.update_one(AssignmentDocument, {"_id": lead_id}, {"$set": {"open": False}})
             uow.after_commit(lambda: self.state.remove_open(document.rep_id, lead_id))
             return True
-        return self.store.run_once(event, handler, work)
+        return self.store.run_once_each(events_, handler, one_by_one(work))
 
     # ---- reading -----------------------------------------------------------------------------------
 

@@ -34,42 +34,49 @@ class RoutingService(LeadflowService):
 
     # ---- events ---------------------------------------------------------------------------------------
 
+    # Each handler takes a batch of events (services.common.messaging.BatchEventHandler) and answers
+    # one outcome per event.
+
     @event_handler("scoring", "lead_qualified")
-    def handle_lead_qualified(self, event):
+    def handle_lead_qualified(self, events):
         started = time.perf_counter()
-        assignment = self.routing.assign_new(event["lead"], event.get("score") or {}, self.clock.now(), event=event,
-                                             handler="handle_lead_qualified")
-        metrics.ROUTING_DECISION_SECONDS.observe(time.perf_counter() - started)
-        if assignment is not None:
-            self._count_assignment(assignment)
-        return assignment
+        outcomes = self.routing.assign_new_each(events, "handle_lead_qualified", self.clock.now())
+        metrics.ROUTING_DECISION_SECONDS.observe((time.perf_counter() - started) / len(events))
+        for outcome in outcomes:
+            if isinstance(outcome, domain.Assignment):
+                self._count_assignment(outcome)
+        return outcomes
 
     @event_handler("opportunity", "lead_contacted")
-    def handle_lead_contacted(self, event):
-        """The first call, email or meeting stops the SLA clock."""
-        contacted_at = parse_iso(event.get("contacted_at") or event["occurred_at"])
-        result = self.routing.first_contact(event, "handle_lead_contacted", contacted_at)
-        self._count_completion(result)
-        return result
+    def handle_lead_contacted(self, events):
+        """The first call, email or meeting stops the SLA clock (one transaction per event: a task
+        reassigned away meanwhile refuses its event alone)."""
+        outcomes = []
+        for event in events:
+            contacted_at = parse_iso(event.get("contacted_at") or event["occurred_at"])
+            outcomes.append(self.routing.first_contact(event, "handle_lead_contacted", contacted_at))
+            self._count_completion(outcomes[-1])
+        return outcomes
 
     @event_handler("opportunity", "lead_converted")
-    def handle_lead_converted(self, event):
+    def handle_lead_converted(self, events):
         """A converted lead no longer counts toward its rep's capacity, nor does one sales
         disqualified or sent back to nurture."""
-        return self.routing.release(event, "handle_lead_converted", event["lead_id"])
+        return self.routing.release(events, "handle_lead_converted")
 
     @event_handler("opportunity", "lead_sales_disqualified")
-    def handle_lead_sales_disqualified(self, event):
-        return self.routing.release(event, "handle_lead_sales_disqualified", event["lead_id"])
+    def handle_lead_sales_disqualified(self, events):
+        return self.routing.release(events, "handle_lead_sales_disqualified")
 
     @event_handler("opportunity", "lead_recycled")
-    def handle_lead_recycled(self, event):
-        return self.routing.release(event, "handle_lead_recycled", event["lead_id"])
+    def handle_lead_recycled(self, events):
+        return self.routing.release(events, "handle_lead_recycled")
 
     @event_handler("routing", "notification_requested")
-    def handle_notification_requested(self, event):
+    def handle_notification_requested(self, events):
         """Routing's notifier: logs every notification and posts it to the team's webhook when set."""
-        notifier.deliver(event)
+        for event in events:
+            notifier.deliver(event)
 
     def _count_assignment(self, assignment):
         if assignment.queued:

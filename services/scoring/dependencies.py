@@ -15,7 +15,7 @@ from services.common.compute import off_the_hub
 from services.common.errors import NotFound
 from services.common.events import utcnow
 from services.common import jobs
-from services.common.store import DUPLICATE, Store, get_or_not_found
+from services.common.store import DUPLICATE, Store, get_or_not_found, one_by_one
 from services.scoring import domain, events, win_model
 from services.scoring.mappers import apply_score, behaviour_of, score_from_document
 from services.scoring.models import (BehaviourDocument, LeadScoreDocument, RescoreJobDocument, ScheduleDocument,
@@ -151,6 +151,57 @@ class ScoreRepository:
             return self.store.run_once(event, handler, work)
         return self.store.run_in_transaction(work)
 
+    def apply_each(self, changes: list[tuple[str, object, dict]], handler: str) -> list:
+        """``apply`` for a batch of events, ``changes`` holding (lead_id, change, event) for each, in one
+        transaction once per event (``Store.run_once_each``): the leads are read together, changed in
+        the events' order, their win probabilities predicted in one model call off the hub, and written
+        in one bulk write with their revision checks, with every event they cause in one outbox entry.
+        A lead that several events of the batch change is scored once, after all of them. One outcome
+        per event: Applied (on the lead's last event; None on its earlier ones), None or DUPLICATE.
+
+        Only for changes that touch their own lead's document alone (a merge also writes the
+        duplicate's: ``apply`` one event at a time)."""
+        model, win = self.model(), self.win()
+        change_of = {event["event_id"]: (lead_id, change) for lead_id, change, event in changes}
+
+        def work_all(uow, fresh: list) -> list:
+            found = uow.find_by_ids(LeadScoreDocument, [change_of[event["event_id"]][0] for event in fresh])
+            touched, last_change, outcomes = {}, {}, [None] * len(fresh)
+            for position, event in enumerate(fresh):
+                lead_id, change = change_of[event["event_id"]]
+                if lead_id not in touched:
+                    document = found.get(lead_id)
+                    read_revision = document.revision if document else None
+                    document = document or LeadScoreDocument(id=lead_id)
+                    touched[lead_id] = (document, read_revision,
+                                        score_from_document(document) if document.scored_at else None)
+                if change(touched[lead_id][0], uow) is not False:
+                    last_change[lead_id] = position
+            changed = [touched[lead_id] for lead_id in last_change]
+            predicted = self._predict(win, [(document, read_revision) for document, read_revision, _ in changed])
+            caused = []
+            for (document, read_revision, previous), position in zip(changed, last_change.values(), strict=True):
+                applied, events_of_lead = self._recomputed(document, previous, read_revision, model, win, None,
+                                                           predicted.get(document.id))
+                caused.extend(events_of_lead)
+                outcomes[position] = applied
+            uow.replace_many_at_revision([(document, read_revision) for document, read_revision, _ in changed])
+            uow.publish_many(caused)
+            return outcomes
+
+        return self.store.run_once_each([event for _, _, event in changes], handler, work_all)
+
+    @staticmethod
+    def _predict(win: LiveWinModel | None, documents: list) -> dict:
+        """Win probabilities of (document, revision it was read at) pairs in one model call, off the hub."""
+        scorable = [(d, revision) for d, revision in documents if d.lead and not d.merged_into]
+        if win is None or not scorable:
+            return {}
+        probabilities = off_the_hub(win_model.predict_many, win.model, [
+            (d.lead, Counter(e.type for e in behaviour_of(d))) for d, _ in scorable])
+        return {d.id: PredictedWin(win.version, revision, p)
+                for (d, revision), p in zip(scorable, probabilities, strict=True)}
+
     def rescore(self, documents: list, predicted: dict, now=None) -> list[Applied]:
         """Recompute the scores of many leads as they stand, in one transaction: one commit and one outbox
         write for the lot, where one transaction per lead made a rescore of 10,000 leads take minutes.
@@ -217,13 +268,7 @@ class ScoreRepository:
     def predict_wins(self, documents: list) -> dict:
         """Win probabilities for many leads in one prediction, computed off the hub: {lead_id: PredictedWin}.
         A rescore of thousands of leads otherwise ran one model call per lead on the event loop."""
-        win = self.win()
-        scorable = [d for d in documents if d.lead and not d.merged_into]
-        if win is None or not scorable:
-            return {}
-        probabilities = off_the_hub(win_model.predict_many, win.model, [
-            (d.lead, Counter(e.type for e in behaviour_of(d))) for d in scorable])
-        return {d.id: PredictedWin(win.version, d.revision, p) for d, p in zip(scorable, probabilities, strict=True)}
+        return self._predict(self.win(), [(d, d.revision) for d in documents])
 
     def get(self, lead_id: str) -> LeadScoreDocument:
         document = LeadScoreDocument.objects(id=lead_id).first()
@@ -255,21 +300,22 @@ class ScoreRepository:
         """The leads whose score changes with time by now, soonest first, whole (to predict together)."""
         return list(LeadScoreDocument.objects(next_change_at__lte=now).order_by("next_change_at").limit(limit))
 
-    def record(self, event: dict, handler: str, fields: dict):
-        """Set facts about a lead that do not change its score (its outcome, its owner), once per event."""
-        def work(uow):
+    def record(self, events_: list[dict], handler: str, fields: dict) -> list:
+        """Set facts about leads that do not change their score (their outcome), once per event, a
+        batch of events in one transaction."""
+        def work(uow, event):
             uow.update_one(LeadScoreDocument, {"_id": event["lead_id"]}, {"$set": fields, "$inc": {"revision": 1}},
                            upsert=True)
             return True
-        return self.store.run_once(event, handler, work)
+        return self.store.run_once_each(events_, handler, one_by_one(work))
 
-    def record_owner(self, event: dict, handler: str):
+    def record_owner(self, events_: list[dict], handler: str) -> list:
         """The owner routing chose (assigned or reassigned), applied newest first whatever the order."""
-        def work(uow):
+        def work(uow, event):
             return uow.apply_owner_change(
                 LeadScoreDocument, event["lead_id"], {"owner_id": event["rep_id"], "owner_team": event.get("team", "")},
                 int(event.get("owner_version") or 1), upsert=True, also={"$inc": {"revision": 1}})
-        return self.store.run_once(event, handler, work)
+        return self.store.run_once_each(events_, handler, one_by_one(work))
 
     # ---- background rescoring -------------------------------------------------------------------------
 

@@ -48,20 +48,28 @@ class ScoringService(LeadflowService):
 
     # ---- events ---------------------------------------------------------------------------------------
 
-    def _count(self, outcome):
-        if isinstance(outcome, Applied) and outcome.changed:
-            metrics.LEADS_SCORED.inc()
-            if outcome.qualified:
-                metrics.LEADS_QUALIFIED.inc()
-        return outcome
+    def _count(self, outcomes: list) -> list:
+        for outcome in outcomes:
+            if isinstance(outcome, Applied) and outcome.changed:
+                metrics.LEADS_SCORED.inc()
+                if outcome.qualified:
+                    metrics.LEADS_QUALIFIED.inc()
+        return outcomes
+
+    # Each handler takes a batch of events (services.common.messaging.BatchEventHandler) and answers
+    # one outcome per event.
 
     @event_handler("capture", "lead_captured")
-    def handle_lead_captured(self, event):
-        lead = event["lead"]
-        return self._count(self.scores.apply(lead["lead_id"], _set_lead(lead), event, "handle_lead_captured"))
+    def handle_lead_captured(self, events):
+        return self._count(self.scores.apply_each(
+            [(event["lead"]["lead_id"], _set_lead(event["lead"]), event) for event in events], "handle_lead_captured"))
 
     @event_handler("capture", "lead_merged")
-    def handle_lead_merged(self, event):
+    def handle_lead_merged(self, events):
+        # A merge writes two leads' documents: one event, one transaction (merges are rare).
+        return self._count([self._merged(event) for event in events])
+
+    def _merged(self, event):
         lead, duplicate_id = event["lead"], event.get("merged_lead_id", "")
 
         def change(document, uow):
@@ -79,10 +87,13 @@ class ScoringService(LeadflowService):
                                    {"$set": {"merged_into": lead["lead_id"], "next_change_at": None},
                                     "$inc": {"revision": 1}})
             return True
-        return self._count(self.scores.apply(lead["lead_id"], change, event, "handle_lead_merged"))
+        return self.scores.apply(lead["lead_id"], change, event, "handle_lead_merged")
 
     @event_handler("capture", "lead_unmerged")
-    def handle_lead_unmerged(self, event):
+    def handle_lead_unmerged(self, events):
+        return self._count([self._unmerged(event) for event in events])
+
+    def _unmerged(self, event):
         restored, primary = event["lead"], event["primary"]
 
         def change(document, uow):
@@ -92,33 +103,37 @@ class ScoringService(LeadflowService):
         if outcome is not DUPLICATE:
             # The primary's snapshot lost the restored lead's contacts; its score follows.
             self.scores.apply(primary["lead_id"], _set_lead(primary))
-        return self._count(outcome)
+        return outcome
 
     @event_handler("capture", "lead_activity_recorded")
-    def handle_lead_activity_recorded(self, event):
-        behaviour = domain.BehaviourEvent(event["activity_id"], event["type"],
-                                          parse_iso(event["activity_occurred_at"]))
-        return self._count(self.scores.apply(event["lead_id"], add_behaviour(behaviour), event,
-                                             "handle_lead_activity_recorded"))
+    def handle_lead_activity_recorded(self, events):
+        return self._count(self.scores.apply_each([
+            (event["lead_id"], add_behaviour(domain.BehaviourEvent(
+                event["activity_id"], event["type"], parse_iso(event["activity_occurred_at"]))), event)
+            for event in events], "handle_lead_activity_recorded"))
 
     @event_handler("opportunity", "opportunity_won")
-    def handle_opportunity_won(self, event):
-        if event.get("lead_id"):  # a deal not born from a lead teaches the win model nothing about leads
-            return self.scores.record(event, "handle_opportunity_won", {"outcome": "won"})
+    def handle_opportunity_won(self, events):
+        return self._outcomes_of_deals(events, "handle_opportunity_won", "won")
 
     @event_handler("opportunity", "opportunity_lost")
-    def handle_opportunity_lost(self, event):
-        if event.get("lead_id"):
-            return self.scores.record(event, "handle_opportunity_lost", {"outcome": "lost"})
+    def handle_opportunity_lost(self, events):
+        return self._outcomes_of_deals(events, "handle_opportunity_lost", "lost")
+
+    def _outcomes_of_deals(self, events, handler: str, outcome: str) -> list:
+        # A deal not born from a lead teaches the win model nothing about leads.
+        from_leads = [event for event in events if event.get("lead_id")]
+        recorded = iter(self.scores.record(from_leads, handler, {"outcome": outcome}) if from_leads else ())
+        return [next(recorded) if event.get("lead_id") else None for event in events]
 
     @event_handler("routing", "lead_assigned")
-    def handle_lead_assigned(self, event):
+    def handle_lead_assigned(self, events):
         """The owner decides who may read the score: reps their own leads, managers their team's."""
-        return self.scores.record_owner(event, "handle_lead_assigned")
+        return self.scores.record_owner(events, "handle_lead_assigned")
 
     @event_handler("routing", "lead_reassigned")
-    def handle_lead_reassigned(self, event):
-        return self.scores.record_owner(event, "handle_lead_reassigned")
+    def handle_lead_reassigned(self, events):
+        return self.scores.record_owner(events, "handle_lead_reassigned")
 
     # ---- time ------------------------------------------------------------------------------------------
 

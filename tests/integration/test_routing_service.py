@@ -508,3 +508,43 @@ def test_teams_and_rep_listing_pages(run_service, infra, tokens):
     assert set(violations_of(bad.status)) == {"team.team_id", "team.name"}
     assert [t.team_id for t in admin.ListTeams(routing_pb2.ListTeamsRequest()).teams] == [team]
     assert list(admin.GetTeam(routing_pb2.GetTeamRequest(team_id=team)).team.managers) == ["m"]
+
+
+def _batches(handler: str) -> tuple[float, float]:
+    """(batches, events) the routing consumer ``handler`` has handled in this process so far."""
+    from services.common import metrics
+    samples = {sample.name: sample.value for sample in metrics.EVENT_BATCH_SIZE.collect()[0].samples
+               if sample.labels.get("service") == "routing" and sample.labels.get("handler") == handler}
+    return samples.get("leadflow_event_batch_size_count", 0.0), samples.get("leadflow_event_batch_size_sum", 0.0)
+
+
+def test_leads_decided_as_a_batch_are_shared_as_one_by_one_and_each_assigned_once(
+        run_service, infra, tokens, tap, publish):
+    """Forty qualified leads wait in the queue when routing starts, so they are decided in batches
+    under one lock each: the four reps still get ten each (their turns and open counts carried from
+    one decision to the next), a redelivered event in the same stream changes nothing, and the open
+    counts in Redis match the assignments."""
+    from nameko import config
+    service, admin = start(run_service, infra, tokens)
+    for rep in ("amy", "bo", "chen", "dana"):
+        put_rep(admin, rep)
+    own = {key: config[key] for key in ("MONGODB_DB_PREFIX", "REDIS_KEY_PREFIX")}
+    service.stop()
+    events = [qualified_event() for _ in range(40)]
+    for event in events[:25] + [events[3]] + events[25:]:
+        publish("scoring", event)
+    emitted = tap("routing", "lead_assigned")
+    batches_before, handled_before = _batches("handle_lead_qualified")
+
+    service = run_service(RoutingService, **own)
+    admin = service.grpc(routing_pb2_grpc.RoutingServiceStub, tokens["admin"])
+
+    wanted = {event["lead_id"] for event in events}
+    assert wait_until(lambda: wanted <= {e["lead_id"] for e in emitted.collect(40, timeout=1)}, timeout=30)
+    received = [e for e in emitted.settle(1.0) if e["lead_id"] in wanted]
+    assert len(received) == 40  # each lead once, the redelivered event included
+    assert sorted(Counter(e["rep_id"] for e in received).values()) == [10, 10, 10, 10]
+    reps = {r.rep_id: r.open_leads for r in admin.ListReps(routing_pb2.ListRepsRequest()).reps}
+    assert reps == {"amy": 10, "bo": 10, "chen": 10, "dana": 10}
+    batches, handled = _batches("handle_lead_qualified")
+    assert handled - handled_before == 41 and batches - batches_before < 41  # some arrived together

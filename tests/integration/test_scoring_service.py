@@ -106,3 +106,55 @@ def test_replayed_dead_letters_go_back_through_their_original_queue(run_service,
     # The handler sees it again (two more attempts) and, still failing, dead-letters it once more.
     [again] = wait_until(letters_for_poison)
     assert again["queue"] == "evt-capture-lead_captured--scoring.handle_lead_captured" and again["attempts"] == 2
+
+
+def test_a_batch_holding_a_poison_event_applies_the_rest_and_dead_letters_only_that_event(
+        run_service, tap, publish, infra):
+    """Forty events wait in the queue before the service starts, so they reach it as batches; one of
+    them cannot be handled. The batch it is in fails, runs again event by event, and the other
+    events are scored exactly once; the poison alone goes to the dead letters."""
+    from services.cli import dead_letters
+    from services.common import metrics
+
+    run_service(ScoringService).container.stop()  # its queues exist: what is published now waits there
+    good = [captured_event() for _ in range(40)]
+    poison = new_event("lead_captured", {"lead_id": str(uuid.uuid4())}, unexpected="no lead snapshot")
+    for event in good[:20] + [poison] + good[20:]:
+        publish("capture", event)
+    split = metrics.EVENT_BATCHES_SPLIT.labels("scoring", "handle_lead_captured")
+    splits_before = split._value.get()
+    emitted = tap("scoring", "lead_scored")
+
+    run_service(ScoringService, EVENT_MAX_ATTEMPTS=2, EVENT_BATCH_CONCURRENCY=1)
+
+    wanted = {event["lead_id"] for event in good}
+    assert wait_until(lambda: wanted <= {e["lead_id"] for e in emitted.collect(len(wanted), timeout=1)}, timeout=30)
+    letters = wait_until(lambda: [letter for letter in dead_letters.peek(infra.amqp_uri)
+                                  if poison["event_id"] in letter["body"]], timeout=20)
+    assert len(letters) == 1 and letters[0]["attempts"] == 2
+    assert split._value.get() > splits_before  # the poison was in a batch, and only it was refused
+    scored = [e["lead_id"] for e in emitted.settle(1.0) if e["lead_id"] in wanted]
+    assert sorted(scored) == sorted(wanted)  # each once: nothing of the failed batch applied twice
+    assert LeadScoreDocument.objects(id__in=list(wanted)).count() == 40
+    assert LeadScoreDocument.objects(id=poison["lead_id"]).count() == 0
+
+
+def test_a_redelivered_batch_changes_nothing(run_service, tap, publish):
+    """The same thirty events delivered again (a crash after the commit, before the acks) are
+    recognised as handled, all of them, in one batch or several."""
+    run_service(ScoringService).container.stop()
+    events = [captured_event() for _ in range(30)]
+    for event in events:
+        publish("capture", event)
+    emitted = tap("scoring", "lead_scored")
+    run_service(ScoringService)
+    wanted = {event["lead_id"] for event in events}
+    assert wait_until(lambda: wanted <= {e["lead_id"] for e in emitted.collect(len(wanted), timeout=1)}, timeout=30)
+
+    for event in events:
+        publish("capture", event)
+    again = emitted.settle(1.5)
+
+    assert sorted(e["lead_id"] for e in again if e["lead_id"] in wanted) == sorted(wanted)
+    processed = LeadScoreDocument._get_db()[PROCESSED_EVENTS]
+    assert processed.count_documents({"_id": {"$in": [f"handle_lead_captured:{e['event_id']}" for e in events]}}) == 30
