@@ -34,6 +34,9 @@
   (xiii) a busy platform: a history import alone and again while scoring rescores every    bench/busy.py
         lead with a live win model, probes every 100 ms, transactions run again for conflicts
   (xiv) masking personal data in megabyte log values (no platform)                         bench/masking.py
+  (xvi) time to last assignment on the platform of (iii): a 10,000-row and a 100,000-row   bench/import_to_assignment.py
+        CSV of qualifying leads imported through ImportLeadFile, from the import's start to the last
+        lead_assigned (BENCH_IMPORT_ROWS=10000 picks the sizes), with leads/s end to end
 
 (xv), imports at volume, runs on its own: python -m bench.volume (bench/volume.py).
 
@@ -60,6 +63,8 @@ from bench.capture import bench_capture_bulk
 from bench.common import (RESULTS, SCALE, make_tokens, pipeline_platform, plain_grpcio_baseline, scaled, settle,
                           write_json)
 from bench.gateway import bench_gateway
+from bench.import_to_assignment import bench_time_to_last_assignment
+from bench.import_to_assignment import sizes as import_sizes
 from bench.masking import bench_log_masking
 from bench.memory import bench_memory
 from bench.opportunity import bench_opportunity
@@ -71,8 +76,8 @@ from bench.store import bench_store
 from bench.unary import bench_unary
 from services.devstack.sandbox import Sandbox
 
-SECTIONS = ("i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii", "xiii", "xiv")
-PIPELINE_PLATFORM = ("v", "iii", "iv", "vi", "xii")  # in the order they run on it
+SECTIONS = ("i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii", "xiii", "xiv", "xvi")
+PIPELINE_PLATFORM = ("v", "iii", "iv", "vi", "xii", "xvi")  # in the order they run on it
 # Sections with a ratio to the raw broker's rates (i) or to plain grpcio's health check (v).
 NEEDS_BROKER = ("iii", "viii", "ix", "xi")
 NEEDS_GRPCIO = ("viii", "x", "xi")
@@ -153,6 +158,13 @@ def main() -> None:
                         print("(xii) HTTP/JSON gateway ...", flush=True)
                         results["gateway"] = bench_gateway(stack.gateway.url, client, integration_token,
                                                            scaled(500), scaled(2000))
+                    elif section == "xvi":
+                        results["import_to_assignment"] = {}
+                        for rows in import_sizes():
+                            print(f"(xvi) {rows:,} rows imported, time to the last assignment ...", flush=True)
+                            settle(stack)
+                            results["import_to_assignment"][str(rows)] = bench_time_to_last_assignment(
+                                client, watcher, rows)
         if "vii" in asked:
             print("(vii) capture bulk channels ...", flush=True)
             results["capture_bulk"] = bench_capture_bulk(infra, table, integration_token, scaled(100_000))
@@ -333,6 +345,11 @@ def print_table(r: dict, path) -> None:
             ("(vii) ScanBusinessCard", f"p50 {cards['seconds_p50']:.2f} s/card, max {cards['seconds_max']:.2f} s "
                                        f"({cards['email_read_correctly']}/{cards['cards']} emails right)"),
         ]
+        if (costs := bulk.get("lead_index_costs")) is not None:
+            per_lead = costs["microseconds_per_lead"]
+            rows.append(("(vii) a lead's insert, by index (µs/lead)",
+                         ", ".join(f"{name} {value:,.0f}" for name, value in per_lead.items())
+                         + f"; {costs['search_terms_per_lead']:.0f} search terms per lead"))
     if (sc := r.get("scoring")) is not None:
         get = sc["get_lead_score"]
         rows += [
@@ -374,6 +391,11 @@ def print_table(r: dict, path) -> None:
                  for label, g in (("gRPC direct", gateway["grpc_get_lead"]),
                                   ("HTTP/JSON via gateway", gateway["http_get_lead"]),
                                   ("gateway /healthz alone", gateway["http_healthz"]))]
+    for rows_in_file, run in r.get("import_to_assignment", {}).items():
+        rows.append((f"(xvi) {int(rows_in_file):,}-row CSV, import start->last assignment",
+                     f"{run['seconds_to_last_assignment']:,.1f} s, {run['leads_per_s_end_to_end']:,.0f} leads/s "
+                     f"({run['assigned']:,}/{run['accepted']:,} assigned; "
+                     f"import alone {run['import_seconds']:,.1f} s)"))
     if (busy := r.get("busy")) is not None:
         rows += [
             ("(xiii) history import, idle / while rescoring", f"{busy['import_idle_rows_per_s']:,.0f} / "

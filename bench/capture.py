@@ -72,6 +72,38 @@ def raw_insert_of_imported_leads(infra, count: int) -> dict:
     return {"documents": len(documents), "docs_per_s": len(documents) / seconds if documents else 0.0}
 
 
+def index_costs(infra, count: int) -> dict:
+    """What each secondary index of the lead collection costs per lead on the embedded store: the
+    documents the import wrote, inserted 500 per insert_many into a collection with no secondary
+    index, with each index alone, and with all of them. Also the search terms a lead carries (the
+    search_terms index holds one entry per term)."""
+    from services.capture.models import LeadDocument
+    from services.common.settings import database_name
+    client = pymongo.MongoClient(infra.mongo_uri)
+    source = client[database_name(infra.db_prefix, "capture")]["leads"]
+    documents = list(source.find({}).limit(count))
+    specs = [spec["fields"] for spec in LeadDocument._meta["index_specs"]]
+    variants = [("none", [])] + [("+".join(field for field, _ in spec), [spec]) for spec in specs] + [("all", specs)]
+    timings = {}
+    for name, indexes in variants:
+        scratch = client["leadflow_bench"][f"leads_{len(timings)}"]
+        scratch.drop()
+        for spec in indexes:
+            scratch.create_index(spec)
+        fresh = [{**doc, "_id": str(uuid.uuid4())} for doc in documents]
+        started = time.perf_counter()
+        for start in range(0, len(fresh), 500):
+            scratch.insert_many(fresh[start:start + 500])
+        timings[name] = (time.perf_counter() - started) / max(len(fresh), 1) * 1e6
+        scratch.drop()
+    client.close()
+    terms = [len(doc.get("search_terms") or ()) for doc in documents]
+    return {"documents": len(documents), "microseconds_per_lead": timings,
+            "added_microseconds_per_lead": {name: value - timings["none"] for name, value in timings.items()
+                                            if name != "none"},
+            "search_terms_per_lead": sum(terms) / max(len(terms), 1)}
+
+
 def bench_capture_bulk(infra, table: str, integration_token: str, rows: int) -> dict:
     """Capture alone, so the leads it imports do not start 100,000 pipelines; its events go to a
     bounded sink queue (the cost of publishing them is part of the import, as in production)."""
@@ -94,6 +126,7 @@ def bench_capture_bulk(infra, table: str, integration_token: str, rows: int) -> 
             "seconds": seconds, "rows_per_s": report.rows / seconds, "megabytes": len(content) / 1e6,
             "capture_cpu_seconds": cpu_seconds(stack.processes[0].process.pid) - cpu_before}
         results["store_same_lead_documents"] = raw_insert_of_imported_leads(infra, report.accepted)
+        results["lead_index_costs"] = index_costs(infra, min(report.accepted, 10_000))
         report, seconds = import_file(client, content, "bench-import")
         results["reimport_synthetic"] = {"rows": report.rows, "unchanged": report.unchanged,
                                          "accepted": report.accepted, "rows_per_s": report.rows / seconds}

@@ -120,7 +120,9 @@ def rss_mib(pid: int) -> float:
 
 
 def settle(stack, quiet_seconds: float = 2.0, limit: float = 300.0) -> None:
-    """Wait until the services are idle again (leads from the previous step all processed)."""
+    """Wait until the services are idle again (leads from the previous step all processed): their
+    processes together use under 5 % of a core each. An idle service is not at zero (its event loop,
+    timers and outbox sweep cost about 3 % of a core), so a stricter test would wait out ``limit``."""
     def busy() -> float:
         return sum(cpu_seconds(p.process.pid) for p in stack.processes)
     deadline = time.monotonic() + limit
@@ -128,7 +130,7 @@ def settle(stack, quiet_seconds: float = 2.0, limit: float = 300.0) -> None:
     while time.monotonic() < deadline:
         time.sleep(quiet_seconds)
         now = busy()
-        if now - last < 0.1 * quiet_seconds:
+        if now - last < 0.05 * quiet_seconds * len(stack.processes):
             return
         last = now
 
@@ -179,6 +181,23 @@ class AssignmentWatcher:
                 if event["lead_id"] in lead_ids:
                     seen[event["lead_id"]] = event
         return list(seen.values())
+
+    def wait_for_source(self, source: str, expected: int, start_index: int, timeout: float) -> tuple[int, float]:
+        """Wait until ``expected`` distinct leads of ``source`` are assigned: (how many were, and the
+        time.perf_counter() at which the last of them reached us, or 0.0 if none did)."""
+        deadline = time.monotonic() + timeout
+        leads, last_at, checked = set(), 0.0, start_index
+        received = self.tap.received
+        while time.monotonic() < deadline and len(leads) < expected:
+            if not self.tap._take():
+                time.sleep(0.02)
+                continue
+            for event in received[checked:]:
+                if event.get("source") == source and event["lead_id"] not in leads:
+                    leads.add(event["lead_id"])
+                    last_at = time.perf_counter()
+            checked = len(received)
+        return len(leads), last_at
 
 
 @dataclass
