@@ -149,7 +149,9 @@ def main() -> None:
                         print("(iii) pipeline throughput ...", flush=True)
                         results["pipeline"] = bench_pipeline(client, watcher, scaled(1500))
                     elif section == "iv":
-                        rate = results["pipeline"]["leads_assigned_per_s"] / 2
+                        # BENCH_LATENCY_RATE offers a fixed rate instead, to compare runs at one load.
+                        rate = float(os.environ.get("BENCH_LATENCY_RATE") or 0) \
+                            or results["pipeline"]["leads_assigned_per_s"] / 2
                         print(f"(iv) latency at {rate:.0f} leads/s ...", flush=True)
                         results["latency_at_half_load"] = bench_latency_at_load(client, watcher, rate, 20 * SCALE)
                     elif section == "vi":
