@@ -175,8 +175,7 @@ class ScoringService(LeadflowService):
         done, changed = [], 0
         for start in range(0, len(documents), RESCORE_SLICE):
             piece = documents[start:start + RESCORE_SLICE]
-            for outcome in self.scores.rescore(piece, predicted):
-                changed += bool(self._count(outcome).changed)
+            changed += sum(bool(outcome.changed) for outcome in self._count(self.scores.rescore(piece, predicted)))
             done.extend(d.id for d in piece)
             if time.monotonic() > deadline:
                 break
