@@ -1,10 +1,11 @@
-"""A service's own MongoDB database: atomic units of work with a transactional outbox, idempotent
-event consumption, and the relay that publishes what the outbox holds (DESIGN.md §4).
+"""A service's own MongoDB database: atomic units of work with a transactional outbox, and idempotent
+event consumption, one event or a batch at a time (DESIGN.md §4).
 
-State and the events it causes are written in one transaction, so a crash between the write and
-the publish cannot drop an event: the committing process publishes its events at once, and a sweep
-publishes whatever a crashed process left. An event may be published twice (a crash after
-publishing, before deleting); consumers are idempotent on event_id.
+State and the events it causes are written in one transaction (its events in one outbox document),
+so a crash between the write and the publish cannot drop an event: the committing process hands the
+document to the relay (services/common/outbox.py) at once, and a sweep publishes whatever a crashed
+process left. An event may be published twice (a crash after publishing, before deleting);
+consumers are idempotent on event_id.
 """
 import logging
 import random
