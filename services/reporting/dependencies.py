@@ -11,9 +11,9 @@ from services.common import jobs, metrics
 from services.common.compute import in_slices
 from services.common.errors import FailedPrecondition
 from services.common.events import parse_iso, utcnow
-from services.common.store import IDS_PER_QUERY, Store, get_or_not_found
-from services.reporting.domain import (FUNNEL_ORDER, OPPORTUNITY_SNAPSHOT_EVENTS, attribution_of,
-                                       opportunity_fact, project_lead, source_of, stage_field, stage_moves,
+from services.common.store import Store, get_or_not_found
+from services.reporting.domain import (FUNNEL_ORDER, OPPORTUNITY_SNAPSHOT_EVENTS, PROJECTED_MOMENTS, attribution_of,
+                                       labels_of, opportunity_fact, project_lead, source_of, stage_field, stage_moves,
                                        timeline_order)
 from services.reporting.models import (CampaignCostDocument, ConfigChangeDocument, EventLogDocument,
                                        LeadProgressDocument, OpportunityFactDocument, QuotaDocument,
@@ -57,8 +57,9 @@ class ReportingRepository:
             # Seen before: project again all the same (the first delivery may have stopped short).
             if any(e.get("code") != 11000 for e in error.details.get("writeErrors", ())):
                 raise
-        changed = self.project_many(events_, source_service)
+        changed = set()
         for event in events_:
+            changed |= self.project(event, source_service, mark=False)
             if event["event_type"] == "lead_contacted":
                 self.observe_speed_to_lead(event["lead_id"])
         self.rollups.mark(changed)
@@ -92,68 +93,41 @@ class ReportingRepository:
         for currency, amount in won.items():
             metrics.WON_VALUE.labels(currency).set(float(amount))
 
-    def project(self, event: dict, source_service: str) -> set:
-        """Project one event and mark the records it may have changed for the roll-ups."""
-        changed = self.project_many([event], source_service)
-        self.rollups.mark(changed)
+    def project(self, event: dict, source_service: str, mark: bool = True) -> set:
+        """Every projection an event feeds; the same function for live events and a rebuild's replay.
+        Returns the records whose roll-up contribution it may have changed, marked for the roll-ups
+        unless ``mark`` is False (a batch marks its events' records in one write)."""
+        event_type = event["event_type"]
+        if event_type == "config_changed":
+            self.record_config_change(event, source_service)
+            return set()
+        moments = PROJECTED_MOMENTS.get((source_service, event_type))
+        if moments and event.get("lead_id"):
+            self.apply(event, moments)
+        if event_type == "lead_scored" and event.get("win_probability") is not None:
+            self.record_win_probability(event)
+        if event_type == "lead_captured" and source_of(event):
+            # The lead's opportunities learn its attribution whichever event came first.
+            OpportunityFactDocument._get_collection().update_many(
+                {"lead_id": event["lead_id"]}, {"$set": attribution_of(event)})
+        if event_type in OPPORTUNITY_SNAPSHOT_EVENTS:
+            self.project_opportunity(event)
+        changed = self.changed_records(event)
+        if mark:
+            self.rollups.mark(changed)
         return changed
 
-    def project_many(self, events_: list, source_service: str) -> set:
-        """Every projection a batch of one service's events feeds; the same function for live events
-        and a rebuild's replay of the events of no lead. Returns the records whose roll-up
-        contribution the batch may have changed (the caller marks them, once per batch).
-
-        A batch's events of each lead are folded in memory as a rebuild folds them (project_lead),
-        then written with one bulk write: on the embedded store an update costs ~1-6 ms alone and a
-        few hundred microseconds inside a bulk write, and a lead's progress record carries four
-        indexes. Every write is idempotent and order-proof (moments only move forward, a score only
-        over an older one, a snapshot only over an older version), so redelivery, and any order of
-        events within and across batches, give one result."""
-        by_lead = defaultdict(list)
-        for event in events_:
-            if event["event_type"] == "config_changed":
-                self.record_config_change(event, source_service)
-            elif event.get("lead_id"):
-                by_lead[event["lead_id"]].append((source_service, event))
-        self.write_folded_leads({lead_id: project_lead(events) for lead_id, events in in_slices(list(by_lead.items()))})
-        for event in events_:
-            if event["event_type"] in OPPORTUNITY_SNAPSHOT_EVENTS:
-                self.project_opportunity(event)
-        # After the snapshots: a deal converted in this very batch learns its lead's attribution too.
-        affected = [event["lead_id"] for event in events_
-                    if event.get("lead_id") and event["event_type"] in ("lead_captured", "lead_scored")]
-        deals_of = self.opportunities_of_leads(affected)
-        for event in events_:
-            if event["event_type"] == "lead_captured" and source_of(event) and deals_of.get(event["lead_id"]):
-                # The lead's opportunities learn its attribution whichever event came first.
-                OpportunityFactDocument._get_collection().update_many(
-                    {"lead_id": event["lead_id"]}, {"$set": attribution_of(event)})
-        changed = set()
-        for event in events_:
-            if event["event_type"] != "config_changed":
-                changed |= self.changed_records(event, deals_of)
-        return changed
-
-    def opportunities_of_leads(self, lead_ids: list) -> dict:
-        """{lead id: [its opportunities' ids]}, looked up IDS_PER_QUERY leads per query."""
-        found = defaultdict(list)
-        lead_ids = sorted(set(lead_ids))
-        for start in range(0, len(lead_ids), IDS_PER_QUERY):
-            for raw in OpportunityFactDocument._get_collection().find(
-                    {"lead_id": {"$in": lead_ids[start:start + IDS_PER_QUERY]}}, {"lead_id": 1}):
-                found[raw["lead_id"]].append(raw["_id"])
-        return found
-
-    def changed_records(self, event: dict, deals_of: dict) -> set:
+    def changed_records(self, event: dict) -> set:
         """The records whose contribution to the roll-ups an event may have changed: its lead and
         opportunity, the lead's opportunities when it carries what they copy from the lead (its
-        attribution, its win probability; ``deals_of`` holds them), and an activity it logs."""
+        attribution, its win probability), and an activity it logs."""
         keys = set()
         lead_id, opportunity_id = event.get("lead_id"), event.get("opportunity_id")
         if lead_id:
             keys.add(f"L:{lead_id}")
             if event["event_type"] in ("lead_captured", "lead_scored"):
-                keys.update(f"O:{identifier}" for identifier in deals_of.get(lead_id, ()))
+                keys.update(f"O:{raw['_id']}" for raw in OpportunityFactDocument._get_collection().find(
+                    {"lead_id": lead_id}, {"_id": 1}))
         if opportunity_id:
             keys.add(f"O:{opportunity_id}")
             if not lead_id:  # an event without its lead: the deal's stored lead, if it has one
@@ -164,26 +138,39 @@ class ReportingRepository:
             keys.add(f"A:{event['event_id']}")
         return keys
 
-    def write_folded_leads(self, folded_by_lead: dict) -> None:
-        """Write what project_lead folded for each lead: its moments ($max: a moment only moves
-        forward) and labels in one bulk upsert, then its newest win probability, which only replaces
-        a missing or older one. Two conditional updates instead of one with an $or: the embedded
-        store scans the whole collection for an id query that also has an $or."""
-        progress_writes, win_writes = [], []
-        for lead_id, folded in folded_by_lead.items():
-            update = {name: value for name, value in (("$max", folded["moments"]), ("$set", folded["labels"]))
-                      if value}
-            if update:
-                progress_writes.append(pymongo.UpdateOne({"_id": lead_id}, update, upsert=True))
-            if folded["win"] is not None and update:  # the progress record comes with the score's moments
-                probability, at = folded["win"]
-                newer = {"$set": {"win_probability": probability, "win_scored_at": at}}
-                win_writes += [pymongo.UpdateOne({"_id": lead_id, "win_scored_at": None}, newer),
-                               pymongo.UpdateOne({"_id": lead_id, "win_scored_at": {"$lt": at}}, newer)]
-        if progress_writes:
-            LeadProgressDocument._get_collection().bulk_write(progress_writes, ordered=False)
-        if win_writes:
-            LeadProgressDocument._get_collection().bulk_write(win_writes, ordered=True)
+    def apply(self, event: dict, moments: dict) -> None:
+        """Record the moments an event fixes ({progress field: payload key}) for its lead.
+
+        Idempotent by construction, so it needs no processed-event marker nor transaction (a quarter
+        of the writes): the same event always sets the same fields to the same values, and a moment
+        only moves forward ($max), so redelivery and any arrival order give one result (the latest
+        touch or activity wins, whichever arrives last).
+        Projections that accumulate (sums, counters) must go through ``Store.run_once`` instead."""
+        latest = {name: parse_iso(event[key]) for name, key in moments.items()}
+        update = {"$max": latest}
+        labels = labels_of(event)
+        if labels:
+            update["$set"] = labels
+        LeadProgressDocument._get_collection().update_one({"_id": event["lead_id"]}, update, upsert=True)
+
+    def record_win_probability(self, event: dict) -> None:
+        """The newest probability the win model gave the lead (a late older score never replaces it).
+        Compare-and-set on the stored moment, by id: the embedded store scans the whole collection for
+        an id query that also has an $or, so "missing or older" is read first, then written only if
+        nobody wrote in between."""
+        at = parse_iso(event["occurred_at"])
+        collection = LeadProgressDocument._get_collection()
+        for _ in range(5):
+            stored = collection.find_one({"_id": event["lead_id"]}, {"win_scored_at": 1})
+            if stored is None:
+                return  # the progress record comes with the score's own moments, applied first
+            previous = stored.get("win_scored_at")
+            if previous is not None and previous.replace(tzinfo=at.tzinfo) >= at:
+                return
+            if collection.update_one({"_id": event["lead_id"], "win_scored_at": previous},
+                                     {"$set": {"win_probability": float(event["win_probability"]),
+                                               "win_scored_at": at}}).matched_count:
+                return
 
     def project_opportunity(self, event: dict) -> None:
         """Keep the newest snapshot of the event's opportunity. Idempotent and order-proof without a
@@ -440,11 +427,20 @@ class ReportingRepository:
         by_lead = defaultdict(list)
         for entry in logged:
             by_lead[entry["lead_id"]].append((entry["source_service"], entry["payload"]))
-        folded_by_lead, fact_writes, marks = {}, [], set()
+        progress_writes, win_writes, fact_writes, marks = [], [], [], set()
         for lead_id, events in in_slices(list(by_lead.items())):
-            folded = folded_by_lead[lead_id] = project_lead(events)
+            folded = project_lead(events)
             marks.add(f"L:{lead_id}")
             marks.update(f"A:{event['event_id']}" for _, event in events if event["event_type"] == "activity_logged")
+            update = {name: value for name, value in (("$max", folded["moments"]), ("$set", folded["labels"]))
+                      if value}
+            if update:
+                progress_writes.append(pymongo.UpdateOne({"_id": lead_id}, update, upsert=True))
+            if folded["win"] is not None and update:
+                probability, at = folded["win"]
+                newer = {"$set": {"win_probability": probability, "win_scored_at": at}}
+                win_writes += [pymongo.UpdateOne({"_id": lead_id, "win_scored_at": None}, newer),
+                               pymongo.UpdateOne({"_id": lead_id, "win_scored_at": {"$lt": at}}, newer)]
             labels = folded["labels"]
             attribution = ({name: labels.get(name) or "" for name in ("source", "medium", "campaign")}
                            if labels.get("source") else {})
@@ -454,7 +450,10 @@ class ReportingRepository:
                 if fact["amount"] is not None:
                     fact["amount"] = Decimal128(fact["amount"])
                 fact_writes.append((opportunity_id, fact, deal["moves"]))
-        self.write_folded_leads(folded_by_lead)
+        if progress_writes:
+            LeadProgressDocument._get_collection().bulk_write(progress_writes, ordered=False)
+        if win_writes:
+            LeadProgressDocument._get_collection().bulk_write(win_writes, ordered=True)
         self.write_facts(fact_writes)
         self.rollups.mark(marks)
 
