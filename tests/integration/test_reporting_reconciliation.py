@@ -109,12 +109,15 @@ def test_reports_on_the_maven_history_equal_an_independent_computation(run_servi
 
     # Stage counts. A batch's records are marked for the roll-ups just after they are written, so the
     # last batch's deals may reach the roll-ups a moment after the records are all there.
-    def stage_counts():
-        summary = reports.GetPipelineSummary(reporting_pb2.GetPipelineSummaryRequest())
-        return summary, {s.stage_id: s.opportunities for s in summary.stages}
+    def stage_counts(summary) -> dict:
+        return {s.stage_id: s.opportunities for s in summary.stages}
 
-    assert wait_until(lambda: stage_counts()[1] == by_stage, timeout=30, interval=0.5), stage_counts()[1]
-    summary = stage_counts()[0]
+    def summary_once_complete():
+        summary = reports.GetPipelineSummary(reporting_pb2.GetPipelineSummaryRequest())
+        return summary if stage_counts(summary) == by_stage else None
+
+    summary = wait_until(summary_once_complete, timeout=30, interval=0.5)
+    assert summary is not None, stage_counts(reports.GetPipelineSummary(reporting_pb2.GetPipelineSummaryRequest()))
     assert summary.opportunities == len(truth.rows)
 
     # Win rate overall and per agent, manager and office.
