@@ -6,14 +6,18 @@ rollups.py writes them (``c.<currency>.<metric>``, histograms as {bin: count}).
 """
 import statistics
 from collections import defaultdict
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from services.reporting import reports
 from services.reporting.domain import FUNNEL_ORDER, funnel
-from services.reporting.reports import (FORECAST_ORDER, ZERO, Attainment, Cycle, ForecastLine, RepPerformance, Sla,
-                                        SourcePerformance, Speed, WinRate)
+from services.reporting.reports import (FORECAST_ORDER, ZERO, AccountValue, Attainment, Cycle, ForecastLine,
+                                        RepPerformance, Sla, SourcePerformance, Speed, WinRate)
 from services.reporting.rollups import (currencies, currencies_with_amounts, exact_days, expand, merged, speed_value,
-                                        total, value_of)
+                                        total, value_of, won_entry_values)
+
+
+EARLIEST = datetime.min.replace(tzinfo=timezone.utc)  # where reports.account_values puts a win without a moment
 
 
 def _sorted_rows(rows: dict, make, order, present=lambda m: m.get("n", 0) > 0) -> list:
@@ -223,3 +227,19 @@ def attainment(quota, closed_whole: dict, open_whole: dict, currency: str) -> At
     lines, _ = forecast(open_whole, {}, currency)
     weighted = sum((line.weighted for line in lines if line.category != "closed"), ZERO)
     return Attainment(quota, Decimal(total(currencies(closed_whole, currency), "wv")), weighted)
+
+
+def account_values(rows: dict, currency: str) -> list[AccountValue]:
+    """``rows``: the W family's account grouping, {account id: metrics}."""
+    out = []
+    for account_id, m in rows.items():
+        parts = currencies(m, currency)
+        wins = sorted((won_entry_values(name) for part in parts for name, n in part.get("w", {}).items() if n > 0),
+                      key=lambda win: (win[0] or EARLIEST, win[1]))
+        if not account_id or not wins:
+            continue
+        first_closed, _, first_source, first_name = wins[0]
+        out.append(AccountValue(account_id, first_name, len(wins), Decimal(total(parts, "wv")), len(wins) - 1,
+                                first_closed, wins[-1][0], first_source))
+    out.sort(key=lambda r: (-r.won_value, r.account_name, r.account_id))
+    return out

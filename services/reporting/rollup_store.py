@@ -32,7 +32,7 @@ from services.reporting.models import (EventLogDocument, LeadProgressDocument, O
                                        RollupAppliedDocument, RollupDocument, RollupQueueDocument,
                                        RollupStateDocument)
 
-ROLLUP_VERSION = 2  # raise with any change to rollups.contribution: the roll-ups are then rebuilt
+ROLLUP_VERSION = 3  # raise with any change to rollups.contribution: the roll-ups are then rebuilt
 BATCH = 2000  # records per transaction: records of one day share most of their documents
 PENDING_COUNTED_UP_TO = 10_000
 ID_CHUNK = IDS_PER_QUERY
@@ -41,7 +41,7 @@ LEAD_INPUTS = ("rep_id", "team", "source", "medium", "campaign", "captured_at", 
                "task_completed_at", "sla_warned_at", "sla_breached_at", "reassigned_at")
 FACT_INPUTS = ("status", "owner_id", "manager_id", "team", "office", "product", "source", "medium", "campaign",
                "pipeline_id", "stage_id", "currency", "probability", "forecast_category", "engaged_at", "closed_at",
-               "close_date", "lost_reason", "lead_id")
+               "close_date", "lost_reason", "lead_id", "account_id", "account_name")
 _applying = eventlet.semaphore.Semaphore()
 
 
@@ -244,7 +244,8 @@ class RollupStore:
                 {"_id": {"$in": lead_ids}}, {"win_probability": 1}, session=session)} if lead_ids else {}
             for raw in raws:
                 inputs = {name: raw.get(name) for name in FACT_INPUTS if raw.get(name) not in (None, "")}
-                inputs.update(amount=_amount_text(raw), moves=_moves(raw), win=wins.get(raw.get("lead_id") or ""))
+                inputs.update(opportunity_id=raw["_id"], amount=_amount_text(raw), moves=_moves(raw),
+                              win=wins.get(raw.get("lead_id") or ""))
                 found[f"O:{raw['_id']}"] = inputs
         return found
 
@@ -263,7 +264,8 @@ class RollupStore:
         """{group value: metrics} summed over the documents of a period (days ``first``..``last``,
         either may be None) for one filter dimension (name, value; ("", "") for none)."""
         total, name = {}, rollups.field_name(grouping)
-        for level, low, high in rollups.period_ranges(first, last):
+        ranges = rollups.day_ranges if family in rollups.DAY_ONLY_FAMILIES else rollups.period_ranges
+        for level, low, high in ranges(first, last):
             prefix = rollups.slot_prefix(family, dimension[0], dimension[1], level)
             for raw in self.rollups.find({"k": {"$gte": prefix + low, "$lte": prefix + high}}, {f"r.{name}": 1}):
                 rollups.add_rows(total, _decoded((raw.get("r") or {}).get(name) or {}))

@@ -12,9 +12,14 @@ record that moves from one bucket, owner or stage to another moves its whole con
 
 Families: ``L`` leads by capture day, ``C`` opportunities closed (won or lost) by close day, ``E``
 opportunities by the day they were engaged, ``O`` open opportunities by expected close date, ``A``
-activities logged by day. Histograms: sales-cycle and stage durations are kept per exact microsecond
-(so their medians and means are exact), speed-to-lead and response times in logarithmic bins of 2 %
-width, read back at the bin's centre, so any percentile is within 1 % of the exact one.
+activities logged by day, ``W`` won deals by account and close day (days only: a row lists each won
+deal, so a month's document could outgrow the store's document limit). A lead's rows keep every
+metric in every grouping (the funnel too), so a lead report with a second filter reads the first
+filter's documents and keeps the rows of the groups that match the second.
+
+Histograms: sales-cycle and stage durations are kept per exact microsecond (so their medians and
+means are exact), speed-to-lead and response times in logarithmic bins of 2 % width, read back at the
+bin's centre, so any percentile is within 1 % of the exact one.
 """
 import math
 from collections import defaultdict
@@ -27,6 +32,8 @@ from services.reporting.reports import first_entries
 
 NO_TIME = "-"  # the bucket of records without the moment their family is bucketed by
 LEVELS = ("d", "m")
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+NEVER = -(10 ** 18)  # the close moment of a won deal without one: before any other, as reports sort it
 SPEED_BIN_RATIO = 1.02  # bins [r^k, r^(k+1)): read back at 2r^(k+1)/(1+r), within (r-1)/(r+1) < 1 %
 FORECAST_CATEGORIES = ("closed", "commit", "best_case", "pipeline")
 
@@ -39,13 +46,27 @@ FACT_FILTER_FIELDS = {"pipeline_id": "pipeline_id", "team": "team", "owner_id": 
 # Groupings kept per family: grouping name -> how a record names its group.
 LEAD_GROUPINGS = {"": lambda r: "", "owner": lambda r: r.get("rep_id") or "", "team": lambda r: r.get("team") or "",
                   "source": lambda r: r.get("source") or "",
-                  "campaign": lambda r: "\x1f".join(r.get(k) or "" for k in ("source", "medium", "campaign"))}
+                  "campaign": lambda r: GROUP_PARTS.join(r.get(k) or "" for k in ("source", "medium", "campaign"))}
 FACT_GROUP_FIELDS = {"owner": "owner_id", "manager": "manager_id", "team": "team", "office": "office",
                      "product": "product", "source": "source", "pipeline": "pipeline_id"}
 CLOSED_GROUPINGS = {"": lambda r: "", **{name: (lambda r, f=field: r.get(f) or "")
                                         for name, field in FACT_GROUP_FIELDS.items()}}
 OWNER_GROUPINGS = {"": lambda r: "", "owner": lambda r: r.get("owner_id") or ""}
 ACTIVITY_GROUPINGS = {"by": lambda r: r.get("by") or ""}
+ACCOUNT_GROUPINGS = {"account": lambda r: r.get("account_id") or ""}
+DAY_ONLY_FAMILIES = {"W"}
+GROUP_PARTS = "\x1f"  # joins the values of a group named by several fields (source, medium, campaign)
+# Which filters a row's group value fixes, per family and grouping: a report with more filters than
+# its documents are kept for reads the rows of a grouping that fixes the others (see answers.py).
+ROW_DIMENSIONS = {
+    "L": {"owner": ("owner_id",), "team": ("team",), "source": ("source",),
+          "campaign": ("source", "medium", "campaign")},
+    "C": {name: (filter_name,) for name, filter_name in (("owner", "owner_id"), ("manager", "manager_id"),
+                                                         ("team", "team"), ("office", "office"),
+                                                         ("product", "product"), ("source", "source"),
+                                                         ("pipeline", "pipeline_id"))},
+    "E": {"owner": ("owner_id",)}, "O": {"owner": ("owner_id",)}, "W": {}, "A": {}}
+WHOLE_IN_EVERY_GROUPING = {"L"}
 
 
 # ---- names -----------------------------------------------------------------------------------------
@@ -70,6 +91,14 @@ def slot_prefix(family: str, filter_name: str, filter_value: str, level: str) ->
     writes a few dozen documents, not hundreds)."""
     dimension = f"{filter_name}={quote(filter_value, safe='')}" if filter_name else ""
     return f"{family}|{dimension}|{level}|"
+
+
+def day_ranges(first: date | None, last: date | None) -> list[tuple[str, str, str]]:
+    """period_ranges for a family kept by day only: every day of the period; no period at all also
+    covers the records without a moment."""
+    if first is None and last is None:
+        return [("d", "", "~")]
+    return [("d", first.isoformat() if first else "0", last.isoformat() if last else "~")]
 
 
 def buckets_of(moment) -> list[tuple[str, str]]:
@@ -161,6 +190,23 @@ def _add(metrics: dict, path: str, amount=1) -> None:
 def _amount(fact: dict) -> Decimal | None:
     amount = fact.get("amount")
     return Decimal(amount) if amount not in (None, "") else None
+
+
+def won_entry(fact: dict) -> str:
+    """One won deal as a roll-up name: its close moment (microseconds since the epoch, the earliest
+    possible for none), id, source and account name, so an account's first and last win and the
+    source and name of the first are read back exactly from a sum of rows."""
+    closed = fact.get("closed_at")
+    moment = (closed - EPOCH) // timedelta(microseconds=1) if closed is not None else NEVER
+    return field_name(GROUP_PARTS.join((str(moment), fact.get("opportunity_id") or "", fact.get("source") or "",
+                                        fact.get("account_name") or "")))
+
+
+def won_entry_values(name: str) -> tuple[datetime | None, str, str, str]:
+    """(closed_at, opportunity id, source, account name) of a won_entry name."""
+    moment, opportunity_id, source, account_name = value_of(name).split(GROUP_PARTS, 3)
+    closed = None if int(moment) == NEVER else EPOCH + timedelta(microseconds=int(moment))
+    return closed, opportunity_id, source, account_name
 
 
 def _first_entries(moves: list) -> list[str]:
@@ -259,6 +305,16 @@ def engaged_metrics(fact: dict) -> tuple[dict, dict]:
     return base, whole
 
 
+def won_metrics(fact: dict) -> tuple[dict, dict]:
+    """A won deal in its account's row: counted, valued, and listed (won_entry)."""
+    currency, amount = field_name(fact.get("currency") or ""), _amount(fact)
+    c = f"c.{currency}"
+    base = {f"{c}.n": 1, f"{c}.w.{won_entry(fact)}": 1}
+    if amount is not None:
+        _add(base, f"{c}.wv", amount)
+    return base, {}
+
+
 def win_weight(fact: dict) -> tuple[Decimal, bool]:
     """The weight of an open opportunity in the forecast: its lead's win probability when the model
     scored it, otherwise the opportunity's own probability."""
@@ -302,9 +358,13 @@ def _spread(contribution: dict, family: str, moment, filters: list, groupings: d
     rows = {}
     for grouping, group_of in groupings.items():
         prefix = f"{field_name(grouping)}.{field_name(group_of(record))}."
-        for path, amount in (everything if grouping == "" else base).items():
+        kept = everything if grouping == "" or family in WHOLE_IN_EVERY_GROUPING else base
+        for path, amount in kept.items():
             rows[prefix + path] = amount
-    for level, bucket in buckets_of(moment):
+    buckets = buckets_of(moment)
+    if family in DAY_ONLY_FAMILIES:
+        buckets = [("d", bucket) for level, bucket in buckets if level == "d"] or [("d", NO_TIME)]
+    for level, bucket in buckets:
         for filter_name, filter_value in filters:
             row = contribution.setdefault(slot_prefix(family, filter_name, filter_value, level) + bucket, {})
             for path, amount in rows.items():
@@ -339,6 +399,8 @@ def contribution(kind: str, record: dict | None) -> dict:
         filters = _filters(record, FACT_FILTER_FIELDS)
         if record.get("status") in ("won", "lost"):
             _spread(out, "C", record.get("closed_at"), filters, CLOSED_GROUPINGS, record, closed_metrics(record))
+        if record.get("status") == "won" and record.get("account_id"):
+            _spread(out, "W", record.get("closed_at"), filters, ACCOUNT_GROUPINGS, record, won_metrics(record))
         _spread(out, "E", record.get("engaged_at"), filters, OWNER_GROUPINGS, record, engaged_metrics(record))
         if record.get("status") == "open":
             _spread(out, "O", _close_day(record), filters, OWNER_GROUPINGS, record, open_metrics(record))

@@ -64,24 +64,27 @@ class ReportingService(LeadflowService):
     handle_routing_config_changed = _projecting("routing", "config_changed")
     handle_opportunity_config_changed = _projecting("opportunity", "config_changed")
 
-    def answers(self, report_filter, group_by: str = ""):
-        """The roll-ups when they cover the question, caught up first with every record marked before
-        it was asked; the records when they do not cover it, or when that backlog is more than the
-        catch-up could apply in its time (a burst the timer's applier has not reached yet)."""
+    def answer(self, report: str, report_filter, *arguments):
+        """``report`` (a method of answers.FromRollups and FromRecords; a grouping, when it takes one,
+        comes first among ``arguments``) from the roll-ups when they cover the question, caught up
+        first with every record marked before it was asked; from the records when they do not cover
+        it, or when that backlog is more than the catch-up could apply in its time (a burst the timer's
+        applier has not reached yet)."""
         rolled = self.read_models.rollups
-        if answers.FromRollups.covers(report_filter, group_by) and rolled.ready():
+        source = answers.FromRecords(self.read_models)
+        if answers.FromRollups.covers(report_filter, answers.grouping_of(arguments), report) and rolled.ready():
             asked_at = utcnow()
             rolled.catch_up(answers.CATCH_UP_SECONDS)
             if not rolled.marked_before(asked_at):
-                return answers.FromRollups(self.read_models)
-        return answers.FromRecords(self.read_models)
+                source = answers.FromRollups(self.read_models)
+        return getattr(source, report)(report_filter, *arguments)
 
     @reporting_rpc(roles=EVERYONE)
     def GetFunnel(self, request, context):
         values = mappers.filter_values(request.filter)
         values["source"] = values["source"] or request.source
         report_filter = reports.checked_filter(values, self.caller)
-        steps, reach = self.answers(report_filter).funnel(report_filter)
+        steps, reach = self.answer("funnel", report_filter)
         return reporting_pb2.GetFunnelResponse(
             steps=[reporting_pb2.FunnelStep(stage=_STAGE_TO_PROTO[s.stage], leads=s.leads,
                                             conversion_from_previous=s.conversion_from_previous, dropped=s.dropped)
@@ -93,21 +96,21 @@ class ReportingService(LeadflowService):
     @reporting_rpc(roles=EVERYONE)
     def GetSpeedToLead(self, request, context):
         report_filter, group_by = self._filter(request.filter), mappers.GROUP_BY_FROM_PROTO.get(request.group_by, "")
-        total, rows = self.answers(report_filter, group_by).speed(report_filter, group_by)
+        total, rows = self.answer("speed", report_filter, group_by)
         return reporting_pb2.GetSpeedToLeadResponse(total=mappers.speed_to_proto(total),
                                                     rows=[mappers.speed_to_proto(r) for r in rows])
 
     @reporting_rpc(roles=EVERYONE)
     def GetSlaCompliance(self, request, context):
         report_filter, group_by = self._filter(request.filter), mappers.GROUP_BY_FROM_PROTO.get(request.group_by, "")
-        total, rows = self.answers(report_filter, group_by).sla(report_filter, group_by)
+        total, rows = self.answer("sla", report_filter, group_by)
         return reporting_pb2.GetSlaComplianceResponse(total=mappers.sla_to_proto(total),
                                                       rows=[mappers.sla_to_proto(r) for r in rows])
 
     @reporting_rpc(roles=EVERYONE)
     def GetSourcePerformance(self, request, context):
         report_filter = self._filter(request.filter)
-        rows = self.answers(report_filter).source_performance(report_filter, request.by_campaign)
+        rows = self.answer("source_performance", report_filter, request.by_campaign)
         return reporting_pb2.GetSourcePerformanceResponse(rows=[mappers.source_to_proto(r) for r in rows])
 
     @reporting_rpc(roles={Role.ADMIN, Role.MANAGER})
@@ -121,7 +124,7 @@ class ReportingService(LeadflowService):
     @reporting_rpc(roles=EVERYONE)
     def GetRepPerformance(self, request, context):
         report_filter = self._filter(request.filter)
-        rows = self.answers(report_filter).rep_performance(report_filter)
+        rows = self.answer("rep_performance", report_filter)
         return reporting_pb2.GetRepPerformanceResponse(reps=[mappers.rep_to_proto(r) for r in rows])
 
     # ---- quotas and exports ---------------------------------------------------------------------------
@@ -144,7 +147,7 @@ class ReportingService(LeadflowService):
             if quota.owner_id and quota.team:
                 values["team"] = quota.team
             scope = reports.checked_filter(values, self.caller)
-            rows.append(self.answers(scope).attainment(quota, scope))
+            rows.append(self.answer("attainment", scope, quota))
         return reporting_pb2.GetQuotaAttainmentResponse(quotas=[mappers.attainment_to_proto(r) for r in rows])
 
     @reporting_rpc(roles=EVERYONE)
@@ -240,14 +243,14 @@ class ReportingService(LeadflowService):
     @reporting_rpc(roles=EVERYONE)
     def GetWinRate(self, request, context):
         report_filter, group_by = self._filter(request.filter), mappers.GROUP_BY_FROM_PROTO.get(request.group_by, "")
-        total, rows = self.answers(report_filter, group_by).win_rate(report_filter, group_by)
+        total, rows = self.answer("win_rate", report_filter, group_by)
         return reporting_pb2.GetWinRateResponse(total=mappers.win_rate_to_proto(total),
                                                 rows=[mappers.win_rate_to_proto(r) for r in rows])
 
     @reporting_rpc(roles=EVERYONE)
     def GetSalesCycle(self, request, context):
         report_filter, group_by = self._filter(request.filter), mappers.GROUP_BY_FROM_PROTO.get(request.group_by, "")
-        total, rows, stages = self.answers(report_filter, group_by).sales_cycle(report_filter, group_by)
+        total, rows, stages = self.answer("sales_cycle", report_filter, group_by)
         return reporting_pb2.GetSalesCycleResponse(
             total=mappers.cycle_to_proto(total), rows=[mappers.cycle_to_proto(r) for r in rows],
             stages=[reporting_pb2.StageTime(stage_id=stage, opportunities=n, mean_days=mean, median_days=median)
@@ -256,16 +259,14 @@ class ReportingService(LeadflowService):
     @reporting_rpc(roles=EVERYONE)
     def GetLossReasons(self, request, context):
         report_filter = self._filter(request.filter)
-        rows, lost = self.answers(report_filter).loss_reasons(report_filter)
+        rows, lost = self.answer("loss_reasons", report_filter)
         return reporting_pb2.GetLossReasonsResponse(
             reasons=[reporting_pb2.LossReasonRow(reason=r, lost=n, share=share) for r, n, share in rows], lost=lost)
 
     @reporting_rpc(roles=EVERYONE)
     def GetAccountValue(self, request, context):
         report_filter = self._filter(request.filter)
-        won = self.read_models.facts(report_filter, "closed_at", status="won")
-        reports.ensure_one_currency(won, report_filter.currency)
-        rows = reports.account_values(won)
+        rows = self.answer("account_value", report_filter)
         offset, limit = page_window(request.page)
         page = rows[offset:offset + limit]
         return reporting_pb2.GetAccountValueResponse(
@@ -276,7 +277,7 @@ class ReportingService(LeadflowService):
     @reporting_rpc(roles=EVERYONE)
     def GetForecast(self, request, context):
         report_filter = self._filter(request.filter)
-        lines, from_model = self.answers(report_filter).forecast(report_filter)
+        lines, from_model = self.answer("forecast", report_filter)
         return reporting_pb2.GetForecastResponse(
             categories=[reporting_pb2.ForecastRow(category=line.category, opportunities=line.opportunities,
                                                   amount=reports.text(line.amount),
@@ -287,7 +288,7 @@ class ReportingService(LeadflowService):
     @reporting_rpc(roles=EVERYONE)
     def GetPipelineSummary(self, request, context):
         report_filter = self._filter(request.filter)
-        rows, opportunities = self.answers(report_filter).pipeline_summary(report_filter)
+        rows, opportunities = self.answer("pipeline_summary", report_filter)
         return reporting_pb2.GetPipelineSummaryResponse(
             stages=[reporting_pb2.StageRow(stage_id=stage, opportunities=n, amount=reports.text(amount))
                     for stage, n, amount in rows], opportunities=opportunities)

@@ -140,10 +140,14 @@ FILTERS = [{}, {"team": "north"}, {"owner_id": "bo"}, {"source": "web"}, {"campa
            {"period_start": "2026-10-01", "period_end": "2026-11-30"}, {"period_start": "2026-11-01"},
            {"period_end": "2026-11-01", "currency": "USD"}, {"owner_id": "bo", "team": "north"},
            {"owner_id": "ann", "team": "south", "period_start": "2026-10-31", "currency": "USD"},
-           {"owner_id": "bo", "source": "web"}]
+           {"owner_id": "bo", "source": "web"},
+           # more filters than the documents are kept for: one filter's documents, the others' rows
+           {"team": "north", "source": "web"}, {"source": "fair", "medium": "cpc", "team": "south"},
+           {"owner_id": "cy", "team": "north", "campaign": "spring"}, {"product": "pro", "team": "north"},
+           {"period_start": "2026-10-31", "team": "south", "source": "ads", "currency": "USD"}]
 # No shrinking: each example runs against the store, and the differences it lists say enough. The
 # examples are the same on every run (derandomize), so a run on a slow machine can only be slower,
-# never different; each costs 1-2 s (17 filters, every report both ways), 20 of them ~40 s here.
+# never different; each costs 1-2 s (22 filters, every report both ways), 20 of them ~50 s here.
 @pytest.mark.timeout(300)
 @settings(max_examples=20, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.reuse, Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -163,13 +167,13 @@ def test_every_report_from_the_rollups_equals_the_report_from_the_records(reposi
     for values in FILTERS:
         report_filter = reports.checked_filter(values, ADMIN)
         compared, differences = answers.verify(repository, report_filter)
-        assert compared == (len(answers.VERIFIED) if answers.FromRollups.covers(report_filter) else 0)
+        assert compared >= 5, values  # the lead reports, ungrouped at least, come from the roll-ups under any filter
         found += [f"{report} {values}{detail}" for report, detail in differences]
-        if not answers.FromRollups.covers(report_filter):
+        if not answers.FromRollups.covers(report_filter, "", "attainment"):
             continue
         quota = QuotaInput("bo", "", "2026-10-01", "2026-11-30", reports.Decimal("1000"), "USD")
-        found += answers.differences(f"attainment {values}", from_records.attainment(quota, report_filter),
-                                     from_rollups.attainment(quota, report_filter))
+        found += answers.differences(f"attainment {values}", from_records.attainment(report_filter, quota),
+                                     from_rollups.attainment(report_filter, quota))
     assert not found, "\n".join(found[:20])
 
 

@@ -91,3 +91,31 @@ def test_what_is_added_then_taken_back_leaves_nothing_behind():
     assert not any(rows.values())
     # A rep's id holds a dot: a field name cannot, so it is escaped and read back whole.
     assert rollups.value_of(rollups.field_name("bo.li")) == "bo.li"
+
+
+def test_a_report_with_more_filters_reads_one_filters_documents_and_the_rows_matching_the_others():
+    from services.reporting.answers import plan
+    # A manager's "webinar leads of my team": team documents, their source rows.
+    assert plan("L", {"team": "north", "source": "web"}, "", True) == (("team", "north"), "source",
+                                                                      {"source": "web"}, ())
+    # Source, medium and team, by source: team documents, rows of (source, medium, campaign) summed by source.
+    assert plan("L", {"source": "web", "medium": "cpc", "team": "south"}, "source", False) == (
+        ("team", "south"), "campaign", {"source": "web", "medium": "cpc"}, ("source",))
+    assert plan("L", {"owner_id": "bo", "team": "north"}, "owner", False) == (
+        (rollups.OWNER_AND_TEAM, rollups.owner_and_team("bo", "north")), "owner", {}, None)
+    # Deals keep per grouping what win rates need, not loss reasons or stage times: those read the records.
+    assert plan("C", {"product": "pro", "team": "north"}, "", False) == (("team", "north"), "product",
+                                                                         {"product": "pro"}, ())
+    assert plan("C", {"product": "pro", "team": "north"}, "", True) is None
+    assert plan("C", {"product": "pro", "team": "north"}, "owner", False) is None
+    assert plan("E", {"team": "north", "product": "pro"}, "", True) is None
+    assert plan("C", {"team": "north"}, "account", False) is None  # no roll-up groups deals by account name
+
+
+def test_a_won_deal_is_listed_so_its_accounts_first_and_last_win_read_back_exactly():
+    closed = datetime(2026, 11, 2, 9, 15, 30, 250000, tzinfo=timezone.utc)
+    fact = {"opportunity_id": "opp.1", "closed_at": closed, "source": "trade%fair", "account_name": "Acme $ Co. Ltd."}
+    name = rollups.won_entry(fact)
+    assert "." not in name and "$" not in name  # one field name, not a path or an operator
+    assert rollups.won_entry_values(name) == (closed, "opp.1", "trade%fair", "Acme $ Co. Ltd.")
+    assert rollups.won_entry_values(rollups.won_entry({**fact, "closed_at": None}))[0] is None
