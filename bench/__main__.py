@@ -184,7 +184,7 @@ def main() -> None:
             print("(xi) reporting: a large history loaded, the dashboard's reports on it, projection ...",
                   flush=True)
             results["reporting"] = bench_reporting(infra, table, admin_token, scaled(1_000_000), scaled(20_000),
-                                                   scaled(5_000))
+                                                   scaled(5_000), tokens.manager)
         if "xiii" in asked:
             print("(xiii) a busy platform: rescore and history import at once, probes every 100 ms ...",
                   flush=True)
@@ -297,6 +297,11 @@ def reporting_rows(rep: dict, ratios: dict) -> list:
                      f"{call['label']}",
                      f"p50 {ms(call['p50_ms'])} / p99 {ms(call['p99_ms'])} ms"
                      + (f", p99 {ratio:,.0f}x grpcio's" if ratio is not None else "") + f" ({call['calls']} calls)"))
+    if (browser := rep.get("dashboard_browser")) is not None:
+        rows.append(("(xi)  the manager's dashboard in headless Chromium, navigation to every chart drawn",
+                     f"not timed: {browser['skipped']}" if "skipped" in browser else
+                     f"median {browser['median_ms']:,.0f} ms, slowest {browser['max_ms']:,.0f} ms "
+                     f"({len(browser['runs_ms'])} page loads, {browser['charts']} charts)"))
     rows.append(("(xi)  live events projected", f"{rep['projection']['events_per_s']:,.0f} events/s "
                                                 f"({rep['projection']['events']:,} events)"))
     return rows

@@ -38,18 +38,21 @@ def percentile(values, p: float) -> float:
 # Callers ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Tokens:
-    """An admin's and an integration's bearer tokens, and the token table the services are given."""
+    """An admin's, an integration's and team-1's manager's bearer tokens, and the token table the
+    services are given."""
 
     admin: str
     integration: str
+    manager: str
     table: str
 
 
 def make_tokens() -> Tokens:
-    admin_token, integration_token = new_token(), new_token()
+    admin_token, integration_token, manager_token = new_token(), new_token(), new_token()
     table = ",".join((token_entry(Principal("bench-admin", Role.ADMIN, "hq"), admin_token),
-                      token_entry(Principal("bench-integration", Role.INTEGRATION, "hq"), integration_token)))
-    return Tokens(admin_token, integration_token, table)
+                      token_entry(Principal("bench-integration", Role.INTEGRATION, "hq"), integration_token),
+                      token_entry(Principal("bench-manager", Role.MANAGER, "team-1"), manager_token)))
+    return Tokens(admin_token, integration_token, manager_token, table)
 
 
 def logs_dir(name: str) -> Path:

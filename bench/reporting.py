@@ -13,9 +13,14 @@ BENCH_REPORTING_LOAD chooses how the history is loaded:
   into the store as the projections would make them, after a RebuildProjections of a 20,000-event log
   timed on its own: for code whose rebuild is too slow to replay the whole history.
 """
+import json
 import os
+import shutil
+import statistics
+import subprocess
 import time
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pymongo
 from google.protobuf import json_format
@@ -27,6 +32,7 @@ from services.common.events import iso, make_event, parse_iso
 from services.devstack.supervisor import Platform
 
 LOAD_MODES = ("rebuild", "straight")
+CONSOLE = Path(__file__).resolve().parent.parent / "console"
 HISTORY_START = datetime(2026, 1, 1, tzinfo=timezone.utc)  # the first lead's capture; one more each minute
 CLOSED_AFTER = timedelta(days=20)  # capture -> won or lost
 OPEN_CLOSE_DATE_AFTER = timedelta(days=30)  # capture -> expected close date of an open opportunity
@@ -291,8 +297,25 @@ def timed_rebuild(admin, rollups_only: bool = False) -> dict:
             "replay_seconds": replayed_at - started, "rollups_only": rollups_only}
 
 
+def dashboard_in_chromium(console_url: str, manager_token: str) -> dict:
+    """The manager's dashboard in headless Chromium (console/bench/dashboard-load.mjs): navigation to
+    every chart drawn, five page loads after one warm-up; or why it was not timed."""
+    if not (CONSOLE / "dist" / "index.html").is_file() or not (CONSOLE / "node_modules" / "playwright-core").is_dir():
+        return {"skipped": "the console is not built: run `make console`"}
+    if not shutil.which("node"):
+        return {"skipped": "Node.js is not installed"}
+    run = subprocess.run(["node", "bench/dashboard-load.mjs"], cwd=CONSOLE, capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "LEADFLOW_CONSOLE_URL": console_url,
+                                           "LEADFLOW_MANAGER_TOKEN": manager_token})
+    if run.returncode != 0:
+        return {"skipped": f"the browser run failed: {(run.stderr or run.stdout).strip()[-500:]}"}
+    timed = json.loads(run.stdout.strip().splitlines()[-1])
+    runs = sorted(timed["runs_ms"])
+    return {"runs_ms": runs, "median_ms": statistics.median(runs), "max_ms": runs[-1], "charts": timed["charts"]}
+
+
 def bench_reporting(infra, table: str, admin_token: str, events_loaded: int, rebuild_events: int,
-                    live_events: int) -> dict:
+                    live_events: int, manager_token: str = "") -> dict:
     """Reporting alone. (1) A history of ``events_loaded`` events (a tenth as many leads) loaded as
     BENCH_REPORTING_LOAD says (``straight`` also times the rebuild of its first ``rebuild_events``).
     (2) The quarter's quotas of team-1 and its reps, then the dashboard's calls and rarer ones timed on
@@ -303,7 +326,7 @@ def bench_reporting(infra, table: str, admin_token: str, events_loaded: int, reb
     drop_backlog(infra.amqp_uri)
     stack = Platform({**infra.env(), "LEADFLOW_AUTH_TOKENS": table, "LOG_LEVEL": "WARNING",
                       "REPORTING_TIMER_SECONDS": "0.5"}, logs_dir("reporting"), services=("reporting",),
-                     any_free_port=True).start()
+                     any_free_port=True, gateway=bool(manager_token)).start()
     db = pymongo.MongoClient(infra.mongo_uri)[database_name(infra.db_prefix, "reporting")]
     leads = max(1, events_loaded // 10)
     today = history_today(leads)
@@ -360,6 +383,9 @@ def bench_reporting(infra, table: str, admin_token: str, events_loaded: int, reb
                 "group": group, "rpc": rpc, "label": label, "request": json_format.MessageToDict(request),
                 **sequential_profile(lambda r, method=method: method(r, timeout=REPORT_TIMEOUT), request, CALLS,
                                      CALL_BUDGET_SECONDS)}
+        if manager_token:
+            print("     the manager's dashboard in headless Chromium ...", flush=True)
+            results["dashboard_browser"] = dashboard_in_chromium(stack.gateway.url, manager_token)
 
         publish = EventPublisher(infra.amqp_uri)
         fresh = reporting_history(max(1, live_events // 10), 10_000_000)

@@ -245,6 +245,8 @@ def plan(family: str, equal: dict, grouping: str, whole: bool):
     funnel-like ones, such as loss reasons and stage times, in the whole only)."""
     if grouping and grouping not in GROUPINGS_KEPT[family]:
         return None
+    if any(name not in FILTERS_OF[family] for name in equal):
+        return ("", ""), grouping, {}, None  # nothing has that field: FromRollups._rows answers with no rows
     options = []
     if "owner_id" in equal and "team" in equal:
         options.append(((OWNER_AND_TEAM, owner_and_team(equal["owner_id"], equal["team"])), {"owner_id", "team"}))

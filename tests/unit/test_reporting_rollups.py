@@ -110,6 +110,8 @@ def test_a_report_with_more_filters_reads_one_filters_documents_and_the_rows_mat
     assert plan("C", {"product": "pro", "team": "north"}, "owner", False) is None
     assert plan("E", {"team": "north", "product": "pro"}, "", True) is None
     assert plan("C", {"team": "north"}, "account", False) is None  # no roll-up groups deals by account name
+    # A filter on a field leads do not have (product) selects no lead: answered, with nothing.
+    assert plan("L", {"product": "pro", "team": "north"}, "", True) is not None
 
 
 def test_a_won_deal_is_listed_so_its_accounts_first_and_last_win_read_back_exactly():
