@@ -19,6 +19,7 @@ import shutil
 import statistics
 import subprocess
 import time
+import urllib.request
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -297,6 +298,14 @@ def timed_rebuild(admin, rollups_only: bool = False) -> dict:
             "replay_seconds": replayed_at - started, "rollups_only": rollups_only}
 
 
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def dashboard_in_chromium(console_url: str, manager_token: str) -> dict:
     """The manager's dashboard in headless Chromium (console/bench/dashboard-load.mjs): navigation to
     every chart drawn, five page loads after one warm-up; or why it was not timed."""
@@ -347,7 +356,8 @@ def bench_reporting(infra, table: str, admin_token: str, events_loaded: int, reb
                 "leads": db["lead_progress"].estimated_document_count(),
                 "opportunities": db["opportunity_facts"].estimated_document_count()}
     try:
-        stack.wait_ready()
+        # The gateway is ready only when all five services answer; the dashboard needs reporting alone.
+        stack.wait_ready(processes=stack.of("reporting"))
         admin = LeadflowClient(admin_token, stack.addresses())
         if mode == "rebuild":
             started = time.perf_counter()
@@ -385,6 +395,7 @@ def bench_reporting(infra, table: str, admin_token: str, events_loaded: int, reb
                                      CALL_BUDGET_SECONDS)}
         if manager_token:
             print("     the manager's dashboard in headless Chromium ...", flush=True)
+            _wait(lambda: _answers(f"{stack.gateway.url}/healthz"), limit=60)
             results["dashboard_browser"] = dashboard_in_chromium(stack.gateway.url, manager_token)
 
         publish = EventPublisher(infra.amqp_uri)
