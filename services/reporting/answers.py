@@ -11,7 +11,7 @@ from services.common.errors import FailedPrecondition
 from services.reporting import reports, rollup_reports
 from services.reporting.domain import funnel
 from services.reporting.rollups import (FACT_FILTER_FIELDS, GROUP_PARTS, LEAD_FILTER_FIELDS, OWNER_AND_TEAM,
-                                       ROW_DIMENSIONS, WHOLE_IN_EVERY_GROUPING, add_rows, currencies_with_amounts,
+                                       ROW_DIMENSIONS, WHOLE_IN_GROUPINGS, add_rows, currencies_with_amounts,
                                        field_name, owner_and_team)
 
 ROLLED_FACT_GROUPS = {"", "owner", "manager", "team", "office", "product", "source", "pipeline"}
@@ -240,9 +240,10 @@ def plan(family: str, equal: dict, grouping: str, whole: bool):
 
     Documents are kept per single filter (and for a rep within a team). More filters read the
     documents of one of them and keep the rows, in a grouping whose group values fix the others, that
-    match: a manager's "webinar leads of my team" reads team documents and their source rows. That
-    needs every metric the report reads in every grouping (leads keep them all; deals keep the
-    funnel-like ones, such as loss reasons and stage times, in the whole only)."""
+    match: a manager's "webinar leads of my team" reads team documents and their source rows. A report
+    that needs the metrics only the whole keeps (``whole``: the funnel's stage reach, loss reasons,
+    stage times) reads rows of a grouping that keeps them too: leads by source, medium and campaign;
+    deals keep them in the whole only."""
     if grouping and grouping not in GROUPINGS_KEPT[family]:
         return None
     if any(name not in FILTERS_OF[family] for name in equal):
@@ -257,11 +258,11 @@ def plan(family: str, equal: dict, grouping: str, whole: bool):
         rest = {name: value for name, value in equal.items() if name not in fixed}
         if not rest:
             return dimension, grouping, {}, None
-    if whole and family not in WHOLE_IN_EVERY_GROUPING:
-        return None
     for dimension, fixed in options:
         rest = {name: value for name, value in equal.items() if name not in fixed}
         for row_grouping, fixes in ROW_DIMENSIONS[family].items():
+            if whole and row_grouping not in WHOLE_IN_GROUPINGS.get(family, ()):
+                continue
             asked = ROW_DIMENSIONS[family].get(grouping, ()) if grouping else ()
             if set(rest) <= set(fixes) and (not grouping or (asked and set(asked) <= set(fixes))):
                 return dimension, row_grouping, rest, asked

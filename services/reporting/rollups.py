@@ -13,9 +13,9 @@ record that moves from one bucket, owner or stage to another moves its whole con
 Families: ``L`` leads by capture day, ``C`` opportunities closed (won or lost) by close day, ``E``
 opportunities by the day they were engaged, ``O`` open opportunities by expected close date, ``A``
 activities logged by day, ``W`` won deals by account and close day (days only: a row lists each won
-deal, so a month's document could outgrow the store's document limit). A lead's rows keep every
-metric in every grouping (the funnel too), so a lead report with a second filter reads the first
-filter's documents and keeps the rows of the groups that match the second.
+deal, so a month's document could outgrow the store's document limit). A lead's finest rows (by
+source, medium and campaign) keep every metric, the funnel's too, so a lead report with a second
+filter reads the first filter's documents and keeps the rows of the groups that match the second.
 
 Histograms: sales-cycle and stage durations are kept per exact microsecond (so their medians and
 means are exact), speed-to-lead and response times in logarithmic bins of 2 % width, read back at the
@@ -66,7 +66,9 @@ ROW_DIMENSIONS = {
                                                          ("product", "product"), ("source", "source"),
                                                          ("pipeline", "pipeline_id"))},
     "E": {"owner": ("owner_id",)}, "O": {"owner": ("owner_id",)}, "W": {}, "A": {}}
-WHOLE_IN_EVERY_GROUPING = {"L"}
+# Groupings that keep, besides "", the metrics only the whole needs (the funnel's stage reach): a lead
+# report under more filters than one (or a rep within a team) reads them from the finest lead rows.
+WHOLE_IN_GROUPINGS = {"L": {"campaign"}}
 
 
 # ---- names -----------------------------------------------------------------------------------------
@@ -358,7 +360,7 @@ def _spread(contribution: dict, family: str, moment, filters: list, groupings: d
     rows = {}
     for grouping, group_of in groupings.items():
         prefix = f"{field_name(grouping)}.{field_name(group_of(record))}."
-        kept = everything if grouping == "" or family in WHOLE_IN_EVERY_GROUPING else base
+        kept = everything if grouping == "" or grouping in WHOLE_IN_GROUPINGS.get(family, ()) else base
         for path, amount in kept.items():
             rows[prefix + path] = amount
     buckets = buckets_of(moment)
@@ -456,7 +458,8 @@ def added(rows: dict, changes: dict) -> dict:
 # ---- reading rows back ------------------------------------------------------------------------------
 
 def add_rows(total: dict, rows: dict) -> None:
-    """Sum one document's rows ({group: nested metrics}) into ``total``; decimals arrive as Decimal."""
+    """Sum one document's rows ({group: nested metrics}) into ``total``; sums of money arrive as
+    Decimal or as their decimal text (as the store keeps them)."""
     for group, metrics in rows.items():
         _add_nested(total.setdefault(value_of(group), {}), metrics)
 
@@ -466,7 +469,7 @@ def _add_nested(into: dict, metrics: dict) -> None:
         if isinstance(value, dict):
             _add_nested(into.setdefault(name, {}), value)
         else:
-            into[name] = into.get(name, 0) + value
+            into[name] = into.get(name, 0) + (Decimal(value) if isinstance(value, str) else value)
 
 
 def merged(rows: dict) -> dict:

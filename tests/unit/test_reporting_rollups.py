@@ -95,9 +95,15 @@ def test_what_is_added_then_taken_back_leaves_nothing_behind():
 
 def test_a_report_with_more_filters_reads_one_filters_documents_and_the_rows_matching_the_others():
     from services.reporting.answers import plan
-    # A manager's "webinar leads of my team": team documents, their source rows.
-    assert plan("L", {"team": "north", "source": "web"}, "", True) == (("team", "north"), "source",
+    # A manager's "webinar leads of my team": team documents, their source rows; the funnel (the whole's
+    # metrics) from the finest rows, by source, medium and campaign.
+    assert plan("L", {"team": "north", "source": "web"}, "", False) == (("team", "north"), "source",
+                                                                       {"source": "web"}, ())
+    assert plan("L", {"team": "north", "source": "web"}, "", True) == (("team", "north"), "campaign",
                                                                       {"source": "web"}, ())
+    assert plan("L", {"owner_id": "bo", "source": "web", "team": "north"}, "", True) == (
+        (rollups.OWNER_AND_TEAM, rollups.owner_and_team("bo", "north")), "campaign", {"source": "web"}, ())
+    assert plan("L", {"source": "web", "team": "north", "campaign": "spring"}, "owner", False) is None
     # Source, medium and team, by source: team documents, rows of (source, medium, campaign) summed by source.
     assert plan("L", {"source": "web", "medium": "cpc", "team": "south"}, "source", False) == (
         ("team", "south"), "campaign", {"source": "web", "medium": "cpc"}, ("source",))
