@@ -6,7 +6,6 @@ rollups.py writes them (``c.<currency>.<metric>``, histograms as {bin: count}).
 """
 import statistics
 from collections import defaultdict
-from datetime import datetime, timezone
 from decimal import Decimal
 
 from services.reporting import reports
@@ -14,10 +13,7 @@ from services.reporting.domain import FUNNEL_ORDER, funnel
 from services.reporting.reports import (FORECAST_ORDER, ZERO, AccountValue, Attainment, Cycle, ForecastLine,
                                         RepPerformance, Sla, SourcePerformance, Speed, WinRate)
 from services.reporting.rollups import (currencies, currencies_with_amounts, exact_days, expand, merged, speed_value,
-                                        total, value_of, won_entry_values)
-
-
-EARLIEST = datetime.min.replace(tzinfo=timezone.utc)  # where reports.account_values puts a win without a moment
+                                        total, value_of, won_entry_moment, won_entry_values)
 
 
 def _sorted_rows(rows: dict, make, order, present=lambda m: m.get("n", 0) > 0) -> list:
@@ -234,12 +230,15 @@ def account_values(rows: dict, currency: str) -> list[AccountValue]:
     out = []
     for account_id, m in rows.items():
         parts = currencies(m, currency)
-        wins = sorted((won_entry_values(name) for part in parts for name, n in part.get("w", {}).items() if n > 0),
-                      key=lambda win: (win[0] or EARLIEST, win[1]))
-        if not account_id or not wins:
+        names = [name for part in parts for name, n in part.get("w", {}).items() if n > 0]
+        if not account_id or not names:
             continue
-        first_closed, _, first_source, first_name = wins[0]
-        out.append(AccountValue(account_id, first_name, len(wins), Decimal(total(parts, "wv")), len(wins) - 1,
-                                first_closed, wins[-1][0], first_source))
+        # The first win: the earliest moment, then the smallest id, as reports.account_values orders them.
+        earliest = won_entry_moment(min(names))
+        first = min((won_entry_values(name) for name in names if won_entry_moment(name) == earliest),
+                    key=lambda win: win[1])
+        wins = int(sum(part.get("w", {}).get(name, 0) for part in parts for name in part.get("w", {})))
+        out.append(AccountValue(account_id, first[3], wins, Decimal(total(parts, "wv")), wins - 1, first[0],
+                                won_entry_values(max(names))[0], first[2]))
     out.sort(key=lambda r: (-r.won_value, r.account_name, r.account_id))
     return out

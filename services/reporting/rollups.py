@@ -34,6 +34,7 @@ NO_TIME = "-"  # the bucket of records without the moment their family is bucket
 LEVELS = ("d", "m")
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 NEVER = -(10 ** 18)  # the close moment of a won deal without one: before any other, as reports sort it
+MOMENT_DIGITS = 19  # a close moment in a won_entry name: microseconds after NEVER
 SPEED_BIN_RATIO = 1.02  # bins [r^k, r^(k+1)): read back at 2r^(k+1)/(1+r), within (r-1)/(r+1) < 1 %
 FORECAST_CATEGORIES = ("closed", "commit", "best_case", "pipeline")
 
@@ -195,19 +196,25 @@ def _amount(fact: dict) -> Decimal | None:
 
 
 def won_entry(fact: dict) -> str:
-    """One won deal as a roll-up name: its close moment (microseconds since the epoch, the earliest
-    possible for none), id, source and account name, so an account's first and last win and the
-    source and name of the first are read back exactly from a sum of rows."""
+    """One won deal as a roll-up name: its close moment, id, source and account name, so an account's
+    first and last win and the source and name of the first are read back exactly from a sum of rows.
+    The moment comes first, as MOMENT_DIGITS digits, so the smallest and largest names of an account
+    are its first and last wins (a reader parses two names per account, not all of them)."""
     closed = fact.get("closed_at")
-    moment = (closed - EPOCH) // timedelta(microseconds=1) if closed is not None else NEVER
-    return field_name(GROUP_PARTS.join((str(moment), fact.get("opportunity_id") or "", fact.get("source") or "",
-                                        fact.get("account_name") or "")))
+    moment = (closed - EPOCH) // timedelta(microseconds=1) - NEVER if closed is not None else 0
+    return field_name(GROUP_PARTS.join((f"{moment:0{MOMENT_DIGITS}d}", fact.get("opportunity_id") or "",
+                                        fact.get("source") or "", fact.get("account_name") or "")))
+
+
+def won_entry_moment(name: str) -> str:
+    """The part of a won_entry name that orders it: its close moment."""
+    return name[:MOMENT_DIGITS]
 
 
 def won_entry_values(name: str) -> tuple[datetime | None, str, str, str]:
     """(closed_at, opportunity id, source, account name) of a won_entry name."""
     moment, opportunity_id, source, account_name = value_of(name).split(GROUP_PARTS, 3)
-    closed = None if int(moment) == NEVER else EPOCH + timedelta(microseconds=int(moment))
+    closed = None if int(moment) == 0 else EPOCH + timedelta(microseconds=int(moment) + NEVER)
     return closed, opportunity_id, source, account_name
 
 

@@ -126,4 +126,9 @@ def test_a_won_deal_is_listed_so_its_accounts_first_and_last_win_read_back_exact
     name = rollups.won_entry(fact)
     assert "." not in name and "$" not in name  # one field name, not a path or an operator
     assert rollups.won_entry_values(name) == (closed, "opp.1", "trade%fair", "Acme $ Co. Ltd.")
-    assert rollups.won_entry_values(rollups.won_entry({**fact, "closed_at": None}))[0] is None
+    never = rollups.won_entry({**fact, "closed_at": None})
+    assert rollups.won_entry_values(never)[0] is None
+    # Names order as wins do: a win without a moment first (as the records path sorts it), then by moment.
+    later = rollups.won_entry({**fact, "closed_at": closed + timedelta(microseconds=1), "opportunity_id": "a"})
+    earlier = rollups.won_entry({**fact, "closed_at": datetime(1969, 7, 20, tzinfo=timezone.utc)})
+    assert sorted([later, name, never, earlier]) == [never, earlier, name, later]
