@@ -26,8 +26,9 @@
         leads and opportunities) loaded by RebuildProjections (BENCH_REPORTING_LOAD=rebuild, the
         default; events/s) or straight into the store (=straight, after a rebuild of 20,000 events);
         then the manager dashboard's eight calls and eight rarer ones, p50/p99 each (against plain
-        grpcio's health check); then live events projected per second through the broker (against the
-        raw broker's consume rate)
+        grpcio's health check), and the dashboard page in headless Chromium through the gateway (when
+        the console is built: `make console`); then live events projected per second through the
+        broker (against the raw broker's consume rate)
   (xii) the HTTP/JSON gateway on the platform of (iii): GetLead p50/p99 and calls/s at 16  bench/gateway.py
         callers through POST /api/v1/capture/GetLead, against the same GetLead over gRPC directly and
         the gateway's own /healthz (no backend call), all in the same run
