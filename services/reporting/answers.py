@@ -14,7 +14,7 @@ from services.reporting.rollups import (FACT_FILTER_FIELDS, GROUP_PARTS, LEAD_FI
                                        ROW_DIMENSIONS, WHOLE_IN_GROUPINGS, add_rows, currencies_with_amounts,
                                        field_name, owner_and_team)
 
-ROLLED_FACT_GROUPS = {"", "owner", "manager", "team", "office", "product", "source", "pipeline"}
+ROLLED_FACT_GROUPS = {"", "owner", "manager", "team", "office", "product", "source", "pipeline", "account"}
 CATCH_UP_SECONDS = 2.0  # what a report spends applying marked records before it reads
 VERIFY_CATCH_UP_SECONDS = 60.0
 
@@ -111,8 +111,10 @@ class FromRollups:
         grouping: see plan()."""
         equal = dict(report_filter.equal)
         names = [report] if report else list(READS)
-        return all(plan(family, equal, group_by if grouping == ASKED else grouping, whole) is not None
-                   for name in names for family, grouping, whole in READS[name])
+        def read(family: str, grouping: str, whole: bool) -> bool:
+            grouping = group_by if grouping == ASKED else grouping
+            return plan(closed_family(grouping) if family == CLOSED else family, equal, grouping, whole) is not None
+        return all(read(*reads) for name in names for reads in READS[name])
 
     def _rows(self, family: str, report_filter, grouping: str, whole: bool = False) -> dict:
         equal = dict(report_filter.equal)
@@ -174,12 +176,12 @@ class FromRollups:
         return rollup_reports.rep_performance(leads, activities, engaged, closed, open_rows, currency)
 
     def win_rate(self, report_filter, group_by: str):
-        rows = self.facts("C", report_filter, group_by)
+        rows = self.facts(closed_family(group_by), report_filter, group_by)
         rollup_reports.ensure_one_currency(rollup_reports.merged(rows), report_filter.currency)
         return rollup_reports.win_rates(rows, bool(group_by), report_filter.currency)
 
     def sales_cycle(self, report_filter, group_by: str):
-        rows = self.facts("C", report_filter, group_by)
+        rows = self.facts(closed_family(group_by), report_filter, group_by)
         whole = rows.get("", {}) if not group_by else self.facts("C", report_filter, "", whole=True).get("", {})
         total, listed = rollup_reports.sales_cycles(rows, bool(group_by), report_filter.currency)
         return total, listed, rollup_reports.stage_times(whole, report_filter.currency)
@@ -213,19 +215,24 @@ class FromRollups:
 # ---- which roll-ups answer a question ------------------------------------------------------------------
 
 ASKED = "*"  # the grouping the report was asked for
+CLOSED = "closed"  # closed deals: by account name in their own family (K), otherwise C
 # What each report reads: (family, grouping, whether it needs the metrics only the whole keeps).
 READS = {
     "funnel": [("L", "", True)], "speed": [("L", ASKED, False)], "sla": [("L", ASKED, False)],
     "source_performance": [("L", "source", False)],
     "rep_performance": [("L", "owner", False), ("E", "owner", False), ("C", "owner", False), ("O", "owner", False)],
-    "win_rate": [("C", ASKED, False)], "sales_cycle": [("C", ASKED, False), ("C", "", True)],
+    "win_rate": [(CLOSED, ASKED, False)], "sales_cycle": [(CLOSED, ASKED, False), ("C", "", True)],
     "loss_reasons": [("C", "", True)], "pipeline_summary": [("E", "", True)],
     "forecast": [("O", "", True), ("C", "", True)], "attainment": [("C", "", True), ("O", "", True)],
     "account_value": [("W", "account", False), ("C", "", False)]}
 FILTERS_OF = {"L": LEAD_FILTER_FIELDS, "C": FACT_FILTER_FIELDS, "E": FACT_FILTER_FIELDS, "O": FACT_FILTER_FIELDS,
-              "W": FACT_FILTER_FIELDS, "A": {}}
+              "W": FACT_FILTER_FIELDS, "K": FACT_FILTER_FIELDS, "A": {}}
 GROUPINGS_KEPT = {"L": {"", *ROW_DIMENSIONS["L"]}, "C": {"", *ROW_DIMENSIONS["C"]}, "E": {"", "owner"},
-                  "O": {"", "owner"}, "W": {"account"}, "A": {"by"}}
+                  "O": {"", "owner"}, "W": {"account"}, "K": {"account"}, "A": {"by"}}
+
+
+def closed_family(grouping: str) -> str:
+    return "K" if grouping == "account" else "C"
 
 
 def grouping_of(arguments: tuple) -> str:

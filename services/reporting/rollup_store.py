@@ -31,7 +31,7 @@ from services.reporting.models import (EventLogDocument, LeadProgressDocument, O
                                        RollupAppliedDocument, RollupDocument, RollupQueueDocument,
                                        RollupStateDocument)
 
-ROLLUP_VERSION = 3  # raise with any change to rollups.contribution: the roll-ups are then rebuilt
+ROLLUP_VERSION = 4  # raise with any change to rollups.contribution: the roll-ups are then rebuilt
 BATCH = 2000  # records per transaction: records of one day share most of their documents
 PENDING_COUNTED_UP_TO = 10_000
 ID_CHUNK = IDS_PER_QUERY

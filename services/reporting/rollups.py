@@ -12,8 +12,9 @@ record that moves from one bucket, owner or stage to another moves its whole con
 
 Families: ``L`` leads by capture day, ``C`` opportunities closed (won or lost) by close day, ``E``
 opportunities by the day they were engaged, ``O`` open opportunities by expected close date, ``A``
-activities logged by day, ``W`` won deals by account and close day (days only: a row lists each won
-deal, so a month's document could outgrow the store's document limit). A lead's finest rows (by
+activities logged by day, ``W`` won deals by account and close day, ``K`` closed deals by account name
+and close day (these two by day only: a row lists each deal, or its exact cycle, so a month's
+document could outgrow the store's document limit). A lead's finest rows (by
 source, medium and campaign) keep every metric, the funnel's too, so a lead report with a second
 filter reads the first filter's documents and keeps the rows of the groups that match the second.
 
@@ -55,7 +56,8 @@ CLOSED_GROUPINGS = {"": lambda r: "", **{name: (lambda r, f=field: r.get(f) or "
 OWNER_GROUPINGS = {"": lambda r: "", "owner": lambda r: r.get("owner_id") or ""}
 ACTIVITY_GROUPINGS = {"by": lambda r: r.get("by") or ""}
 ACCOUNT_GROUPINGS = {"account": lambda r: r.get("account_id") or ""}
-DAY_ONLY_FAMILIES = {"W"}
+ACCOUNT_NAME_GROUPINGS = {"account": lambda r: r.get("account_name") or ""}  # as reports group deals
+DAY_ONLY_FAMILIES = {"W", "K"}
 GROUP_PARTS = "\x1f"  # joins the values of a group named by several fields (source, medium, campaign)
 # Which filters a row's group value fixes, per family and grouping: a report with more filters than
 # its documents are kept for reads the rows of a grouping that fixes the others (see answers.py).
@@ -66,7 +68,7 @@ ROW_DIMENSIONS = {
                                                          ("team", "team"), ("office", "office"),
                                                          ("product", "product"), ("source", "source"),
                                                          ("pipeline", "pipeline_id"))},
-    "E": {"owner": ("owner_id",)}, "O": {"owner": ("owner_id",)}, "W": {}, "A": {}}
+    "E": {"owner": ("owner_id",)}, "O": {"owner": ("owner_id",)}, "W": {}, "K": {}, "A": {}}
 # Groupings that keep, besides "", the metrics only the whole needs (the funnel's stage reach): a lead
 # report under more filters than one (or a rep within a team) reads them from the finest lead rows.
 WHOLE_IN_GROUPINGS = {"L": {"campaign"}}
@@ -407,7 +409,9 @@ def contribution(kind: str, record: dict | None) -> dict:
     elif kind == "O":
         filters = _filters(record, FACT_FILTER_FIELDS)
         if record.get("status") in ("won", "lost"):
-            _spread(out, "C", record.get("closed_at"), filters, CLOSED_GROUPINGS, record, closed_metrics(record))
+            closed = closed_metrics(record)
+            _spread(out, "C", record.get("closed_at"), filters, CLOSED_GROUPINGS, record, closed)
+            _spread(out, "K", record.get("closed_at"), filters, ACCOUNT_NAME_GROUPINGS, record, (closed[0], {}))
         if record.get("status") == "won" and record.get("account_id"):
             _spread(out, "W", record.get("closed_at"), filters, ACCOUNT_GROUPINGS, record, won_metrics(record))
         _spread(out, "E", record.get("engaged_at"), filters, OWNER_GROUPINGS, record, engaged_metrics(record))

@@ -94,7 +94,9 @@ def test_what_is_added_then_taken_back_leaves_nothing_behind():
 
 
 def test_a_report_with_more_filters_reads_one_filters_documents_and_the_rows_matching_the_others():
-    from services.reporting.answers import plan
+    from services.common.auth import Principal, Role
+    from services.reporting import reports
+    from services.reporting.answers import FromRollups, plan
     # A manager's "webinar leads of my team": team documents, their source rows; the funnel (the whole's
     # metrics) from the finest rows, by source, medium and campaign.
     assert plan("L", {"team": "north", "source": "web"}, "", False) == (("team", "north"), "source",
@@ -115,7 +117,12 @@ def test_a_report_with_more_filters_reads_one_filters_documents_and_the_rows_mat
     assert plan("C", {"product": "pro", "team": "north"}, "", True) is None
     assert plan("C", {"product": "pro", "team": "north"}, "owner", False) is None
     assert plan("E", {"team": "north", "product": "pro"}, "", True) is None
-    assert plan("C", {"team": "north"}, "account", False) is None  # no roll-up groups deals by account name
+    # Deals by account name are a family of their own, kept by day (each row holds every deal's cycle).
+    assert plan("C", {"team": "north"}, "account", False) is None
+    assert plan("K", {"team": "north"}, "account", False) == (("team", "north"), "account", {}, None)
+    by_account = reports.checked_filter({"team": "north"}, Principal("a", Role.ADMIN, "hq"))
+    assert FromRollups.covers(by_account, "account", "win_rate") and FromRollups.covers(by_account, "account",
+                                                                                         "sales_cycle")
     # A filter on a field leads do not have (product) selects no lead: answered, with nothing.
     assert plan("L", {"product": "pro", "team": "north"}, "", True) is not None
 
