@@ -25,7 +25,7 @@
   (xi)  reporting on a reporting-only platform: a history of 1,000,000 events (100,000     bench/reporting.py
         leads and opportunities) loaded by RebuildProjections (BENCH_REPORTING_LOAD=rebuild, the
         default; events/s) or straight into the store (=straight, after a rebuild of 20,000 events);
-        then the manager dashboard's eight calls and eight rarer ones, p50/p99 each (against plain
+        then the manager dashboard's eight calls and nine rarer ones, p50/p99 each (against plain
         grpcio's health check), and the dashboard page in headless Chromium through the gateway (when
         the console is built: `make console`); then live events projected per second through the
         broker (against the raw broker's consume rate)

@@ -1,7 +1,7 @@
 """(xi) Reporting on a reporting-only platform: a history of 1,000,000 events (100,000 leads, one captured
 a minute from 2026-01-01, each converted into an opportunity; nine in ten won or lost 20 days after
 capture, one in ten still open) loaded into its event log and read models, then every call the manager's
-dashboard makes and eight rarer ones timed on it (p50/p99, against plain grpcio's health check), then
+dashboard makes and nine rarer ones timed on it (p50/p99, against plain grpcio's health check), then
 live events projected per second through the broker (against the raw broker's consume rate).
 
 BENCH_REPORTING_LOAD chooses how the history is loaded:
@@ -234,6 +234,8 @@ def report_calls(today: date) -> list[tuple[str, str, str, str, object]]:
          r.GetPipelineSummaryRequest()),
         ("account_value_quarter", "rarer", "GetAccountValue", "quarter",
          r.GetAccountValueRequest(filter=r.ReportFilter(**quarter))),
+        ("win_rate_by_account_quarter", "rarer", "GetWinRate", "quarter, by account",
+         r.GetWinRateRequest(filter=r.ReportFilter(**quarter), group_by=r.GROUP_BY_ACCOUNT)),
         ("funnel_quarter_webinar_team1", "rarer", "GetFunnel", "quarter, source webinar, team-1",
          r.GetFunnelRequest(filter=r.ReportFilter(**quarter, source="webinar", **team))),
     ]
