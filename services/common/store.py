@@ -344,21 +344,6 @@ class Store(DependencyProvider):
                 {"_id": {"$in": ids[start:start + IDS_PER_QUERY]}}, {"_id": 1})]
         return found
 
-    def _end_refused_transaction(self, session, error) -> None:
-        """A commit the store refused may leave its transaction open on the server, holding its writes
-        against every other writer until it expires. The next transaction on the same session ends
-        it, but this session is about to go back to the pool: so one more transaction is started on
-        it (a read of the outbox, which every service has) and aborted."""
-        if not (isinstance(error, CommitFailed) or (isinstance(error, pymongo.errors.PyMongoError)
-                                                    and error.has_error_label(TRANSIENT_LABEL))):
-            return
-        try:
-            session.start_transaction()
-            self.db[OUTBOX].find_one({"_id": None}, {"_id": 1}, session=session)
-            session.abort_transaction()
-        except pymongo.errors.PyMongoError:
-            pass  # the store is gone, or the transaction already ended: nothing is held either way
-
     def run_in_transaction(self, work):
         """Run ``work(uow)`` in one transaction and publish the events it added once committed.
 
@@ -378,8 +363,6 @@ class Store(DependencyProvider):
                 except (StaleWrite, CommitFailed, pymongo.errors.PyMongoError) as error:
                     reason = retry_reason(error)
                     cause = error.cause if isinstance(error, CommitFailed) else error
-                    if reason is None or attempt == MAX_TRANSACTION_ATTEMPTS:
-                        self._end_refused_transaction(session, error)
                     if reason is None:
                         if cause is not error:
                             raise cause from None
