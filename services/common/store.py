@@ -344,6 +344,22 @@ class Store(DependencyProvider):
                 {"_id": {"$in": ids[start:start + IDS_PER_QUERY]}}, {"_id": 1})]
         return found
 
+    def _end_transaction_left_open(self, session) -> None:
+        """End on the server whatever transaction the session's last attempt left there.
+
+        A commit the server refused without running it (a failpoint does; so may a commit whose
+        answer was lost) leaves the transaction open, holding its writes against every other writer
+        until the server reaps it (60 s on MongoDB and on the embedded store). The next transaction
+        on the same session would end it, but the session is going back to the driver's pool, where
+        the next writer may well get another one. So one more transaction is started on it (a read
+        of the outbox, which every service has) and aborted: starting it ends the one left open."""
+        try:
+            session.start_transaction()
+            self.db[OUTBOX].find_one({"_id": None}, {"_id": 1}, session=session)
+            session.abort_transaction()
+        except pymongo.errors.PyMongoError:
+            pass  # the store is gone, or already ended it: nothing is held either way
+
     def run_in_transaction(self, work):
         """Run ``work(uow)`` in one transaction and publish the events it added once committed.
 
@@ -363,6 +379,8 @@ class Store(DependencyProvider):
                 except (StaleWrite, CommitFailed, pymongo.errors.PyMongoError) as error:
                     reason = retry_reason(error)
                     cause = error.cause if isinstance(error, CommitFailed) else error
+                    if reason is None or attempt == MAX_TRANSACTION_ATTEMPTS:
+                        self._end_transaction_left_open(session)
                     if reason is None:
                         if cause is not error:
                             raise cause from None

@@ -192,3 +192,30 @@ def test_retries_are_bounded_and_the_caller_learns_the_store_stayed_busy(store):
     assert raised.value.__cause__.code == 1  # the server's last answer stays attached
     assert store.db["rows"].count_documents({"tag": "never"}) == 0
     _fail_commits(store.client, times=0, code=1)
+
+
+@pytest.mark.parametrize("refusal", ["stayed busy", "not retried"])
+def test_a_transaction_given_up_holds_nothing_against_the_next_writer(store, pruning_store, refusal):
+    """A failpoint refuses a commit without running it, so the transaction stays open on the server
+    holding its writes; given up, it must not keep other writers out until the server reaps it."""
+    if refusal == "stayed busy":
+        _fail_commits(store.client, times=MAX_TRANSACTION_ATTEMPTS, code=112, labels=["TransientTransactionError"])
+        expected = StoreBusy
+    else:
+        _fail_commits(store.client, times=1, code=2)
+        expected = OperationFailure
+    tag = f"given-up-{uuid.uuid4().hex[:6]}"
+
+    with pytest.raises(expected):
+        store.run_in_transaction(_insert_rows(tag))
+    _fail_commits(store.client, times=0, code=1)
+
+    # Another client, so surely another server session than the one the store gave up.
+    other = pymongo.MongoClient(pruning_store)
+    try:
+        rows = other[store.db.name]["rows"]
+        with other.start_session() as session, session.start_transaction():
+            rows.insert_many([{"_id": f"{tag}-{n}", "tag": tag} for n in range(ROWS_PER_COMMIT)], session=session)
+        assert rows.count_documents({"tag": tag}) == ROWS_PER_COMMIT
+    finally:
+        other.close()
