@@ -22,10 +22,20 @@ def retries(service: str = "reporting") -> float:
         "service": service, "handler": "handle_lead_captured", "outcome": "retried"}) or 0.0
 
 
-@pytest.mark.timeout(180)  # each try waits out pymongo's 5 s server selection
-def test_events_wait_out_a_store_outage_instead_of_being_dead_lettered(run_service, tokens, publish, infra,
-                                                                       tmp_path):
+@pytest.fixture
+def own_store(tmp_path):
+    """A store this test may take down. Asked for before ``run_service``, it is stopped after the
+    service is: a service stopping against a store that is down waits out a server selection for each
+    of its timers and threads."""
     mongo = EmbeddedMongo(tmp_path / "data", free_port(), tmp_path / "secantusdb.log").start()
+    yield mongo
+    mongo.stop()
+
+
+@pytest.mark.timeout(180)  # each try waits out pymongo's 5 s server selection
+def test_events_wait_out_a_store_outage_instead_of_being_dead_lettered(own_store, run_service, tokens, publish,
+                                                                       infra):
+    mongo = own_store
     service = run_service(ReportingService, MONGODB_URI=mongo.uri, EVENT_MAX_ATTEMPTS=2)
     lead_id = str(uuid.uuid4())
     retries_before = retries()
@@ -43,7 +53,6 @@ def test_events_wait_out_a_store_outage_instead_of_being_dead_lettered(run_servi
 
     assert wait_until(lambda: LeadProgressDocument.objects(id=lead_id, source="outage-test").count() == 1,
                       timeout=60)
-    mongo.stop()
 
 
 @pytest.mark.timeout(120)
