@@ -11,7 +11,7 @@ from services.common import jobs, metrics
 from services.common.compute import in_slices
 from services.common.errors import FailedPrecondition
 from services.common.events import parse_iso, utcnow
-from services.common.store import Store, get_or_not_found
+from services.common.store import IDS_PER_QUERY, Store, get_or_not_found
 from services.reporting.domain import (FUNNEL_ORDER, OPPORTUNITY_SNAPSHOT_EVENTS, PROJECTED_MOMENTS, attribution_of,
                                        labels_of, opportunity_fact, project_lead, source_of, stage_field, stage_moves,
                                        timeline_order)
@@ -36,6 +36,26 @@ LEAD_ROW_FIELDS = LEAD_LABELS + ("captured_at", "qualified_at", "assigned_at", "
                                  "reassigned_at")
 
 
+def progress_write(event: dict, moments: dict) -> pymongo.UpdateOne:
+    """The write that records the moments an event fixes ({progress field: payload key}) for its lead.
+
+    Idempotent by construction, so it needs no processed-event marker nor transaction (a quarter of
+    the writes): the same event always sets the same fields to the same values, and a moment only
+    moves forward ($max), so redelivery and any arrival order give one result (the latest touch or
+    activity wins, whichever arrives last).
+    Projections that accumulate (sums, counters) must go through ``Store.run_once`` instead."""
+    update = {"$max": {name: parse_iso(event[key]) for name, key in moments.items()}}
+    labels = labels_of(event)
+    if labels:
+        update["$set"] = labels
+    return pymongo.UpdateOne({"_id": event["lead_id"]}, update, upsert=True)
+
+
+def _chunks(items: list, size: int = IDS_PER_QUERY):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
 class ReportingRepository:
     def __init__(self, store: Store):
         self.store = store
@@ -57,9 +77,8 @@ class ReportingRepository:
             # Seen before: project again all the same (the first delivery may have stopped short).
             if any(e.get("code") != 11000 for e in error.details.get("writeErrors", ())):
                 raise
-        changed = set()
+        changed = self.project_all([(source_service, event) for event in events_], mark=False)
         for event in events_:
-            changed |= self.project(event, source_service, mark=False)
             if event["event_type"] == "lead_contacted":
                 self.observe_speed_to_lead(event["lead_id"])
         self.rollups.mark(changed)
@@ -94,64 +113,73 @@ class ReportingRepository:
             metrics.WON_VALUE.labels(currency).set(float(amount))
 
     def project(self, event: dict, source_service: str, mark: bool = True) -> set:
-        """Every projection an event feeds; the same function for live events and a rebuild's replay.
-        Returns the records whose roll-up contribution it may have changed, marked for the roll-ups
-        unless ``mark`` is False (a batch marks its events' records in one write)."""
-        event_type = event["event_type"]
-        if event_type == "config_changed":
-            self.record_config_change(event, source_service)
-            return set()
-        moments = PROJECTED_MOMENTS.get((source_service, event_type))
-        if moments and event.get("lead_id"):
-            self.apply(event, moments)
-        if event_type == "lead_scored" and event.get("win_probability") is not None:
-            self.record_win_probability(event)
-        if event_type == "lead_captured" and source_of(event):
-            # The lead's opportunities learn its attribution whichever event came first.
-            OpportunityFactDocument._get_collection().update_many(
-                {"lead_id": event["lead_id"]}, {"$set": attribution_of(event)})
-        if event_type in OPPORTUNITY_SNAPSHOT_EVENTS:
-            self.project_opportunity(event)
-        changed = self.changed_records(event)
+        """project_all for one event."""
+        return self.project_all([(source_service, event)], mark)
+
+    def project_all(self, events: list[tuple[str, dict]], mark: bool = True) -> set:
+        """Every projection a batch of (source service, event) feeds; the same function for live events
+        and a rebuild's replay. Returns the records whose roll-up contribution the batch may have
+        changed, marked for the roll-ups unless ``mark`` is False (the caller marks them with more).
+
+        Each projection is written for the whole batch at once (one bulk write each, not a round trip
+        per event), in an order that leaves what projecting the events one by one leaves: the leads'
+        progress first (in event order, so the last label wins as it would), then the win
+        probabilities (which need the progress there), then the attribution of the leads' existing
+        opportunities, and last the opportunities' snapshots, which copy the attribution from the
+        progress as it stands after the whole batch."""
+        progress_writes, attributions, snapshots = [], [], []
+        for source_service, event in events:
+            event_type = event["event_type"]
+            if event_type == "config_changed":
+                self.record_config_change(event, source_service)
+                continue
+            moments = PROJECTED_MOMENTS.get((source_service, event_type))
+            if moments and event.get("lead_id"):
+                progress_writes.append(progress_write(event, moments))
+            if event_type == "lead_captured" and source_of(event):
+                # The lead's opportunities learn its attribution whichever event came first.
+                attributions.append(pymongo.UpdateMany({"lead_id": event["lead_id"]},
+                                                       {"$set": attribution_of(event)}))
+            if event_type in OPPORTUNITY_SNAPSHOT_EVENTS:
+                snapshots.append(event)
+        if progress_writes:
+            LeadProgressDocument._get_collection().bulk_write(progress_writes, ordered=True)
+        for _, event in events:
+            if event["event_type"] == "lead_scored" and event.get("win_probability") is not None:
+                self.record_win_probability(event)
+        if attributions:
+            OpportunityFactDocument._get_collection().bulk_write(attributions, ordered=True)
+        self.write_facts(self.snapshot_writes(snapshots))
+        changed = self.changed_records([event for _, event in events])
         if mark:
             self.rollups.mark(changed)
         return changed
 
-    def changed_records(self, event: dict) -> set:
-        """The records whose contribution to the roll-ups an event may have changed: its lead and
-        opportunity, the lead's opportunities when it carries what they copy from the lead (its
-        attribution, its win probability), and an activity it logs."""
-        keys = set()
-        lead_id, opportunity_id = event.get("lead_id"), event.get("opportunity_id")
-        if lead_id:
-            keys.add(f"L:{lead_id}")
-            if event["event_type"] in ("lead_captured", "lead_scored"):
-                keys.update(f"O:{raw['_id']}" for raw in OpportunityFactDocument._get_collection().find(
-                    {"lead_id": lead_id}, {"_id": 1}))
-        if opportunity_id:
-            keys.add(f"O:{opportunity_id}")
-            if not lead_id:  # an event without its lead: the deal's stored lead, if it has one
-                fact = OpportunityFactDocument._get_collection().find_one({"_id": opportunity_id}, {"lead_id": 1})
-                if fact and fact.get("lead_id"):
-                    keys.add(f"L:{fact['lead_id']}")
-        if event["event_type"] == "activity_logged":
-            keys.add(f"A:{event['event_id']}")
+    def changed_records(self, events: list[dict]) -> set:
+        """The records whose contribution to the roll-ups some events may have changed: their leads and
+        opportunities, a lead's opportunities when the event carries what they copy from the lead
+        (its attribution, its win probability), and the activities they log. One query per kind of
+        lookup for the whole batch."""
+        keys, copied_from_lead, without_lead = set(), set(), set()
+        for event in events:
+            lead_id, opportunity_id = event.get("lead_id"), event.get("opportunity_id")
+            if lead_id:
+                keys.add(f"L:{lead_id}")
+                if event["event_type"] in ("lead_captured", "lead_scored"):
+                    copied_from_lead.add(lead_id)
+            if opportunity_id:
+                keys.add(f"O:{opportunity_id}")
+                if not lead_id:  # an event without its lead: the deal's stored lead, if it has one
+                    without_lead.add(opportunity_id)
+            if event["event_type"] == "activity_logged":
+                keys.add(f"A:{event['event_id']}")
+        facts = OpportunityFactDocument._get_collection()
+        for chunk in _chunks(sorted(copied_from_lead)):
+            keys.update(f"O:{raw['_id']}" for raw in facts.find({"lead_id": {"$in": chunk}}, {"_id": 1}))
+        for chunk in _chunks(sorted(without_lead)):
+            keys.update(f"L:{raw['lead_id']}" for raw in facts.find({"_id": {"$in": chunk}}, {"lead_id": 1})
+                        if raw.get("lead_id"))
         return keys
-
-    def apply(self, event: dict, moments: dict) -> None:
-        """Record the moments an event fixes ({progress field: payload key}) for its lead.
-
-        Idempotent by construction, so it needs no processed-event marker nor transaction (a quarter
-        of the writes): the same event always sets the same fields to the same values, and a moment
-        only moves forward ($max), so redelivery and any arrival order give one result (the latest
-        touch or activity wins, whichever arrives last).
-        Projections that accumulate (sums, counters) must go through ``Store.run_once`` instead."""
-        latest = {name: parse_iso(event[key]) for name, key in moments.items()}
-        update = {"$max": latest}
-        labels = labels_of(event)
-        if labels:
-            update["$set"] = labels
-        LeadProgressDocument._get_collection().update_one({"_id": event["lead_id"]}, update, upsert=True)
 
     def record_win_probability(self, event: dict) -> None:
         """The newest probability the win model gave the lead (a late older score never replaces it).
@@ -172,31 +200,23 @@ class ReportingRepository:
                                                "win_scored_at": at}}).matched_count:
                 return
 
-    def project_opportunity(self, event: dict) -> None:
-        """Keep the newest snapshot of the event's opportunity. Idempotent and order-proof without a
-        transaction: a write only lands over an older version, and when a newer one is stored the
-        upsert's insert collides with it and is dropped."""
-        fact = opportunity_fact(event)
-        if fact["amount"] is not None:
-            fact["amount"] = Decimal128(fact["amount"])
-        if fact["lead_id"]:
-            progress = LeadProgressDocument._get_collection().find_one(
-                {"_id": fact["lead_id"]}, {"source": 1, "medium": 1, "campaign": 1})
-            if progress and progress.get("source"):
-                fact.update({name: progress.get(name) or "" for name in ("source", "medium", "campaign")})
-        collection = OpportunityFactDocument._get_collection()
-        # Every move is kept whatever the snapshot's version: a set, so redelivery adds nothing and
-        # arrival order does not matter (they are sorted by time when read). With a newer snapshot
-        # it lands in the same write, so nobody reads the new stage without the move into it.
-        moves = stage_moves(event)
-        update = {"$set": fact, **({"$addToSet": {"moves": {"$each": moves}}} if moves else {})}
-        try:
-            collection.update_one({"_id": event["opportunity_id"], "version": {"$lt": fact["version"]}}, update,
-                                  upsert=True)
-        except pymongo.errors.DuplicateKeyError:
-            # A newer (or the same) version is stored already: only the moves are news.
-            if moves:
-                collection.update_one({"_id": event["opportunity_id"]}, {"$addToSet": {"moves": {"$each": moves}}})
+    def snapshot_writes(self, events: list[dict]) -> list:
+        """(opportunity id, snapshot, moves) of opportunity events, as write_facts takes them: the deal
+        of a lead carries the lead's attribution, read from its progress (one query for the batch)."""
+        facts = [opportunity_fact(event) for event in events]
+        attribution = {}
+        for chunk in _chunks(sorted({fact["lead_id"] for fact in facts if fact["lead_id"]})):
+            for raw in LeadProgressDocument._get_collection().find({"_id": {"$in": chunk}},
+                                                                   {"source": 1, "medium": 1, "campaign": 1}):
+                if raw.get("source"):
+                    attribution[raw["_id"]] = {name: raw.get(name) or "" for name in ("source", "medium", "campaign")}
+        writes = []
+        for event, fact in zip(events, facts, strict=True):
+            if fact["amount"] is not None:
+                fact["amount"] = Decimal128(fact["amount"])
+            fact.update(attribution.get(fact["lead_id"], {}))
+            writes.append((event["opportunity_id"], fact, stage_moves(event)))
+        return writes
 
     def record_config_change(self, event: dict, source_service: str) -> None:
         """Keyed by event id, so a redelivered change is one record."""
@@ -416,8 +436,7 @@ class ReportingRepository:
         done = int(position or 0)
         batch = list(log.find({"lead_id": ""}).sort([("lead_id", 1), ("occurred_at", 1)]).skip(done)
                      .limit(ONE_BY_ONE_BATCH))
-        for logged in batch:
-            self.project(logged["payload"], logged["source_service"])
+        self.project_all([(logged["source_service"], logged["payload"]) for logged in batch])
         job.cursor = f"other:{done + len(batch)}"
         jobs.advance(RebuildJobDocument, job.id, [logged["_id"] for logged in batch], cursor=job.cursor)
         return len(batch)
@@ -458,8 +477,13 @@ class ReportingRepository:
         self.rollups.mark(marks)
 
     def write_facts(self, writes: list) -> None:
-        """(opportunity id, snapshot, moves) written as project_opportunity writes one: the snapshot
-        over an older version only, the moves always."""
+        """Keep the newest snapshot of each opportunity: (opportunity id, snapshot, moves) in one bulk write.
+
+        Idempotent and order-proof without a transaction: a snapshot only lands over an older version,
+        and when a newer one is stored its upsert's insert collides with it and only the moves are
+        written. Every move is kept whatever the snapshot's version: a set, so redelivery adds nothing
+        and arrival order does not matter (they are sorted by time when read); with a newer snapshot
+        they land in the same write, so nobody reads the new stage without the move into it."""
         if not writes:
             return
         collection = OpportunityFactDocument._get_collection()
