@@ -19,7 +19,6 @@ import shutil
 import statistics
 import subprocess
 import time
-import urllib.request
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from leadflow.reporting.v1 import reporting_pb2
 from bench.common import _wait, logs_dir, rss_mib, sequential_profile
 from services.cli.client import LeadflowClient
 from services.common.events import iso, make_event, parse_iso
-from services.devstack.supervisor import Platform
+from services.devstack.supervisor import Platform, answers_ok
 
 LOAD_MODES = ("rebuild", "straight")
 CONSOLE = Path(__file__).resolve().parent.parent / "console"
@@ -300,14 +299,6 @@ def timed_rebuild(admin, rollups_only: bool = False) -> dict:
             "replay_seconds": replayed_at - started, "rollups_only": rollups_only}
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def dashboard_in_chromium(console_url: str, manager_token: str) -> dict:
     """The manager's dashboard in headless Chromium (console/bench/dashboard-load.mjs): navigation to
     every chart drawn, five page loads after one warm-up; or why it was not timed."""
@@ -397,7 +388,7 @@ def bench_reporting(infra, table: str, admin_token: str, events_loaded: int, reb
                                      CALL_BUDGET_SECONDS)}
         if manager_token:
             print("     the manager's dashboard in headless Chromium ...", flush=True)
-            _wait(lambda: _answers(f"{stack.gateway.url}/healthz"), limit=60)
+            _wait(lambda: answers_ok(f"{stack.gateway.url}/healthz"), limit=60)
             results["dashboard_browser"] = dashboard_in_chromium(stack.gateway.url, manager_token)
 
         publish = EventPublisher(infra.amqp_uri)

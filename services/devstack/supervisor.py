@@ -12,6 +12,15 @@ from services.common.settings import DEFAULTS, SERVICE_NAMES, port_for
 from services.devstack.infrastructure import REPO, InfrastructureError, die_with_parent, free_port
 
 
+def answers_ok(url: str) -> bool:
+    """Whether ``url`` answers 200 within two seconds (a probe: anything else, or nothing, is no)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 class ServiceProcess:
     """One service process. nameko-grpc may ignore SIGTERM while connections are open, so stopping
     escalates to SIGKILL after a grace period."""
@@ -47,11 +56,7 @@ class ServiceProcess:
         return self.process is not None and self.process.poll() is None
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/readyz", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
+        return answers_ok(f"http://127.0.0.1:{self.http_port}/readyz")
 
     def kill9(self) -> None:
         if self.alive():

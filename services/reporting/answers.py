@@ -118,11 +118,11 @@ class FromRollups:
 
     def _rows(self, family: str, report_filter, grouping: str, whole: bool = False) -> dict:
         equal = dict(report_filter.equal)
-        if any(name not in FILTERS_OF[family] for name in equal):
-            return {}  # a filter on a field these records do not have matches none of them
         found = plan(family, equal, grouping, whole)
         if found is None:
             raise ValueError(f"the roll-ups do not answer {family} {equal} by {grouping!r}: ask covers() first")
+        if found is NOTHING_MATCHES:
+            return {}
         dimension, row_grouping, required, regroup = found
         first = report_filter.start.date() if report_filter.start else None
         last = (report_filter.end.date() - timedelta(days=1)) if report_filter.end else None
@@ -240,10 +240,14 @@ def grouping_of(arguments: tuple) -> str:
     return arguments[0] if arguments and isinstance(arguments[0], str) else ""
 
 
+NOTHING_MATCHES = "no rows"  # plan()'s answer to a filter on a field the family's records do not have
+
+
 def plan(family: str, equal: dict, grouping: str, whole: bool):
     """How the roll-ups answer ``equal`` filters by ``grouping``, or None when they do not:
     (document dimension, row grouping, {filter: value} a row's group must have, the filters naming the
-    asked group — None to keep the row groups as they are).
+    asked group — None to keep the row groups as they are); NOTHING_MATCHES when a filter names a
+    field these records do not have (no record matches it, so the answer is no rows).
 
     Documents are kept per single filter (and for a rep within a team). More filters read the
     documents of one of them and keep the rows, in a grouping whose group values fix the others, that
@@ -254,7 +258,7 @@ def plan(family: str, equal: dict, grouping: str, whole: bool):
     if grouping and grouping not in GROUPINGS_KEPT[family]:
         return None
     if any(name not in FILTERS_OF[family] for name in equal):
-        return ("", ""), grouping, {}, None  # nothing has that field: FromRollups._rows answers with no rows
+        return NOTHING_MATCHES
     options = []
     if "owner_id" in equal and "team" in equal:
         options.append(((OWNER_AND_TEAM, owner_and_team(equal["owner_id"], equal["team"])), {"owner_id", "team"}))

@@ -230,6 +230,7 @@ def account_values(rows: dict, currency: str) -> list[AccountValue]:
     out = []
     for account_id, m in rows.items():
         parts = currencies(m, currency)
+        # Each won deal is one name counted once; a deal that left the account (or the filter) is at 0.
         names = [name for part in parts for name, n in part.get("w", {}).items() if n > 0]
         if not account_id or not names:
             continue
@@ -237,7 +238,7 @@ def account_values(rows: dict, currency: str) -> list[AccountValue]:
         earliest = won_entry_moment(min(names))
         first = min((won_entry_values(name) for name in names if won_entry_moment(name) == earliest),
                     key=lambda win: win[1])
-        wins = int(sum(part.get("w", {}).get(name, 0) for part in parts for name in part.get("w", {})))
+        wins = len(names)
         out.append(AccountValue(account_id, first[3], wins, Decimal(total(parts, "wv")), wins - 1, first[0],
                                 won_entry_values(max(names))[0], first[2]))
     out.sort(key=lambda r: (-r.won_value, r.account_name, r.account_id))

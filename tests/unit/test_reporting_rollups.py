@@ -96,7 +96,7 @@ def test_what_is_added_then_taken_back_leaves_nothing_behind():
 def test_a_report_with_more_filters_reads_one_filters_documents_and_the_rows_matching_the_others():
     from services.common.auth import Principal, Role
     from services.reporting import reports
-    from services.reporting.answers import FromRollups, plan
+    from services.reporting.answers import NOTHING_MATCHES, FromRollups, plan
     # A manager's "webinar leads of my team": team documents, their source rows; the funnel (the whole's
     # metrics) from the finest rows, by source, medium and campaign.
     assert plan("L", {"team": "north", "source": "web"}, "", False) == (("team", "north"), "source",
@@ -117,6 +117,8 @@ def test_a_report_with_more_filters_reads_one_filters_documents_and_the_rows_mat
     assert plan("C", {"product": "pro", "team": "north"}, "", True) is None
     assert plan("C", {"product": "pro", "team": "north"}, "owner", False) is None
     assert plan("E", {"team": "north", "product": "pro"}, "", True) is None
+    # A filter on what leads do not have (a product) matches no lead: no rows, not every lead's.
+    assert plan("L", {"team": "north", "product": "pro"}, "", False) is NOTHING_MATCHES
     # Deals by account name are a family of their own, kept by day (each row holds every deal's cycle).
     assert plan("C", {"team": "north"}, "account", False) is None
     assert plan("K", {"team": "north"}, "account", False) == (("team", "north"), "account", {}, None)
