@@ -303,6 +303,10 @@ class Store(DependencyProvider):
     domain-shaped repository; by default the store itself is injected."""
 
     documents: tuple = ()
+    # {document class: names of indexes an earlier version created and this one no longer keeps}:
+    # dropped at start, since creating the declared indexes never removes the others, and an index
+    # nobody reads still costs every write.
+    retired_indexes: dict = {}
 
     def setup(self):
         self.alias = self.container.service_name
@@ -314,6 +318,11 @@ class Store(DependencyProvider):
         self.db[OUTBOX].create_index([("created_at", 1), ("lease_until", 1)])
         for document_cls in self.documents:
             document_cls.ensure_indexes()
+        for document_cls, names in self.retired_indexes.items():
+            collection = document_cls._get_collection()
+            for name in set(names) & set(collection.index_information()):
+                log.info("dropping the index %s of %s: nothing reads it any more", name, collection.name)
+                collection.drop_index(name)
         self.relay = OutboxRelay(self.container.service_name, self.db, config["AMQP_URI"],
                                  float(config.get("OUTBOX_POLL_SECONDS", 0.5)))
 

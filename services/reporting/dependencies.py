@@ -15,8 +15,8 @@ from services.common.store import IDS_PER_QUERY, Store, get_or_not_found
 from services.reporting.domain import (FUNNEL_ORDER, OPPORTUNITY_SNAPSHOT_EVENTS, PROJECTED_MOMENTS, attribution_of,
                                        labels_of, opportunity_fact, project_lead, source_of, stage_field, stage_moves,
                                        timeline_order)
-from services.reporting.models import (CampaignCostDocument, ConfigChangeDocument, EventLogDocument,
-                                       LeadProgressDocument, OpportunityFactDocument, QuotaDocument,
+from services.reporting.models import (LEAD_PROGRESS_RETIRED_INDEXES, CampaignCostDocument, ConfigChangeDocument,
+                                       EventLogDocument, LeadProgressDocument, OpportunityFactDocument, QuotaDocument,
                                        RebuildJobDocument, RollupAppliedDocument, RollupDocument,
                                        RollupQueueDocument, RollupStateDocument)
 from services.reporting.rollup_store import RollupStore
@@ -517,6 +517,7 @@ class ReportingStore(Store):
     documents = (LeadProgressDocument, ConfigChangeDocument, OpportunityFactDocument, EventLogDocument,
                  RebuildJobDocument, CampaignCostDocument, QuotaDocument, RollupDocument, RollupAppliedDocument,
                  RollupQueueDocument, RollupStateDocument)
+    retired_indexes = {LeadProgressDocument: LEAD_PROGRESS_RETIRED_INDEXES}
 
     def setup(self):
         super().setup()

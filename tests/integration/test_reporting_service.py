@@ -82,3 +82,22 @@ def test_the_first_response_deadline_of_a_task_is_projected(run_service, publish
     progress = wait_until(lambda: LeadProgressDocument.objects(id=lead_id).first())
     assert progress.first_response_due_at.isoformat().startswith("2026-11-29T12:00:00")
     assert progress.rep_id == "rep.one" and progress.assigned_at is None
+
+
+def test_an_upgrade_drops_the_lead_indexes_nothing_reads_and_keeps_the_leads(run_service, infra):
+    """Indexes an earlier version kept on the leads' progress cost every projection write; starting this
+    version drops them, and nothing stored is lost."""
+    import pymongo
+    from services.common.settings import database_name
+    from tests.integration.conftest import start_isolated
+    prefix = f"{infra.db_prefix}up{uuid.uuid4().hex[:6]}"
+    progress = pymongo.MongoClient(infra.mongo_uri)[database_name(prefix, "reporting")]["lead_progress"]
+    for keys in (["source"], ["captured_at"], ["team", "captured_at"], ["rep_id", "captured_at"]):
+        progress.create_index([(key, 1) for key in keys], background=False)  # as mongoengine creates them
+    progress.insert_one({"_id": "lead-kept", "source": "web", "team": "north"})
+
+    start_isolated(run_service, infra, ReportingService, MONGODB_DB_PREFIX=prefix)
+
+    assert sorted(progress.index_information()) == ["_id_", "captured_at_1"]
+    assert progress.find_one({"_id": "lead-kept"}) == {"_id": "lead-kept", "source": "web", "team": "north"}
+    progress.database.client.close()
