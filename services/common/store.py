@@ -35,6 +35,12 @@ IDS_PER_QUERY = 50
 __all__ = ["EPOCH", "OUTBOX", "Store", "UnitOfWork"]
 
 
+def id_chunks(ids: list, size: int = IDS_PER_QUERY):
+    """``ids`` cut into lists of ``size``, one query's ``$in`` each."""
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
 def get_or_not_found(document_cls, identifier: str, kind: str):
     """The document with this id, or NotFound naming what was looked for."""
     document = document_cls.objects(id=identifier).first()
@@ -347,10 +353,9 @@ class Store(DependencyProvider):
 
     def find_ids(self, document_cls, ids) -> list:
         """Which of ``ids`` exist, read outside any transaction, ``IDS_PER_QUERY`` at a time."""
-        ids, found = list(dict.fromkeys(ids)), []
-        for start in range(0, len(ids), IDS_PER_QUERY):
-            found += [raw["_id"] for raw in document_cls._get_collection().find(
-                {"_id": {"$in": ids[start:start + IDS_PER_QUERY]}}, {"_id": 1})]
+        found = []
+        for chunk in id_chunks(list(dict.fromkeys(ids))):
+            found += [raw["_id"] for raw in document_cls._get_collection().find({"_id": {"$in": chunk}}, {"_id": 1})]
         return found
 
     def _end_transaction_left_open(self, session) -> None:

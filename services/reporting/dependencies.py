@@ -11,7 +11,7 @@ from services.common import jobs, metrics
 from services.common.compute import in_slices
 from services.common.errors import FailedPrecondition
 from services.common.events import parse_iso, utcnow
-from services.common.store import IDS_PER_QUERY, Store, get_or_not_found
+from services.common.store import Store, get_or_not_found, id_chunks
 from services.reporting.domain import (FUNNEL_ORDER, OPPORTUNITY_SNAPSHOT_EVENTS, PROJECTED_MOMENTS, attribution_of,
                                        labels_of, opportunity_fact, project_lead, source_of, stage_field, stage_moves,
                                        timeline_order)
@@ -49,11 +49,6 @@ def progress_write(event: dict, moments: dict) -> pymongo.UpdateOne:
     if labels:
         update["$set"] = labels
     return pymongo.UpdateOne({"_id": event["lead_id"]}, update, upsert=True)
-
-
-def _chunks(items: list, size: int = IDS_PER_QUERY):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 class ReportingRepository:
@@ -174,9 +169,9 @@ class ReportingRepository:
             if event["event_type"] == "activity_logged":
                 keys.add(f"A:{event['event_id']}")
         facts = OpportunityFactDocument._get_collection()
-        for chunk in _chunks(sorted(copied_from_lead)):
+        for chunk in id_chunks(sorted(copied_from_lead)):
             keys.update(f"O:{raw['_id']}" for raw in facts.find({"lead_id": {"$in": chunk}}, {"_id": 1}))
-        for chunk in _chunks(sorted(without_lead)):
+        for chunk in id_chunks(sorted(without_lead)):
             keys.update(f"L:{raw['lead_id']}" for raw in facts.find({"_id": {"$in": chunk}}, {"lead_id": 1})
                         if raw.get("lead_id"))
         return keys
@@ -205,7 +200,7 @@ class ReportingRepository:
         of a lead carries the lead's attribution, read from its progress (one query for the batch)."""
         facts = [opportunity_fact(event) for event in events]
         attribution = {}
-        for chunk in _chunks(sorted({fact["lead_id"] for fact in facts if fact["lead_id"]})):
+        for chunk in id_chunks(sorted({fact["lead_id"] for fact in facts if fact["lead_id"]})):
             for raw in LeadProgressDocument._get_collection().find({"_id": {"$in": chunk}},
                                                                    {"source": 1, "medium": 1, "campaign": 1}):
                 if raw.get("source"):

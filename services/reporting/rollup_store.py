@@ -25,7 +25,7 @@ import pymongo
 
 from services.common.compute import in_slices
 from services.common.events import utcnow
-from services.common.store import IDS_PER_QUERY
+from services.common.store import id_chunks
 from services.reporting import rollups
 from services.reporting.models import (EventLogDocument, LeadProgressDocument, OpportunityFactDocument,
                                        RollupAppliedDocument, RollupDocument, RollupQueueDocument,
@@ -34,7 +34,6 @@ from services.reporting.models import (EventLogDocument, LeadProgressDocument, O
 ROLLUP_VERSION = 4  # raise with any change to rollups.contribution: the roll-ups are then rebuilt
 BATCH = 2000  # records per transaction: records of one day share most of their documents
 PENDING_COUNTED_UP_TO = 10_000
-ID_CHUNK = IDS_PER_QUERY
 LEAD_INPUTS = ("rep_id", "team", "source", "medium", "campaign", "captured_at", "scored_at", "qualified_at",
                "assigned_at", "contacted_at", "sales_qualified_at", "converted_at", "won_at", "first_response_due_at",
                "task_completed_at", "sla_warned_at", "sla_breached_at", "reassigned_at")
@@ -42,11 +41,6 @@ FACT_INPUTS = ("status", "owner_id", "manager_id", "team", "office", "product", 
                "pipeline_id", "stage_id", "currency", "probability", "forecast_category", "engaged_at", "closed_at",
                "close_date", "lost_reason", "lead_id", "account_id", "account_name")
 _applying = eventlet.semaphore.Semaphore()
-
-
-def _chunks(items: list, size: int = ID_CHUNK):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _decoded(value):
@@ -97,7 +91,7 @@ class RollupStore:
                    (EventLogDocument, "A", {"event_type": "activity_logged"}))
         for document_cls, kind, query in sources:
             ids = [raw["_id"] for raw in document_cls._get_collection().find(query, {"_id": 1})]
-            for chunk in _chunks(ids, 1000):
+            for chunk in id_chunks(ids, 1000):
                 self.mark(f"{kind}:{identifier}" for identifier in chunk)
             marked += len(ids)
         return marked
@@ -170,7 +164,7 @@ class RollupStore:
             session = uow.session
             current = self.inputs_of(keys, session)
             before = {}
-            for chunk in _chunks(keys):
+            for chunk in id_chunks(keys):
                 before.update({raw["_id"]: raw.get("inputs") for raw in
                                self.applied.find({"_id": {"$in": chunk}}, session=session)})
             delta = {}
@@ -185,7 +179,7 @@ class RollupStore:
                 # transaction, a document another applier changed meanwhile is a write conflict.
                 slots = sorted(delta)
                 stored = {}
-                for chunk in _chunks(slots):
+                for chunk in id_chunks(slots):
                     stored.update({raw["_id"]: raw for raw in self.rollups.find({"_id": {"$in": chunk}},
                                                                                  session=session)})
                 self.rollups.bulk_write([pymongo.ReplaceOne({"_id": slot}, {"k": slot, "r": _encoded(rollups.added(
@@ -215,7 +209,7 @@ class RollupStore:
         progress = LeadProgressDocument._get_collection()
         facts = OpportunityFactDocument._get_collection()
         found = {}
-        for chunk in _chunks(lead_ids):
+        for chunk in id_chunks(lead_ids):
             leads = {raw["_id"]: raw for raw in progress.find({"_id": {"$in": chunk}}, session=session)}
             converted = [lead_id for lead_id, raw in leads.items() if raw.get("converted_at") is not None]
             deals = defaultdict(list)
@@ -236,7 +230,7 @@ class RollupStore:
         facts = OpportunityFactDocument._get_collection()
         progress = LeadProgressDocument._get_collection()
         found = {}
-        for chunk in _chunks(opportunity_ids):
+        for chunk in id_chunks(opportunity_ids):
             raws = list(facts.find({"_id": {"$in": chunk}}, session=session))
             lead_ids = sorted({raw["lead_id"] for raw in raws if raw.get("lead_id")})
             wins = {raw["_id"]: raw.get("win_probability") for raw in progress.find(
@@ -251,7 +245,7 @@ class RollupStore:
     def _activity_inputs(self, event_ids: list, session) -> dict:
         log = EventLogDocument._get_collection()
         found = {}
-        for chunk in _chunks(event_ids):
+        for chunk in id_chunks(event_ids):
             for raw in log.find({"_id": {"$in": chunk}, "event_type": "activity_logged"},
                                 {"occurred_at": 1, "payload.logged_by": 1}, session=session):
                 found[f"A:{raw['_id']}"] = {"by": raw["payload"].get("logged_by") or "", "at": raw["occurred_at"]}
