@@ -51,6 +51,23 @@ def progress_write(event: dict, moments: dict) -> pymongo.UpdateOne:
     return pymongo.UpdateOne({"_id": event["lead_id"]}, update, upsert=True)
 
 
+ATTRIBUTION = ("source", "medium", "campaign")
+
+
+def lead_attribution(lead: dict) -> dict:
+    """What a lead's opportunities copy from it (its progress, or its folded labels): its attribution,
+    once it has a source."""
+    return {name: lead.get(name) or "" for name in ATTRIBUTION} if lead.get("source") else {}
+
+
+def stored_fact(fact: dict, attribution: dict) -> dict:
+    """An opportunity's snapshot as write_facts stores it: with its lead's attribution, the amount exact."""
+    fact = {**fact, **attribution}
+    if fact["amount"] is not None:
+        fact["amount"] = Decimal128(fact["amount"])
+    return fact
+
+
 class ReportingRepository:
     def __init__(self, store: Store):
         self.store = store
@@ -106,10 +123,6 @@ class ReportingRepository:
             metrics.OPEN_PIPELINE_VALUE.labels(*labels).set(float(amount))
         for currency, amount in won.items():
             metrics.WON_VALUE.labels(currency).set(float(amount))
-
-    def project(self, event: dict, source_service: str, mark: bool = True) -> set:
-        """project_all for one event."""
-        return self.project_all([(source_service, event)], mark)
 
     def project_all(self, events: list[tuple[str, dict]], mark: bool = True) -> set:
         """Every projection a batch of (source service, event) feeds; the same function for live events
@@ -202,16 +215,10 @@ class ReportingRepository:
         attribution = {}
         for chunk in id_chunks(sorted({fact["lead_id"] for fact in facts if fact["lead_id"]})):
             for raw in LeadProgressDocument._get_collection().find({"_id": {"$in": chunk}},
-                                                                   {"source": 1, "medium": 1, "campaign": 1}):
-                if raw.get("source"):
-                    attribution[raw["_id"]] = {name: raw.get(name) or "" for name in ("source", "medium", "campaign")}
-        writes = []
-        for event, fact in zip(events, facts, strict=True):
-            if fact["amount"] is not None:
-                fact["amount"] = Decimal128(fact["amount"])
-            fact.update(attribution.get(fact["lead_id"], {}))
-            writes.append((event["opportunity_id"], fact, stage_moves(event)))
-        return writes
+                                                                   {name: 1 for name in ATTRIBUTION}):
+                attribution[raw["_id"]] = lead_attribution(raw)
+        return [(event["opportunity_id"], stored_fact(fact, attribution.get(fact["lead_id"], {})), stage_moves(event))
+                for event, fact in zip(events, facts, strict=True)]
 
     def record_config_change(self, event: dict, source_service: str) -> None:
         """Keyed by event id, so a redelivered change is one record."""
@@ -455,15 +462,10 @@ class ReportingRepository:
                 newer = {"$set": {"win_probability": probability, "win_scored_at": at}}
                 win_writes += [pymongo.UpdateOne({"_id": lead_id, "win_scored_at": None}, newer),
                                pymongo.UpdateOne({"_id": lead_id, "win_scored_at": {"$lt": at}}, newer)]
-            labels = folded["labels"]
-            attribution = ({name: labels.get(name) or "" for name in ("source", "medium", "campaign")}
-                           if labels.get("source") else {})
+            attribution = lead_attribution(folded["labels"])
             for opportunity_id, deal in folded["deals"].items():
                 marks.add(f"O:{opportunity_id}")
-                fact = {**deal["fact"], **attribution}
-                if fact["amount"] is not None:
-                    fact["amount"] = Decimal128(fact["amount"])
-                fact_writes.append((opportunity_id, fact, deal["moves"]))
+                fact_writes.append((opportunity_id, stored_fact(deal["fact"], attribution), deal["moves"]))
         if progress_writes:
             LeadProgressDocument._get_collection().bulk_write(progress_writes, ordered=False)
         if win_writes:
