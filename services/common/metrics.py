@@ -58,6 +58,26 @@ LEADS_SCORED = Counter("leadflow_scoring_leads_scored_total", "Leads scored")
 LEADS_QUALIFIED = Counter("leadflow_scoring_mqls_total", "Leads that became marketing-qualified")
 WIN_MODEL_TRAININGS = Counter("leadflow_scoring_win_model_trainings_total",
                               "Win-model trainings by result (live: promoted, rejected: worse than live)", ["status"])
+WIN_MODEL_TRAINED_ROC_AUC = Gauge("leadflow_scoring_win_model_trained_roc_auc",
+                                  "The live win model's cross-validated ROC-AUC when it was trained")
+WIN_MODEL_REALISED_ROC_AUC = Gauge("leadflow_scoring_win_model_realised_roc_auc",
+                                   "ROC-AUC of the live win model's predictions on new leads whose outcome is known "
+                                   "(NaN until a win and a loss are known)")
+WIN_MODEL_REALISED_BRIER = Gauge("leadflow_scoring_win_model_realised_brier",
+                                 "Brier score of the live win model's predictions on new leads whose outcome is known")
+WIN_MODEL_REALISED_OUTCOMES = Gauge("leadflow_scoring_win_model_realised_outcomes",
+                                    "New leads predicted by the live win model whose outcome is known")
+
+
+def export_win_model_performance(trained_roc_auc: float | None, realised) -> None:
+    """``realised``: win_model.RealisedPerformance of the live model; None (no model) blanks the gauges."""
+    nan = float("nan")
+    WIN_MODEL_TRAINED_ROC_AUC.set(nan if trained_roc_auc is None else trained_roc_auc)
+    WIN_MODEL_REALISED_OUTCOMES.set(realised.outcomes if realised else 0)
+    WIN_MODEL_REALISED_ROC_AUC.set(nan if realised is None or realised.roc_auc is None else realised.roc_auc)
+    WIN_MODEL_REALISED_BRIER.set(nan if realised is None or realised.brier is None else realised.brier)
+
+
 ASSIGNMENT_LATENCY = Histogram(
     "leadflow_routing_assignment_latency_seconds", "Lead captured -> assigned to a rep",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))

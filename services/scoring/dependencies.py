@@ -19,7 +19,7 @@ from services.common.store import DUPLICATE, Store, get_or_not_found, one_by_one
 from services.scoring import domain, events, win_model
 from services.scoring.mappers import apply_score, behaviour_of, score_from_document
 from services.scoring.models import (BehaviourDocument, LeadScoreDocument, RescoreJobDocument, ScheduleDocument,
-                                     ScoringModelDocument, WinModelDocument)
+                                     ScoringModelDocument, WinModelDocument, WinModelPerformanceDocument)
 
 log = logging.getLogger(__name__)
 LIVE_CHECK_SECONDS = 1.0  # a changed model is live on every replica within this long, without a restart
@@ -39,6 +39,7 @@ class Applied:
     changed: bool = False
     qualified: bool = False
     disqualified: bool = False
+    realised: tuple | None = None  # (win model number, increments) when the lead's outcome was counted
 
 
 @dataclass
@@ -66,6 +67,7 @@ class _LiveCache:
         self.scoring = None
         self.win_version = None
         self.win = None
+        self.win_configs = {}  # win model version -> its TrainingConfig (how it reads a lead's outcome)
 
     def refresh(self, force: bool = False):
         if not force and time.monotonic() - self.checked_at < LIVE_CHECK_SECONDS:
@@ -88,6 +90,21 @@ class _LiveCache:
                 self.win = LiveWinModel(f"{WIN_MODEL_PREFIX}{live.id}", win_model.from_bytes(data))
             self.win_version = win_version
         self.checked_at = time.monotonic()
+
+    def win_config(self, version: str) -> win_model.TrainingConfig | None:
+        """The training configuration of a win model version ("win-model@N"), None if unknown."""
+        if self.win is not None and self.win.version == version:
+            return self.win.model.config
+        if version not in self.win_configs:
+            stored = WinModelDocument.objects(id=win_model_number(version)).only("config").first()
+            if stored is None:
+                return None
+            self.win_configs[version] = win_model.TrainingConfig.from_dict(stored.config)
+        return self.win_configs[version]
+
+
+def win_model_number(version: str) -> int:
+    return int(version.removeprefix(WIN_MODEL_PREFIX))
 
 
 class ScoreRepository:
@@ -145,6 +162,7 @@ class ScoreRepository:
             applied, caused = self._recomputed(document, previous, read_revision, model, win, now)
             uow.replace_at_revision(document, read_revision)
             uow.publish_many(caused)
+            _count_realised(uow, [applied])
             return applied
 
         if event is not None:
@@ -187,6 +205,7 @@ class ScoreRepository:
                 outcomes[position] = applied
             uow.replace_many_at_revision([(document, read_revision) for document, read_revision, _ in changed])
             uow.publish_many(caused)
+            _count_realised(uow, outcomes)
             return outcomes
 
         return self.store.run_once_each([event for _, _, event in changes], handler, work_all)
@@ -226,6 +245,7 @@ class ScoreRepository:
                 caused.extend(events_of_lead)
                 outcomes.append(applied)
             uow.publish_many(caused)
+            _count_realised(uow, outcomes)
             return outcomes
 
         return self.store.run_in_transaction(work)
@@ -242,6 +262,11 @@ class ScoreRepository:
             score = self._score(document, model, win, now or utcnow(), probability)
             applied.changed = previous is None or _visible(previous) != _visible(score)
             apply_score(document, score)
+            if (not document.first_win_model_version and score.win_probability is not None
+                    and win_model.label_of(document.lead, document.outcome, win.model.config) is None):
+                document.first_win_probability = score.win_probability
+                document.first_win_model_version = score.win_model_version
+            applied.realised = self._realised_change(document)
             lead = {**document.lead, "tags": domain.effective_tags(document.lead, score)}
             if applied.changed:
                 caused.append(events.lead_scored(score, lead))
@@ -300,14 +325,48 @@ class ScoreRepository:
         """The leads whose score changes with time by now, soonest first, whole (to predict together)."""
         return list(LeadScoreDocument.objects(next_change_at__lte=now).order_by("next_change_at").limit(limit))
 
-    def record(self, events_: list[dict], handler: str, fields: dict) -> list:
-        """Set facts about leads that do not change their score (their outcome), once per event, a
-        batch of events in one transaction."""
+    def _realised_change(self, document: LeadScoreDocument) -> tuple | None:
+        """Count the lead's kept prediction once its outcome is known under the predicting model's own
+        label, or move it when that outcome changed: (model number, increments), None when nothing moves.
+        Sets document.realised_label to what is counted now."""
+        version, probability = document.first_win_model_version, document.first_win_probability
+        config_ = self.live.win_config(version) if version and probability is not None else None
+        if config_ is None:
+            return None
+        label = win_model.label_of(document.lead or {}, document.outcome, config_)
+        if label == document.realised_label:
+            return None
+        increments = Counter()
+        if document.realised_label is not None:
+            increments.update(win_model.realised_increments(probability, document.realised_label, -1))
+        if label is not None:
+            increments.update(win_model.realised_increments(probability, label))
+        document.realised_label = label
+        return win_model_number(version), dict(increments)
+
+    def record_outcomes(self, events_: list[dict], handler: str, outcome: str) -> list:
+        """A lead's outcome (won or lost), which does not change its score but counts its kept win
+        prediction towards the model's realised performance; once per event, a batch in one transaction."""
         def work(uow, event):
-            uow.update_one(LeadScoreDocument, {"_id": event["lead_id"]}, {"$set": fields, "$inc": {"revision": 1}},
-                           upsert=True)
+            document = uow.find_one(LeadScoreDocument, {"_id": event["lead_id"]})
+            if document is None:  # the deal closed before the lead reached scoring: nothing was predicted
+                uow.update_one(LeadScoreDocument, {"_id": event["lead_id"]},
+                               {"$set": {"outcome": outcome}, "$inc": {"revision": 1}}, upsert=True)
+                return True
+            document.outcome = outcome
+            applied = Applied(document, realised=self._realised_change(document))
+            uow.update_one(LeadScoreDocument, {"_id": document.id},
+                           {"$set": {"outcome": outcome, "realised_label": document.realised_label},
+                            "$inc": {"revision": 1}})
+            _count_realised(uow, [applied])
             return True
         return self.store.run_once_each(events_, handler, one_by_one(work))
+
+    def realised(self, number: int) -> win_model.RealisedPerformance:
+        stored = WinModelPerformanceDocument.objects(id=number).first()
+        if stored is None:
+            return win_model.realised_performance({}, {}, 0.0)
+        return win_model.realised_performance(stored.positive_bins, stored.negative_bins, stored.squared_error)
 
     def record_owner(self, events_: list[dict], handler: str) -> list:
         """The owner routing chose (assigned or reassigned), applied newest first whatever the order."""
@@ -403,6 +462,17 @@ class ScoreRepository:
             {"_id": name, "next_run_at": {"$lte": now}}, {"$set": {"next_run_at": now + every}}) is not None
 
 
+def _count_realised(uow, outcomes: list) -> None:
+    """Add the outcomes counted in this transaction to their models' realised sums: one increment per model."""
+    by_model = {}
+    for outcome in outcomes:
+        if isinstance(outcome, Applied) and outcome.realised:
+            number, increments = outcome.realised
+            by_model.setdefault(number, Counter()).update(increments)
+    for number, increments in by_model.items():
+        uow.update_one(WinModelPerformanceDocument, {"_id": number}, {"$inc": dict(increments)}, upsert=True)
+
+
 def _visible(score: domain.Score) -> tuple:
     """What a consumer of lead_scored can see; a rescore that changes none of it stays silent."""
     probability = None if score.win_probability is None else round(score.win_probability, 3)
@@ -423,7 +493,8 @@ def add_behaviour(event_: domain.BehaviourEvent):
 
 
 class ScoringStore(Store):
-    documents = (LeadScoreDocument, ScoringModelDocument, RescoreJobDocument, WinModelDocument, ScheduleDocument)
+    documents = (LeadScoreDocument, ScoringModelDocument, RescoreJobDocument, WinModelDocument, ScheduleDocument,
+                 WinModelPerformanceDocument)
 
     def setup(self):
         super().setup()

@@ -88,7 +88,22 @@ def training_config_from_proto(config: scoring_pb2.WinModelConfig) -> win_model.
         holdout_fraction=config.holdout_fraction or defaults.holdout_fraction)
 
 
-def win_model_to_proto(document) -> scoring_pb2.WinModel:
+def _calibration_to_proto(table: list) -> list:
+    return [scoring_pb2.CalibrationBin(low=low, high=high, leads=leads, mean_predicted=mean, observed_rate=rate)
+            for low, high, leads, mean, rate in table]
+
+
+def realised_to_proto(realised: win_model.RealisedPerformance,
+                      trained_roc_auc: float) -> scoring_pb2.RealisedPerformance:
+    has_auc = realised.roc_auc is not None
+    return scoring_pb2.RealisedPerformance(
+        outcomes=realised.outcomes, positives=realised.positives, has_roc_auc=has_auc,
+        roc_auc=realised.roc_auc if has_auc else 0.0, brier=realised.brier or 0.0,
+        calibration=_calibration_to_proto(realised.calibration),
+        roc_auc_gap=realised.roc_auc - trained_roc_auc if has_auc else 0.0)
+
+
+def win_model_to_proto(document, realised: win_model.RealisedPerformance) -> scoring_pb2.WinModel:
     config, evaluation = document.config, document.evaluation
     return scoring_pb2.WinModel(
         version=f"win-model@{document.id}", number=document.id, status=document.status,
@@ -100,9 +115,8 @@ def win_model_to_proto(document) -> scoring_pb2.WinModel:
         examples=evaluation["examples"], train_examples=evaluation["train_examples"],
         holdout_examples=evaluation["holdout_examples"], positive_rate=evaluation["positive_rate"],
         roc_auc=evaluation["roc_auc"], brier=evaluation["brier"], baseline_roc_auc=evaluation["baseline_roc_auc"],
-        calibration=[scoring_pb2.CalibrationBin(low=low, high=high, leads=leads, mean_predicted=mean,
-                                                observed_rate=rate)
-                     for low, high, leads, mean, rate in evaluation["calibration"]],
+        calibration=_calibration_to_proto(evaluation["calibration"]),
+        realised=realised_to_proto(realised, evaluation["roc_auc"]),
         features=list(document.features), trained_at=to_timestamp(document.trained_at),
         trained_by=document.trained_by, training_seconds=document.training_seconds,
         # Models trained before cross-validation have none of these.

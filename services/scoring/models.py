@@ -56,6 +56,12 @@ class LeadScoreDocument(Document):
     lead = DictField()  # empty while only behaviour has arrived (the lead's capture is still on its way)
     behaviour = EmbeddedDocumentListField(BehaviourDocument)
     outcome = StringField(default="")  # won | lost, once an opportunity from this lead closes
+    # The first win probability predicted while the lead's outcome was unknown (what its rep saw when it
+    # arrived), kept to measure how the live model really does; and the label it was counted with once
+    # the outcome arrived (None: not counted).
+    first_win_probability = FloatField()
+    first_win_model_version = StringField(default="")
+    realised_label = IntField()
     merged_into = StringField(default="")
     owner_id = StringField(default="")  # the rep routing assigned the lead to (who may read its score)
     owner_team = StringField(default="")
@@ -82,6 +88,19 @@ class WinModelDocument(Document):
     trained_at = DateTimeField(required=True)
     trained_by = StringField(default="")
     training_seconds = FloatField(default=0.0)
+
+
+class WinModelPerformanceDocument(Document):
+    """How one win model's live predictions did: sums kept by atomic increments as outcomes arrive
+    (win_model.realised_increments), so reading them costs one small document."""
+
+    meta = {"db_alias": ALIAS, "collection": "win_model_performance"}
+    id = IntField(primary_key=True)  # win model version
+    positives = IntField(default=0)
+    negatives = IntField(default=0)
+    squared_error = FloatField(default=0.0)
+    positive_bins = DictField()  # rounded probability (thousandths) -> leads won
+    negative_bins = DictField()
 
 
 class ScheduleDocument(Document):

@@ -123,7 +123,7 @@ class ScoringService(LeadflowService):
     def _outcomes_of_deals(self, events, handler: str, outcome: str) -> list:
         # A deal not born from a lead teaches the win model nothing about leads.
         from_leads = [event for event in events if event.get("lead_id")]
-        recorded = iter(self.scores.record(from_leads, handler, {"outcome": outcome}) if from_leads else ())
+        recorded = iter(self.scores.record_outcomes(from_leads, handler, outcome) if from_leads else ())
         return [next(recorded) if event.get("lead_id") else None for event in events]
 
     @event_handler("routing", "lead_assigned")
@@ -163,9 +163,20 @@ class ScoringService(LeadflowService):
             job.cursor = done[-1]
         if job is not None:
             self.scores.release_job(job)  # the next tick goes on at once
+        self._export_win_model_performance()
         hours = float(config.get("WIN_MODEL_RETRAIN_HOURS", 24))
         if hours > 0 and self.scores.claim_schedule("win-model-retrain", timedelta(hours=hours)):
             self._scheduled_retrain()
+
+    def _export_win_model_performance(self):
+        """The live model's trained and realised figures as gauges, for the alert on a model that does
+        worse on new leads than its training promised (every replica exports the same figures)."""
+        try:
+            live = self.scores.win_model_document(0)
+        except NotFound:
+            metrics.export_win_model_performance(None, None)
+            return
+        metrics.export_win_model_performance(live.evaluation["roc_auc"], self.scores.realised(live.id))
 
     def _rescore(self, documents: list, deadline: float) -> tuple[list[str], int]:
         """Recompute these leads' scores, their win probabilities predicted together off the hub, a slice
@@ -295,12 +306,14 @@ class ScoringService(LeadflowService):
     @scoring_rpc(roles=ADMINS)
     def TrainWinModel(self, request, context):
         document = self._train(mappers.training_config_from_proto(request.config), request.force, self.caller.id)
-        return scoring_pb2.TrainWinModelResponse(model=mappers.win_model_to_proto(document))
+        return scoring_pb2.TrainWinModelResponse(
+            model=mappers.win_model_to_proto(document, self.scores.realised(document.id)))
 
     @scoring_rpc(roles=READERS)
     def GetWinModel(self, request, context):
+        document = self.scores.win_model_document(request.number)
         return scoring_pb2.GetWinModelResponse(
-            model=mappers.win_model_to_proto(self.scores.win_model_document(request.number)))
+            model=mappers.win_model_to_proto(document, self.scores.realised(document.id)))
 
     @scoring_rpc
     def PredictWinProbability(self, request, context):

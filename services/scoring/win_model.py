@@ -529,3 +529,63 @@ def _shown(value) -> str:
 def is_worse(challenger: Evaluation, live_auc_on_same_folds: float | None, tolerance: float = 0.005) -> bool:
     """A retrained model replaces the live one only if its settings rank the same folds at least as well."""
     return live_auc_on_same_folds is not None and challenger.roc_auc < live_auc_on_same_folds - tolerance
+
+
+# ---- how the live predictions actually did ---------------------------------------------------------------
+#
+# Each lead's first win probability predicted before its outcome was known (what a rep saw when the lead
+# arrived) is kept; when the outcome arrives it is counted, per model version, into a few sums and a
+# histogram of the probabilities rounded to REALISED_RESOLUTION. The sums are kept with atomic increments,
+# so the figures cost a single small read whatever the number of leads, and an outcome that changes
+# (a lost deal reopened and won) moves its lead from one side to the other.
+
+REALISED_RESOLUTION = 1000  # probabilities rounded to 0.001: the ROC-AUC below is exact for the rounded values
+REALISED_MIN_PER_CLASS = 1  # ROC-AUC needs one win and one loss; the alert waits for more (see the rules)
+
+
+@dataclass(frozen=True)
+class RealisedPerformance:
+    """How one model's live predictions did against the outcomes known so far."""
+    outcomes: int
+    positives: int
+    roc_auc: float | None  # None until both a win and a loss are known
+    brier: float | None
+    calibration: list  # (low, high, count, mean_predicted, observed_rate), as in Evaluation
+
+
+def realised_increments(probability: float, label: int, sign: int = 1) -> dict:
+    """What one lead's prediction and outcome add to its model's sums (sign -1 takes them away again)."""
+    side = "positive" if label else "negative"
+    bucket = int(round(min(max(probability, 0.0), 1.0) * REALISED_RESOLUTION))
+    return {f"{side}s": sign, f"{side}_bins.{bucket}": sign,
+            "squared_error": sign * (probability - label) ** 2}
+
+
+def realised_performance(positive_bins: dict, negative_bins: dict, squared_error: float,
+                         bins: int = CALIBRATION_BINS) -> RealisedPerformance:
+    """The figures from the kept sums: ROC-AUC as the share of (win, loss) pairs the win was ranked above
+    (ties count half), Brier as the mean squared error, and the calibration table of Evaluation."""
+    wins = {int(k): int(v) for k, v in positive_bins.items() if int(v)}
+    losses = {int(k): int(v) for k, v in negative_bins.items() if int(v)}
+    positives, negatives = sum(wins.values()), sum(losses.values())
+    outcomes = positives + negatives
+    if not outcomes:
+        return RealisedPerformance(0, 0, None, None, [])
+    roc_auc = None
+    if positives and negatives:
+        ranked_above, losses_below = 0.0, 0
+        for bucket in sorted(set(wins) | set(losses)):
+            in_bucket = losses.get(bucket, 0)
+            ranked_above += wins.get(bucket, 0) * (losses_below + in_bucket / 2)
+            losses_below += in_bucket
+        roc_auc = ranked_above / (positives * negatives)
+    table = []
+    for i in range(bins):
+        low, high = i / bins, (i + 1) / bins
+        inside = [b for b in set(wins) | set(losses)
+                  if low <= b / REALISED_RESOLUTION and (b / REALISED_RESOLUTION < high or i == bins - 1)]
+        count = sum(wins.get(b, 0) + losses.get(b, 0) for b in inside)
+        if count:
+            predicted = sum((wins.get(b, 0) + losses.get(b, 0)) * b / REALISED_RESOLUTION for b in inside)
+            table.append((low, high, count, predicted / count, sum(wins.get(b, 0) for b in inside) / count))
+    return RealisedPerformance(outcomes, positives, roc_auc, max(squared_error, 0.0) / outcomes, table)

@@ -8,10 +8,12 @@ from collections import Counter
 from datetime import timedelta
 
 import gridfs
+import numpy as np
 import pytest
 from bson import ObjectId
 from google.protobuf import struct_pb2
 from grpc import StatusCode
+from sklearn.metrics import roc_auc_score
 from leadflow.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 
 from nameko_grpc.errors import GrpcError
@@ -314,6 +316,18 @@ def test_rescoring_gives_every_lead_the_live_win_models_probability(run_service,
     frame = [win_model.raw_features(d.lead, Counter(b.type for b in d.behaviour), model.config) for d in documents]
     assert [d.win_probability for d in documents] == pytest.approx(list(model.predict(frame)), abs=1e-12)
 
+    # Leads whose label the model learnt from are not new leads: their predictions are never counted as
+    # live. A lead captured without its label is; it counts once a re-import brings the label.
+    assert LeadScoreDocument.objects(first_win_model_version__ne="").count() == 0
+    fresh = publish("capture", captured(source="referral"))["lead"]
+    assert wait_until(lambda: LeadScoreDocument.objects(id=fresh["lead_id"], first_win_model_version="win-model@1")
+                      .count() == 1)
+    publish("capture", new_event("lead_merged", {"lead_id": fresh["lead_id"]}, match="exact", match_score=100.0,
+                                 lead={**fresh, "custom_fields": {"won": "yes"}}))
+    assert wait_until(lambda: admin.GetWinModel(scoring_pb2.GetWinModelRequest()).model.realised.positives == 1)
+    assert admin.GetWinModel(scoring_pb2.GetWinModelRequest()).model.realised.brier == pytest.approx(
+        (1 - expected["referral"]) ** 2, abs=1e-6)
+
 
 def test_outcomes_from_opportunities_label_leads_for_training(run_service, infra, tokens, publish):
     service = isolated(run_service, infra)
@@ -329,6 +343,67 @@ def test_outcomes_from_opportunities_label_leads_for_training(run_service, infra
     assert error.code == StatusCode.FAILED_PRECONDITION and "1 positive" in error.message
     assert admin.error("PredictWinProbability", scoring_pb2.PredictWinProbabilityRequest()).code == \
         StatusCode.FAILED_PRECONDITION
+
+
+def _closed(lead_id: str, won: bool) -> dict:
+    return new_event("opportunity_won" if won else "opportunity_lost",
+                     {"opportunity_id": str(uuid.uuid4()), "lead_id": lead_id})
+
+
+def test_the_live_models_realised_performance_follows_the_outcomes_of_the_leads_it_predicted(
+        run_service, infra, tokens, publish):
+    """Each new lead's win probability, as its rep first read it, is kept; as the lead's deals close,
+    GetWinModel's realised ROC-AUC and Brier are those of the kept probabilities against the outcomes,
+    a redelivered outcome counts once, a lost deal reopened and won moves its lead, and the gauges the
+    underperformance alert reads say the same."""
+    from services.common import metrics
+    service = isolated(run_service, infra, SCORING_TIMER_SECONDS=0.2)
+    admin = service.grpc(scoring_pb2_grpc.ScoringServiceStub, tokens["admin"])
+    rng = random.Random(17)
+    chance = {"referral": 0.8, "webinar": 0.4, "cold_list": 0.1}
+
+    def new_leads(count: int) -> dict:
+        outcome_of = {}
+        for _ in range(count):
+            source = rng.choice(sorted(chance))
+            outcome_of[publish("capture", captured(source=source))["lead_id"]] = rng.random() < chance[source]
+        return outcome_of
+    history = new_leads(160)
+    for lead_id, won in history.items():
+        publish("opportunity", _closed(lead_id, won))
+    assert wait_until(lambda: LeadScoreDocument.objects(outcome__ne="", scored_at__ne=None).count() == 160,
+                      timeout=60)
+    trained = admin.TrainWinModel(scoring_pb2.TrainWinModelRequest()).model
+    assert trained.status == "live" and trained.realised.outcomes == 0  # it learnt from those: none is new
+
+    arrivals = new_leads(120)
+    assert wait_until(lambda: LeadScoreDocument.objects(id__in=list(arrivals), win_model_version=trained.version)
+                      .count() == 120, timeout=60)
+    seen = {lead_id: admin.GetLeadScore(scoring_pb2.GetLeadScoreRequest(lead_id=lead_id)).score.win_probability
+            for lead_id in arrivals}
+    reopened = next(lead_id for lead_id, won in arrivals.items() if won)
+    publish("opportunity", _closed(reopened, False))  # lost first, then reopened and won below
+    assert wait_until(lambda: admin.GetWinModel(scoring_pb2.GetWinModelRequest()).model.realised.outcomes == 1)
+    for lead_id, won in arrivals.items():
+        event = _closed(lead_id, won)
+        publish("opportunity", event)
+        if rng.random() < 0.2:
+            publish("opportunity", event)  # redelivered
+
+    def realised():
+        current = admin.GetWinModel(scoring_pb2.GetWinModelRequest()).model.realised
+        return current if (current.outcomes, current.positives) == (120, sum(arrivals.values())) else None
+    measured = wait_until(realised, timeout=60)
+    assert measured and measured.outcomes == 120 and measured.has_roc_auc
+    labels = [int(arrivals[lead_id]) for lead_id in arrivals]
+    kept = [round(seen[lead_id], 3) for lead_id in arrivals]
+    assert measured.roc_auc == pytest.approx(roc_auc_score(labels, kept), abs=1e-9)
+    assert measured.brier == pytest.approx(np.mean([(seen[i] - arrivals[i]) ** 2 for i in arrivals]), abs=1e-9)
+    assert measured.roc_auc_gap == pytest.approx(measured.roc_auc - trained.roc_auc)
+    assert sum(row.leads for row in measured.calibration) == 120
+    assert wait_until(lambda: metrics.WIN_MODEL_REALISED_OUTCOMES._value.get() == 120)
+    assert metrics.WIN_MODEL_REALISED_ROC_AUC._value.get() == pytest.approx(measured.roc_auc)
+    assert metrics.WIN_MODEL_TRAINED_ROC_AUC._value.get() == pytest.approx(trained.roc_auc)
 
 
 def test_reps_read_only_the_scores_of_their_own_leads(run_service, infra, tokens, publish):

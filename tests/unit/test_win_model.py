@@ -4,6 +4,8 @@ on the same folds and a calibration that keeps the ranking, the live model is re
 explanations point at the values that matter, and a worse challenger is recognised on the same folds."""
 import random
 
+import numpy as np
+
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -171,3 +173,42 @@ def test_bad_configurations_name_their_fields():
                                                  holdout="random", holdout_fraction=0.9))
     assert {v.field for v in raised.value.violations} == {
         "config.label_field", "config.fields[0]", "config.holdout", "config.holdout_fraction"}
+
+
+def _realised(pairs):
+    """The sums the store keeps for (probability, label) pairs, through the same increments."""
+    sums = {"positive_bins": {}, "negative_bins": {}, "squared_error": 0.0}
+    for probability, label, sign in pairs:
+        for key, amount in win_model.realised_increments(probability, label, sign).items():
+            if "." in key:
+                bins, bucket = key.split(".")
+                sums[bins][bucket] = sums[bins].get(bucket, 0) + amount
+            elif key == "squared_error":
+                sums[key] += amount
+    return win_model.realised_performance(sums["positive_bins"], sums["negative_bins"], sums["squared_error"])
+
+
+def test_realised_performance_is_the_roc_auc_and_brier_of_the_kept_predictions():
+    rng = random.Random(5)
+    pairs = [(p := rng.random(), int(rng.random() < p)) for _ in range(2000)]
+    realised = _realised([(p, label, 1) for p, label in pairs])
+    labels, predicted = [label for _, label in pairs], [p for p, _ in pairs]
+    assert realised.outcomes == 2000 and realised.positives == sum(labels)
+    # Exact for the probabilities rounded to 0.001, which moves it by far less than a split's noise.
+    assert realised.roc_auc == pytest.approx(roc_auc_score(labels, [round(p, 3) for p in predicted]), abs=1e-12)
+    assert realised.roc_auc == pytest.approx(roc_auc_score(labels, predicted), abs=2e-3)
+    assert realised.brier == pytest.approx(sum((p - y) ** 2 for p, y in pairs) / 2000, rel=1e-9)
+    assert sum(row[2] for row in realised.calibration) == 2000
+    assert [row[:3] for row in realised.calibration] == [row[:3] for row in win_model.calibration_table(
+        np.array(labels), np.array([round(p, 3) for p in predicted]))]
+
+
+def test_an_outcome_that_changes_moves_its_lead_and_unknown_figures_stay_unknown():
+    assert _realised([]).roc_auc is None and _realised([]).brier is None
+    only_wins = _realised([(0.7, 1, 1), (0.2, 1, 1)])
+    assert only_wins.outcomes == 2 and only_wins.roc_auc is None and only_wins.brier == pytest.approx(
+        (0.09 + 0.64) / 2)
+    # A lost deal reopened and won: its lead leaves the losses and joins the wins.
+    moved = _realised([(0.9, 1, 1), (0.1, 0, 1), (0.8, 0, 1), (0.8, 0, -1), (0.8, 1, 1)])
+    assert (moved.outcomes, moved.positives, moved.roc_auc) == (3, 2, 1.0)
+    assert moved.brier == pytest.approx((0.01 + 0.01 + 0.04) / 3)
