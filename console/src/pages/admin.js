@@ -1,4 +1,4 @@
-// Admin: web forms, the scoring model, the routing policy, reps and teams, pipelines, and lead file
+// Admin: web forms, the scoring model, the win model's trained and realised figures, the routing policy, reps and teams, pipelines, and lead file
 // import.
 // Structured documents (scoring model, routing policy, pipeline) are edited as JSON with a
 // validate-only check (the Put RPCs' validate_only) before they are applied, next to their versions.
@@ -8,8 +8,9 @@ import { formsPage } from './admin-forms.js';
 import { docEditorPage } from './admin-docs.js';
 import { repsPage } from './admin-reps.js';
 import { importPage } from './admin-import.js';
+import { winModelPage } from './admin-winmodel.js';
 
-const SECTIONS = ['forms', 'scoring', 'routing', 'reps', 'pipelines', 'import'];
+const SECTIONS = ['forms', 'scoring', 'winmodel', 'routing', 'reps', 'pipelines', 'import'];
 
 const scoringPage = docEditorPage({
   id: 'scoring',
@@ -50,7 +51,7 @@ const pipelinesPage = docEditorPage({
   versionNumber: (v) => v.version,
 });
 
-const SUBPAGES = { forms: formsPage, scoring: scoringPage, routing: routingPage, reps: repsPage, pipelines: pipelinesPage, import: importPage };
+const SUBPAGES = { forms: formsPage, scoring: scoringPage, winmodel: winModelPage, routing: routingPage, reps: repsPage, pipelines: pipelinesPage, import: importPage };
 
 export function adminPage(root, ctx) {
   const section = SECTIONS.includes(ctx.parts[1]) ? ctx.parts[1] : 'forms';
