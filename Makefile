@@ -68,7 +68,7 @@ test-browser: protos console ## the gateway's HTTP API, its OpenAPI fuzzing and 
 	$(PY) -m pytest tests/gateway $(PYTEST_FLAGS) --timeout 300 -p no:nameko
 
 screenshots: test-browser ## refresh the README's console screenshots (docs/screenshots) from a browser test run
-	cp build/screenshots/{inbox,lead,pipeline-blocked,dashboard,admin-forms,inbox-zh,lead-assignment,admin-import}.png docs/screenshots/
+	cp build/screenshots/{inbox,lead,pipeline-blocked,dashboard,admin-forms,inbox-zh,lead-assignment,admin-import,admin-winmodel}.png docs/screenshots/
 
 lint: $(STAMP) ## buf lint (STANDARD and comments) on the contracts, ruff on the Python
 	$(VENV)/bin/buf lint

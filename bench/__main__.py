@@ -238,6 +238,8 @@ RATIOS = [
      ("gateway", "grpc_get_lead", "per_s_at_16")),
     ("train_win_model_rpc_to_in_process", ("scoring", "win_model_xeducation", "rpc_seconds"),
      ("scoring", "win_model_xeducation", "in_process_seconds")),
+    ("train_win_model_100k_to_xeducation_seconds", ("scoring", "win_model_large", "rpc_seconds"),
+     ("scoring", "win_model_xeducation", "rpc_seconds")),
 ]
 
 
@@ -372,6 +374,9 @@ def print_table(r: dict, path) -> None:
                                                      f"ROC-AUC {win['roc_auc']:.3f} vs naive Bayes "
                                                      f"{win['baseline_roc_auc']:.3f}, {win['leads']:,} leads")]
               if (win := sc.get("win_model_xeducation")) else []),
+            *([(f"(viii) TrainWinModel, {large['leads']:,} leads", f"{large['rpc_seconds']:.1f} s over gRPC "
+                                                                 f"({large['training_seconds']:.1f} s training)")]
+              if (large := sc.get("win_model_large")) else []),
         ]
     if (routing := r.get("routing")) is not None:
         rows += [*[routing_row(run) for run in (routing["one_replica"], routing["three_replicas"])],
