@@ -322,13 +322,15 @@ class Store(DependencyProvider):
         self.client = get_connection(self.alias)
         self.db = get_db(self.alias)
         self.db[OUTBOX].create_index([("created_at", 1), ("lease_until", 1)])
-        for document_cls in self.documents:
-            document_cls.ensure_indexes()
+        # Retired first: an index replaced by a narrower one on the same keys (a partial one) cannot be
+        # created beside the old one on every MongoDB version.
         for document_cls, names in self.retired_indexes.items():
             collection = document_cls._get_collection()
             for name in set(names) & set(collection.index_information()):
                 log.info("dropping the index %s of %s: nothing reads it any more", name, collection.name)
                 collection.drop_index(name)
+        for document_cls in self.documents:
+            document_cls.ensure_indexes()
         self.relay = OutboxRelay(self.container.service_name, self.db, config["AMQP_URI"],
                                  float(config.get("OUTBOX_POLL_SECONDS", 0.5)))
 

@@ -15,10 +15,11 @@ from services.common.store import Store, get_or_not_found, id_chunks
 from services.reporting.domain import (FUNNEL_ORDER, OPPORTUNITY_SNAPSHOT_EVENTS, PROJECTED_MOMENTS, attribution_of,
                                        labels_of, opportunity_fact, project_lead, source_of, stage_field, stage_moves,
                                        timeline_order)
-from services.reporting.models import (LEAD_PROGRESS_RETIRED_INDEXES, CampaignCostDocument, ConfigChangeDocument,
-                                       EventLogDocument, LeadProgressDocument, OpportunityFactDocument, QuotaDocument,
-                                       RebuildJobDocument, RollupAppliedDocument, RollupDocument,
-                                       RollupQueueDocument, RollupStateDocument)
+from services.reporting.models import (EVENT_LOG_RETIRED_INDEXES, LEAD_PROGRESS_RETIRED_INDEXES, CampaignCostDocument,
+                                       ConfigChangeDocument, EventLogDocument, LeadProgressDocument,
+                                       OpportunityFactDocument, QuotaDocument, RebuildJobDocument,
+                                       RollupAppliedDocument, RollupDocument, RollupQueueDocument,
+                                       RollupStateDocument)
 from services.reporting.rollup_store import RollupStore
 from services.reporting.reports import FACT_FILTERS, LEAD_FILTERS, Fact, LeadRow, QuotaInput
 
@@ -514,7 +515,7 @@ class ReportingStore(Store):
     documents = (LeadProgressDocument, ConfigChangeDocument, OpportunityFactDocument, EventLogDocument,
                  RebuildJobDocument, CampaignCostDocument, QuotaDocument, RollupDocument, RollupAppliedDocument,
                  RollupQueueDocument, RollupStateDocument)
-    retired_indexes = {LeadProgressDocument: LEAD_PROGRESS_RETIRED_INDEXES}
+    retired_indexes = {LeadProgressDocument: LEAD_PROGRESS_RETIRED_INDEXES, EventLogDocument: EVENT_LOG_RETIRED_INDEXES}
 
     def setup(self):
         super().setup()

@@ -6,6 +6,7 @@ from leadflow.reporting.v1 import reporting_pb2, reporting_pb2_grpc
 
 from services.reporting.models import LeadProgressDocument
 from services.reporting.service import ReportingService
+from services.common.events import iso, utcnow
 from tests.support import new_event, wait_until
 
 STAGES = ["captured", "scored", "qualified", "assigned", "contacted"]
@@ -84,20 +85,44 @@ def test_the_first_response_deadline_of_a_task_is_projected(run_service, publish
     assert progress.rep_id == "rep.one" and progress.assigned_at is None
 
 
-def test_an_upgrade_drops_the_lead_indexes_nothing_reads_and_keeps_the_leads(run_service, infra):
-    """Indexes an earlier version kept on the leads' progress cost every projection write; starting this
-    version drops them, and nothing stored is lost."""
+def test_an_upgrade_drops_the_indexes_nothing_reads_and_keeps_the_records(run_service, infra, tokens):
+    """Indexes an earlier version kept cost every projection write: on the leads' progress, and on the
+    event log over every event where its queries ask only for account events and logged activities.
+    Starting this version drops or narrows them, nothing stored is lost, and the timeline still finds
+    an account's events."""
     import pymongo
     from services.common.settings import database_name
     from tests.integration.conftest import start_isolated
     prefix = f"{infra.db_prefix}up{uuid.uuid4().hex[:6]}"
-    progress = pymongo.MongoClient(infra.mongo_uri)[database_name(prefix, "reporting")]["lead_progress"]
+    database = pymongo.MongoClient(infra.mongo_uri)[database_name(prefix, "reporting")]
+    progress, log = database["lead_progress"], database["event_log"]
     for keys in (["source"], ["captured_at"], ["team", "captured_at"], ["rep_id", "captured_at"]):
         progress.create_index([(key, 1) for key in keys], background=False)  # as mongoengine creates them
+    for keys in (["lead_id", "occurred_at"], ["account_id", "occurred_at"], ["event_type", "occurred_at"]):
+        log.create_index([(key, 1) for key in keys], background=False)
     progress.insert_one({"_id": "lead-kept", "source": "web", "team": "north"})
+    lead_id = str(uuid.uuid4())
+    progress.insert_one({"_id": lead_id, "source": "web"})
+    won = new_event("opportunity_won", {"opportunity_id": str(uuid.uuid4()), "lead_id": lead_id,
+                                        "account_id": "acct-kept"})
+    log.insert_one({"_id": won["event_id"], "event_type": "opportunity_won", "source_service": "opportunity",
+                    "occurred_at": utcnow(), "lead_id": "", "opportunity_id": won["opportunity_id"],
+                    "account_id": "acct-kept", "payload": won})
+    captured = new_event("lead_captured", {"lead_id": lead_id, "account_id": "acct-kept"},
+                         lead={"lead_id": lead_id, "source": "web", "captured_at": iso(utcnow())})
+    log.insert_one({"_id": captured["event_id"], "event_type": "lead_captured", "source_service": "capture",
+                    "occurred_at": utcnow(), "lead_id": lead_id, "opportunity_id": "", "account_id": "acct-kept",
+                    "payload": captured})
 
-    start_isolated(run_service, infra, ReportingService, MONGODB_DB_PREFIX=prefix)
+    service = start_isolated(run_service, infra, ReportingService, MONGODB_DB_PREFIX=prefix)
 
     assert sorted(progress.index_information()) == ["_id_", "captured_at_1"]
     assert progress.find_one({"_id": "lead-kept"}) == {"_id": "lead-kept", "source": "web", "team": "north"}
-    progress.database.client.close()
+    indexes = log.index_information()
+    assert sorted(indexes) == ["_id_", "account_events", "activities_logged", "lead_id_1_occurred_at_1"]
+    assert indexes["activities_logged"]["partialFilterExpression"] == {"event_type": "activity_logged"}
+    assert log.count_documents({}) == 2 and progress.count_documents({}) == 2
+    reporting = service.grpc(reporting_pb2_grpc.ReportingServiceStub, tokens["admin"])
+    timeline = reporting.GetLeadTimeline(reporting_pb2.GetLeadTimelineRequest(lead_id=lead_id))
+    assert sorted(entry.event_type for entry in timeline.entries) == ["lead_captured", "opportunity_won"]
+    database.client.close()
