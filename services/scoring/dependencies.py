@@ -67,7 +67,7 @@ class _LiveCache:
         self.scoring = None
         self.win_version = None
         self.win = None
-        self.win_configs = {}  # win model version -> its TrainingConfig (how it reads a lead's outcome)
+        self.win_lines = {}  # win model version -> (its TrainingConfig, its lineage)
 
     def refresh(self, force: bool = False):
         if not force and time.monotonic() - self.checked_at < LIVE_CHECK_SECONDS:
@@ -91,20 +91,23 @@ class _LiveCache:
             self.win_version = win_version
         self.checked_at = time.monotonic()
 
-    def win_config(self, version: str) -> win_model.TrainingConfig | None:
-        """The training configuration of a win model version ("win-model@N"), None if unknown."""
-        if self.win is not None and self.win.version == version:
-            return self.win.model.config
-        if version not in self.win_configs:
-            stored = WinModelDocument.objects(id=win_model_number(version)).only("config").first()
+    def win_line(self, version: str) -> tuple[win_model.TrainingConfig, int] | None:
+        """A win model version's ("win-model@N") training configuration (how it reads a lead's outcome)
+        and lineage, None if unknown. Both are fixed once stored, so they are cached."""
+        if version not in self.win_lines:
+            stored = WinModelDocument.objects(id=win_model_number(version)).only("config", "lineage").first()
             if stored is None:
                 return None
-            self.win_configs[version] = win_model.TrainingConfig.from_dict(stored.config)
-        return self.win_configs[version]
+            self.win_lines[version] = (win_model.TrainingConfig.from_dict(stored.config), lineage_of(stored))
+        return self.win_lines[version]
 
 
 def win_model_number(version: str) -> int:
     return int(version.removeprefix(WIN_MODEL_PREFIX))
+
+
+def lineage_of(document: WinModelDocument) -> int:
+    return document.lineage or document.id
 
 
 class ScoreRepository:
@@ -330,9 +333,10 @@ class ScoreRepository:
         label, or move it when that outcome changed: (model number, increments), None when nothing moves.
         Sets document.realised_label to what is counted now."""
         version, probability = document.first_win_model_version, document.first_win_probability
-        config_ = self.live.win_config(version) if version and probability is not None else None
-        if config_ is None:
+        line = self.live.win_line(version) if version and probability is not None else None
+        if line is None:
             return None
+        config_, lineage = line
         label = win_model.label_of(document.lead or {}, document.outcome, config_)
         if label == document.realised_label:
             return None
@@ -342,7 +346,7 @@ class ScoreRepository:
         if label is not None:
             increments.update(win_model.realised_increments(probability, label))
         document.realised_label = label
-        return win_model_number(version), dict(increments)
+        return lineage, dict(increments)
 
     def record_outcomes(self, events_: list[dict], handler: str, outcome: str) -> list:
         """A lead's outcome (won or lost), which does not change its score but counts its kept win
@@ -362,8 +366,9 @@ class ScoreRepository:
             return True
         return self.store.run_once_each(events_, handler, one_by_one(work))
 
-    def realised(self, number: int) -> win_model.RealisedPerformance:
-        stored = WinModelPerformanceDocument.objects(id=number).first()
+    def realised(self, model: WinModelDocument) -> win_model.RealisedPerformance:
+        """How the live predictions of ``model`` and of the retrains of its line have done."""
+        stored = WinModelPerformanceDocument.objects(id=lineage_of(model)).first()
         if stored is None:
             return win_model.realised_performance({}, {}, 0.0)
         return win_model.realised_performance(stored.positive_bins, stored.negative_bins, stored.squared_error)
@@ -426,7 +431,8 @@ class ScoreRepository:
         return examples
 
     def save_win_model(self, trained: win_model.TrainedModel, status: str, reason: str, trained_by: str,
-                       seconds: float) -> WinModelDocument:
+                       seconds: float, continues: WinModelDocument | None = None) -> WinModelDocument:
+        """``continues``: the live model this one retrains with the same settings (its line goes on)."""
         artefacts = gridfs.GridFS(self.store.db, collection="win_model_artefacts")
         artefact_id = artefacts.put(trained.to_bytes(), filename="win-model.joblib")
 
@@ -436,6 +442,7 @@ class ScoreRepository:
                 artefact_id=str(artefact_id), config={**asdict(trained.config)},
                 evaluation=asdict(trained.evaluation), features=[c.name for c in trained.spec.columns],
                 trained_at=utcnow(), trained_by=trained_by, training_seconds=seconds)
+            document.lineage = lineage_of(continues) if continues is not None else document.id
             if status == "live":
                 uow.update_one(WinModelDocument, {"status": "live"}, {"$set": {"status": "retired"}})
                 uow.publish(*events.config_changed("win_model", f"{WIN_MODEL_PREFIX}{document.id}", trained_by))

@@ -93,10 +93,11 @@ def _calibration_to_proto(table: list) -> list:
             for low, high, leads, mean, rate in table]
 
 
-def realised_to_proto(realised: win_model.RealisedPerformance,
-                      trained_roc_auc: float) -> scoring_pb2.RealisedPerformance:
+def realised_to_proto(realised: win_model.RealisedPerformance, trained_roc_auc: float,
+                      since_version: str) -> scoring_pb2.RealisedPerformance:
     has_auc = realised.roc_auc is not None
     return scoring_pb2.RealisedPerformance(
+        since_version=since_version,
         outcomes=realised.outcomes, positives=realised.positives, has_roc_auc=has_auc,
         roc_auc=realised.roc_auc if has_auc else 0.0, brier=realised.brier or 0.0,
         calibration=_calibration_to_proto(realised.calibration),
@@ -116,7 +117,7 @@ def win_model_to_proto(document, realised: win_model.RealisedPerformance) -> sco
         holdout_examples=evaluation["holdout_examples"], positive_rate=evaluation["positive_rate"],
         roc_auc=evaluation["roc_auc"], brier=evaluation["brier"], baseline_roc_auc=evaluation["baseline_roc_auc"],
         calibration=_calibration_to_proto(evaluation["calibration"]),
-        realised=realised_to_proto(realised, evaluation["roc_auc"]),
+        realised=realised_to_proto(realised, evaluation["roc_auc"], f"win-model@{document.lineage or document.id}"),
         features=list(document.features), trained_at=to_timestamp(document.trained_at),
         trained_by=document.trained_by, training_seconds=document.training_seconds,
         # Models trained before cross-validation have none of these.

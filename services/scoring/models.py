@@ -88,14 +88,19 @@ class WinModelDocument(Document):
     trained_at = DateTimeField(required=True)
     trained_by = StringField(default="")
     training_seconds = FloatField(default=0.0)
+    # The first version of an unbroken line of retrains with the same settings (its own number when it
+    # starts one): realised performance is kept per line, since deals close weeks after the scheduled
+    # retrain has replaced the model that predicted them. None on models stored before lines existed.
+    lineage = IntField()
 
 
 class WinModelPerformanceDocument(Document):
-    """How one win model's live predictions did: sums kept by atomic increments as outcomes arrive
-    (win_model.realised_increments), so reading them costs one small document."""
+    """How the live predictions of one line of win models (WinModelDocument.lineage) did: sums kept by
+    atomic increments as outcomes arrive (win_model.realised_increments), so reading them costs one
+    small document."""
 
     meta = {"db_alias": ALIAS, "collection": "win_model_performance"}
-    id = IntField(primary_key=True)  # win model version
+    id = IntField(primary_key=True)  # the lineage: the line's first win model version
     positives = IntField(default=0)
     negatives = IntField(default=0)
     squared_error = FloatField(default=0.0)

@@ -176,7 +176,7 @@ class ScoringService(LeadflowService):
         except NotFound:
             metrics.export_win_model_performance(None, None)
             return
-        metrics.export_win_model_performance(live.evaluation["roc_auc"], self.scores.realised(live.id))
+        metrics.export_win_model_performance(live.evaluation["roc_auc"], self.scores.realised(live))
 
     def _rescore(self, documents: list, deadline: float) -> tuple[list[str], int]:
         """Recompute these leads' scores, their win probabilities predicted together off the hub, a slice
@@ -301,19 +301,25 @@ class ScoringService(LeadflowService):
             else:
                 reason = f"{ours} vs {live.version}'s settings' {live_auc:.3f} on the same folds"
         metrics.WIN_MODEL_TRAININGS.labels(status).inc()
-        return self.scores.save_win_model(trained, status, reason, trained_by, seconds)
+        # A retrain with exactly the live settings (the schedule's) carries on its line of realised figures.
+        continues = None
+        if live is not None:
+            live_document = self.scores.win_model_document(0)
+            if win_model.TrainingConfig.from_dict(live_document.config) == trained.config:
+                continues = live_document
+        return self.scores.save_win_model(trained, status, reason, trained_by, seconds, continues)
 
     @scoring_rpc(roles=ADMINS)
     def TrainWinModel(self, request, context):
         document = self._train(mappers.training_config_from_proto(request.config), request.force, self.caller.id)
         return scoring_pb2.TrainWinModelResponse(
-            model=mappers.win_model_to_proto(document, self.scores.realised(document.id)))
+            model=mappers.win_model_to_proto(document, self.scores.realised(document)))
 
     @scoring_rpc(roles=READERS)
     def GetWinModel(self, request, context):
         document = self.scores.win_model_document(request.number)
         return scoring_pb2.GetWinModelResponse(
-            model=mappers.win_model_to_proto(document, self.scores.realised(document.id)))
+            model=mappers.win_model_to_proto(document, self.scores.realised(document)))
 
     @scoring_rpc
     def PredictWinProbability(self, request, context):

@@ -405,6 +405,17 @@ def test_the_live_models_realised_performance_follows_the_outcomes_of_the_leads_
     assert metrics.WIN_MODEL_REALISED_ROC_AUC._value.get() == pytest.approx(measured.roc_auc)
     assert metrics.WIN_MODEL_TRAINED_ROC_AUC._value.get() == pytest.approx(trained.roc_auc)
 
+    # The scheduled retrain (the same settings) carries the figures on: deals close long after it.
+    retrained = admin.TrainWinModel(scoring_pb2.TrainWinModelRequest()).model
+    assert retrained.status == "live" and retrained.version != trained.version
+    assert (retrained.realised.outcomes, retrained.realised.since_version) == (120, trained.version)
+    assert retrained.realised.roc_auc == pytest.approx(measured.roc_auc)
+    # Other settings start a line of their own.
+    other = admin.TrainWinModel(scoring_pb2.TrainWinModelRequest(
+        config=scoring_pb2.WinModelConfig(ignore_behaviour=True), force=True)).model
+    assert (other.realised.outcomes, other.realised.since_version) == (0, other.version)
+    assert admin.GetWinModel(scoring_pb2.GetWinModelRequest(number=trained.number)).model.realised.outcomes == 120
+
 
 def test_reps_read_only_the_scores_of_their_own_leads(run_service, infra, tokens, publish):
     service = isolated(run_service, infra)

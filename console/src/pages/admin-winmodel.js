@@ -63,7 +63,9 @@ export function winModelPage(root) {
           <tr><th scope="row">${t('admin.winmodel.logistic')}</th><td class="num">${ratio(model.logistic_roc_auc)}</td><td class="num">–</td></tr>
           <tr><th scope="row">${t('admin.winmodel.naiveBayes')}</th><td class="num">${ratio(model.baseline_roc_auc)}</td><td class="num">–</td></tr>
         </tbody></table>
-        <p class="muted small">${t('admin.winmodel.realisedHelp')}</p></div>
+        <p class="muted small">${t('admin.winmodel.realisedHelp')}</p>
+        ${realised.since_version && realised.since_version !== model.version
+          ? html`<p class="muted small" data-testid="winmodel-since">${t('admin.winmodel.since', { version: realised.since_version })}</p>` : nothing}</div>
       <div class="grid-2">
         <section class="card"><h2>${t('admin.winmodel.trainedCalibration')}</h2>${calibrationTable(model.calibration, 'winmodel-trained-calibration')}</section>
         <section class="card"><h2>${t('admin.winmodel.realisedCalibration')}</h2>${calibrationTable(realised.calibration, 'winmodel-realised-calibration')}</section>
