@@ -37,19 +37,28 @@ LEAD_ROW_FIELDS = LEAD_LABELS + ("captured_at", "qualified_at", "assigned_at", "
                                  "reassigned_at")
 
 
-def progress_write(event: dict, moments: dict) -> pymongo.UpdateOne:
-    """The write that records the moments an event fixes ({progress field: payload key}) for its lead.
+def progress_writes(events: list[tuple[dict, dict]]) -> list[pymongo.UpdateOne]:
+    """The writes that record the moments each event fixes ({progress field: payload key}) for its
+    lead, for (event, moments) pairs in event order: one write per lead, however many of the batch's
+    events concern it (scoring's lead_scored and lead_qualified, routing's lead_assigned and
+    task_created arrive together), since each write costs the embedded store far more than its fields.
 
     Idempotent by construction, so it needs no processed-event marker nor transaction (a quarter of
     the writes): the same event always sets the same fields to the same values, and a moment only
     moves forward ($max), so redelivery and any arrival order give one result (the latest touch or
-    activity wins, whichever arrives last).
+    activity wins, whichever arrives last). Folding a lead's events into one write gives what writing
+    them in turn gives: each moment the latest of them, each label the last event's (moments and
+    labels are different fields).
     Projections that accumulate (sums, counters) must go through ``Store.run_once`` instead."""
-    update = {"$max": {name: parse_iso(event[key]) for name, key in moments.items()}}
-    labels = labels_of(event)
-    if labels:
-        update["$set"] = labels
-    return pymongo.UpdateOne({"_id": event["lead_id"]}, update, upsert=True)
+    by_lead = {}
+    for event, moments in events:
+        update = by_lead.setdefault(event["lead_id"], {"$max": {}, "$set": {}})
+        for name, key in moments.items():
+            moment = parse_iso(event[key])
+            update["$max"][name] = max(update["$max"].get(name, moment), moment)
+        update["$set"].update(labels_of(event))
+    return [pymongo.UpdateOne({"_id": lead_id}, {operator: fields for operator, fields in update.items() if fields},
+                              upsert=True) for lead_id, update in by_lead.items()]
 
 
 ATTRIBUTION = ("source", "medium", "campaign")
@@ -136,7 +145,7 @@ class ReportingRepository:
         probabilities (which need the progress there), then the attribution of the leads' existing
         opportunities, and last the opportunities' snapshots, which copy the attribution from the
         progress as it stands after the whole batch."""
-        progress_writes, attributions, snapshots = [], [], []
+        progressed, attributed, snapshots = [], [], []
         for source_service, event in events:
             event_type = event["event_type"]
             if event_type == "config_changed":
@@ -144,18 +153,21 @@ class ReportingRepository:
                 continue
             moments = PROJECTED_MOMENTS.get((source_service, event_type))
             if moments and event.get("lead_id"):
-                progress_writes.append(progress_write(event, moments))
+                progressed.append((event, moments))
             if event_type == "lead_captured" and source_of(event):
-                # The lead's opportunities learn its attribution whichever event came first.
-                attributions.append(pymongo.UpdateMany({"lead_id": event["lead_id"]},
-                                                       {"$set": attribution_of(event)}))
+                attributed.append(event)
             if event_type in OPPORTUNITY_SNAPSHOT_EVENTS:
                 snapshots.append(event)
-        if progress_writes:
-            LeadProgressDocument._get_collection().bulk_write(progress_writes, ordered=True)
+        if progressed:
+            LeadProgressDocument._get_collection().bulk_write(progress_writes(progressed), ordered=True)
         for _, event in events:
             if event["event_type"] == "lead_scored" and event.get("win_probability") is not None:
                 self.record_win_probability(event)
+        # The lead's opportunities learn its attribution whichever event came first; a lead captured
+        # before any opportunity of it (nearly every one) has none to write.
+        with_deals = self.leads_with_opportunities({event["lead_id"] for event in attributed})
+        attributions = [pymongo.UpdateMany({"lead_id": event["lead_id"]}, {"$set": attribution_of(event)})
+                        for event in attributed if event["lead_id"] in with_deals]
         if attributions:
             OpportunityFactDocument._get_collection().bulk_write(attributions, ordered=True)
         self.write_facts(self.snapshot_writes(snapshots))
@@ -163,6 +175,14 @@ class ReportingRepository:
         if mark:
             self.rollups.mark(changed)
         return changed
+
+    @staticmethod
+    def leads_with_opportunities(lead_ids: set) -> set:
+        """Which of these leads have an opportunity reporting knows (one indexed query per chunk)."""
+        found, facts = set(), OpportunityFactDocument._get_collection()
+        for chunk in id_chunks(sorted(lead_ids)):
+            found.update(raw["lead_id"] for raw in facts.find({"lead_id": {"$in": chunk}}, {"lead_id": 1}))
+        return found
 
     def changed_records(self, events: list[dict]) -> set:
         """The records whose contribution to the roll-ups some events may have changed: their leads and
