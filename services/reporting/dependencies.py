@@ -40,8 +40,9 @@ LEAD_ROW_FIELDS = LEAD_LABELS + ("captured_at", "qualified_at", "assigned_at", "
 def progress_writes(events: list[tuple[dict, dict]]) -> list[pymongo.UpdateOne]:
     """The writes that record the moments each event fixes ({progress field: payload key}) for its
     lead, for (event, moments) pairs in event order: one write per lead, however many of the batch's
-    events concern it (scoring's lead_scored and lead_qualified, routing's lead_assigned and
-    task_created arrive together), since each write costs the embedded store far more than its fields.
+    events concern it (a burst of one lead's page views, a re-import's touches), since each write
+    costs the embedded store far more than its fields. A batch holds one kind of event (one handler
+    per kind), so a lead's different events still arrive in different batches.
 
     Idempotent by construction, so it needs no processed-event marker nor transaction (a quarter of
     the writes): the same event always sets the same fields to the same values, and a moment only
