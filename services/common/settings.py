@@ -45,6 +45,7 @@ DEFAULTS = {
     # leads were routed after four minutes).
     "EVENT_BATCH_SIZE": "100",
     "EVENT_BATCH_CONCURRENCY": "1",
+    "BACKGROUND_EVENT_YIELD": "2",
     # The outbox relay publishes a committed event at once; this is how often it sweeps for entries
     # a crashed process left behind.
     "OUTBOX_POLL_SECONDS": "1.0",
@@ -145,6 +146,7 @@ def service_config(service: str) -> dict:
         "EVENT_MAX_ATTEMPTS": int(_env("EVENT_MAX_ATTEMPTS")),
         "EVENT_BATCH_SIZE": int(_env("EVENT_BATCH_SIZE")),
         "EVENT_BATCH_CONCURRENCY": int(_env("EVENT_BATCH_CONCURRENCY")),
+        "BACKGROUND_EVENT_YIELD": float(_env("BACKGROUND_EVENT_YIELD")),
         "OUTBOX_POLL_SECONDS": float(_env("OUTBOX_POLL_SECONDS")),
         "max_workers": int(_env("MAX_WORKERS")),
         "GRPC_MAX_RECEIVE_MESSAGE_BYTES": int(_env("GRPC_MAX_RECEIVE_MESSAGE_BYTES")),

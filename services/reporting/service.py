@@ -24,8 +24,9 @@ _STAGE_TO_PROTO = {stage: getattr(reporting_pb2, f"FUNNEL_STAGE_{stage.name}") f
 
 def _projecting(source_service: str, event_type: str):
     """Keep the events in the log and project them (the lead's progress, the opportunity's snapshot...),
-    a batch at a time (services.common.messaging.BatchEventHandler)."""
-    @event_handler(source_service, event_type)
+    a batch at a time (services.common.messaging.BatchEventHandler), in the background: reports may
+    trail a burst of leads by a little, reps must not wait for them."""
+    @event_handler(source_service, event_type, background=True)
     def handle(self, events):
         self.read_models.record(events, source_service)
     return handle
