@@ -206,7 +206,8 @@ class BatchEventHandler(ReliableEventHandler):
                 metrics.EVENT_BATCHES_SPLIT.labels(self.container.service_name, self.method_name).inc()
                 self._alone.extend(batch)
         finally:
-            pause = (time.monotonic() - started) * self.yield_ratio
+            # After work done, not after a failure or an outage's back-off (those wait on their own).
+            pause = (time.monotonic() - started) * self.yield_ratio if exc_info is None else 0.0
             if pause > 0:
                 eventlet.spawn_after(pause, self._slot_freed)  # the worker ends now; the slot after the pause
             else:
