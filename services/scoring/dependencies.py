@@ -39,7 +39,7 @@ class Applied:
     changed: bool = False
     qualified: bool = False
     disqualified: bool = False
-    realised: tuple | None = None  # (win model number, increments) when the lead's outcome was counted
+    realised: tuple | None = None  # (lineage, increments) when the lead's outcome was counted or moved
 
 
 @dataclass
@@ -330,7 +330,8 @@ class ScoreRepository:
 
     def _realised_change(self, document: LeadScoreDocument) -> tuple | None:
         """Count the lead's kept prediction once its outcome is known under the predicting model's own
-        label, or move it when that outcome changed: (model number, increments), None when nothing moves.
+        label, or move it when that outcome changed: (the model's lineage, increments), None when nothing
+        moves.
         Sets document.realised_label to what is counted now."""
         version, probability = document.first_win_model_version, document.first_win_probability
         line = self.live.win_line(version) if version and probability is not None else None
@@ -470,7 +471,7 @@ class ScoreRepository:
 
 
 def _count_realised(uow, outcomes: list) -> None:
-    """Add the outcomes counted in this transaction to their models' realised sums: one increment per model."""
+    """Add the outcomes counted in this transaction to their lines' realised sums: one increment per line."""
     by_model = {}
     for outcome in outcomes:
         if isinstance(outcome, Applied) and outcome.realised:
