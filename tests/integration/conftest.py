@@ -81,7 +81,10 @@ def run_service(infra, tokens):
                     "REDIS_URI": infra.redis_uri, "MONGODB_DB_PREFIX": infra.db_prefix,
                     "REDIS_KEY_PREFIX": infra.redis_prefix, "GRPC_BIND_PORT": grpc_port,
                     "WEB_SERVER_ADDRESS": f"127.0.0.1:{http_port}", "LEADFLOW_AUTH_TOKENS": tokens.table,
-                    "EVENT_MAX_ATTEMPTS": 3, "OUTBOX_POLL_SECONDS": 0.2, **overrides}
+                    "EVENT_MAX_ATTEMPTS": 3, "OUTBOX_POLL_SECONDS": 0.2,
+                    # Reporting projects at once: these tests check what it projects; how it gives way
+                    # to leads in a burst is test_background_consumers', and the e2e platforms run it.
+                    "BACKGROUND_EVENT_YIELD": 0, **overrides}
         patcher = config.patch(settings)
         patcher.start()
         patchers.append(patcher)

@@ -73,9 +73,7 @@ def as_table(rows) -> dict:
 def test_reports_on_the_maven_history_equal_an_independent_computation(run_service, infra, tokens, shared_data):
     folder = shared_data / "maven-crm-sales-opportunities"
     truth = Independent(folder)
-    # What is checked is what the reports say once every event is projected, not how reporting gives
-    # way to leads in a burst (test_background_consumers): it projects the history without waiting.
-    reporting_service = start_isolated(run_service, infra, ReportingService, BACKGROUND_EVENT_YIELD=0)
+    reporting_service = start_isolated(run_service, infra, ReportingService)
     opportunity_service = start_isolated(run_service, infra, OpportunityService)
     admin = opportunity_service.grpc(opportunity_pb2_grpc.OpportunityServiceStub, tokens["admin"])
     header = opportunity_pb2.OpportunityImportHeader(currency="USD", external_id_prefix="maven:", stage_map={
