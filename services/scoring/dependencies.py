@@ -98,16 +98,12 @@ class _LiveCache:
             stored = WinModelDocument.objects(id=win_model_number(version)).only("config", "lineage").first()
             if stored is None:
                 return None
-            self.win_lines[version] = (win_model.TrainingConfig.from_dict(stored.config), lineage_of(stored))
+            self.win_lines[version] = (win_model.TrainingConfig.from_dict(stored.config), stored.line)
         return self.win_lines[version]
 
 
 def win_model_number(version: str) -> int:
     return int(version.removeprefix(WIN_MODEL_PREFIX))
-
-
-def lineage_of(document: WinModelDocument) -> int:
-    return document.lineage or document.id
 
 
 class ScoreRepository:
@@ -367,9 +363,14 @@ class ScoreRepository:
             return True
         return self.store.run_once_each(events_, handler, one_by_one(work))
 
+    def lineage(self, version: str) -> int | None:
+        """The line of retrains a stored win model version belongs to."""
+        line = self.live.win_line(version)
+        return line[1] if line else None
+
     def realised(self, model: WinModelDocument) -> win_model.RealisedPerformance:
         """How the live predictions of ``model`` and of the retrains of its line have done."""
-        stored = WinModelPerformanceDocument.objects(id=lineage_of(model)).first()
+        stored = WinModelPerformanceDocument.objects(id=model.line).first()
         if stored is None:
             return win_model.realised_performance({}, {}, 0.0)
         return win_model.realised_performance(stored.positive_bins, stored.negative_bins, stored.squared_error)
@@ -432,8 +433,9 @@ class ScoreRepository:
         return examples
 
     def save_win_model(self, trained: win_model.TrainedModel, status: str, reason: str, trained_by: str,
-                       seconds: float, continues: WinModelDocument | None = None) -> WinModelDocument:
-        """``continues``: the live model this one retrains with the same settings (its line goes on)."""
+                       seconds: float, lineage: int | None = None) -> WinModelDocument:
+        """``lineage``: the line of the live model this one retrains with the same settings (None: it
+        starts a line of its own)."""
         artefacts = gridfs.GridFS(self.store.db, collection="win_model_artefacts")
         artefact_id = artefacts.put(trained.to_bytes(), filename="win-model.joblib")
 
@@ -443,7 +445,7 @@ class ScoreRepository:
                 artefact_id=str(artefact_id), config={**asdict(trained.config)},
                 evaluation=asdict(trained.evaluation), features=[c.name for c in trained.spec.columns],
                 trained_at=utcnow(), trained_by=trained_by, training_seconds=seconds)
-            document.lineage = lineage_of(continues) if continues is not None else document.id
+            document.lineage = lineage or document.id
             if status == "live":
                 uow.update_one(WinModelDocument, {"status": "live"}, {"$set": {"status": "retired"}})
                 uow.publish(*events.config_changed("win_model", f"{WIN_MODEL_PREFIX}{document.id}", trained_by))

@@ -117,7 +117,7 @@ def win_model_to_proto(document, realised: win_model.RealisedPerformance) -> sco
         holdout_examples=evaluation["holdout_examples"], positive_rate=evaluation["positive_rate"],
         roc_auc=evaluation["roc_auc"], brier=evaluation["brier"], baseline_roc_auc=evaluation["baseline_roc_auc"],
         calibration=_calibration_to_proto(evaluation["calibration"]),
-        realised=realised_to_proto(realised, evaluation["roc_auc"], f"win-model@{document.lineage or document.id}"),
+        realised=realised_to_proto(realised, evaluation["roc_auc"], f"win-model@{document.line}"),
         features=list(document.features), trained_at=to_timestamp(document.trained_at),
         trained_by=document.trained_by, training_seconds=document.training_seconds,
         # Models trained before cross-validation have none of these.

@@ -93,6 +93,11 @@ class WinModelDocument(Document):
     # retrain has replaced the model that predicted them. None on models stored before lines existed.
     lineage = IntField()
 
+    @property
+    def line(self) -> int:
+        """The lineage, or its own number on a model stored before lineages existed."""
+        return self.lineage or self.id
+
 
 class WinModelPerformanceDocument(Document):
     """How the live predictions of one line of win models (WinModelDocument.lineage) did: sums kept by

@@ -302,12 +302,10 @@ class ScoringService(LeadflowService):
                 reason = f"{ours} vs {live.version}'s settings' {live_auc:.3f} on the same folds"
         metrics.WIN_MODEL_TRAININGS.labels(status).inc()
         # A retrain with exactly the live settings (the schedule's) carries on its line of realised figures.
-        continues = None
-        if live is not None:
-            live_document = self.scores.win_model_document(0)
-            if win_model.TrainingConfig.from_dict(live_document.config) == trained.config:
-                continues = live_document
-        return self.scores.save_win_model(trained, status, reason, trained_by, seconds, continues)
+        lineage = None
+        if live is not None and live.model.config == trained.config:
+            lineage = self.scores.lineage(live.version)
+        return self.scores.save_win_model(trained, status, reason, trained_by, seconds, lineage)
 
     @scoring_rpc(roles=ADMINS)
     def TrainWinModel(self, request, context):

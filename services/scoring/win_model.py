@@ -392,13 +392,19 @@ def select(labels: np.ndarray, cv: CrossValidation) -> Selection:
     return Selection(GRADIENT_BOOSTING, method, candidates, predicted)
 
 
-def calibration_table(labels: np.ndarray, predicted: np.ndarray, bins: int = CALIBRATION_BINS) -> list:
+def calibration_table(labels: np.ndarray, predicted: np.ndarray, bins: int = CALIBRATION_BINS,
+                      counts: np.ndarray | None = None) -> list:
+    """(low, high, leads, mean predicted, observed rate) per bin of predicted probability; ``counts``
+    says how many leads each (label, prediction) pair stands for (one each when not given)."""
+    counts = np.ones(len(labels)) if counts is None else counts
     table = []
     for i in range(bins):
         low, high = i / bins, (i + 1) / bins
         inside = (predicted >= low) & ((predicted < high) if i < bins - 1 else (predicted <= high))
-        if inside.any():
-            table.append((low, high, int(inside.sum()), float(predicted[inside].mean()), float(labels[inside].mean())))
+        leads = counts[inside].sum()
+        if leads:
+            table.append((low, high, int(leads), float(np.average(predicted[inside], weights=counts[inside])),
+                          float(np.average(labels[inside], weights=counts[inside]))))
     return table
 
 
@@ -561,31 +567,16 @@ def realised_increments(probability: float, label: int, sign: int = 1) -> dict:
             "squared_error": sign * (probability - label) ** 2}
 
 
-def realised_performance(positive_bins: dict, negative_bins: dict, squared_error: float,
-                         bins: int = CALIBRATION_BINS) -> RealisedPerformance:
-    """The figures from the kept sums: ROC-AUC as the share of (win, loss) pairs the win was ranked above
-    (ties count half), Brier as the mean squared error, and the calibration table of Evaluation."""
-    wins = {int(k): int(v) for k, v in positive_bins.items() if int(v)}
-    losses = {int(k): int(v) for k, v in negative_bins.items() if int(v)}
-    positives, negatives = sum(wins.values()), sum(losses.values())
-    outcomes = positives + negatives
-    if not outcomes:
+def realised_performance(positive_bins: dict, negative_bins: dict, squared_error: float) -> RealisedPerformance:
+    """The figures from the kept sums, each histogram bucket weighted by its leads: ROC-AUC (ties count
+    half), Brier as the mean squared error, and the calibration table of Evaluation."""
+    rows = [(label, int(bucket) / REALISED_RESOLUTION, int(leads))
+            for label, histogram in ((1, positive_bins), (0, negative_bins))
+            for bucket, leads in histogram.items() if int(leads)]
+    if not rows:
         return RealisedPerformance(0, 0, None, None, [])
-    roc_auc = None
-    if positives and negatives:
-        ranked_above, losses_below = 0.0, 0
-        for bucket in sorted(set(wins) | set(losses)):
-            in_bucket = losses.get(bucket, 0)
-            ranked_above += wins.get(bucket, 0) * (losses_below + in_bucket / 2)
-            losses_below += in_bucket
-        roc_auc = ranked_above / (positives * negatives)
-    table = []
-    for i in range(bins):
-        low, high = i / bins, (i + 1) / bins
-        inside = [b for b in set(wins) | set(losses)
-                  if low <= b / REALISED_RESOLUTION and (b / REALISED_RESOLUTION < high or i == bins - 1)]
-        count = sum(wins.get(b, 0) + losses.get(b, 0) for b in inside)
-        if count:
-            predicted = sum((wins.get(b, 0) + losses.get(b, 0)) * b / REALISED_RESOLUTION for b in inside)
-            table.append((low, high, count, predicted / count, sum(wins.get(b, 0) for b in inside) / count))
-    return RealisedPerformance(outcomes, positives, roc_auc, max(squared_error, 0.0) / outcomes, table)
+    labels, predicted, counts = np.array(rows, dtype=float).T
+    outcomes, positives = int(counts.sum()), int((counts * labels).sum())
+    roc_auc = float(roc_auc_score(labels, predicted, sample_weight=counts)) if 0 < positives < outcomes else None
+    return RealisedPerformance(outcomes, positives, roc_auc, max(squared_error, 0.0) / outcomes,
+                               calibration_table(labels, predicted, counts=counts))
