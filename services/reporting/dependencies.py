@@ -63,6 +63,8 @@ def progress_writes(events: list[tuple[dict, dict]]) -> list[pymongo.UpdateOne]:
 
 
 ATTRIBUTION = ("source", "medium", "campaign")
+# Events carrying what a lead's opportunities copy from it (its attribution, its win probability).
+COPIED_FROM_LEAD = ("lead_captured", "lead_scored")
 
 
 def lead_attribution(lead: dict) -> dict:
@@ -164,39 +166,42 @@ class ReportingRepository:
         for _, event in events:
             if event["event_type"] == "lead_scored" and event.get("win_probability") is not None:
                 self.record_win_probability(event)
-        # The lead's opportunities learn its attribution whichever event came first; a lead captured
-        # before any opportunity of it (nearly every one) has none to write.
-        with_deals = self.leads_with_opportunities({event["lead_id"] for event in attributed})
+        # The leads' opportunities known before this batch's snapshots, read once: they learn a captured
+        # lead's attribution whichever event came first (a lead captured before any opportunity of it,
+        # nearly every one, has none to write), and the roll-ups hear of them (changed_records).
+        deals = self.opportunities_of({event["lead_id"] for _, event in events
+                                       if event["event_type"] in COPIED_FROM_LEAD and event.get("lead_id")})
         attributions = [pymongo.UpdateMany({"lead_id": event["lead_id"]}, {"$set": attribution_of(event)})
-                        for event in attributed if event["lead_id"] in with_deals]
+                        for event in attributed if deals.get(event["lead_id"])]
         if attributions:
             OpportunityFactDocument._get_collection().bulk_write(attributions, ordered=True)
         self.write_facts(self.snapshot_writes(snapshots))
-        changed = self.changed_records([event for _, event in events])
+        changed = self.changed_records([event for _, event in events], deals)
         if mark:
             self.rollups.mark(changed)
         return changed
 
     @staticmethod
-    def leads_with_opportunities(lead_ids: set) -> set:
-        """Which of these leads have an opportunity reporting knows (one indexed query per chunk)."""
-        found, facts = set(), OpportunityFactDocument._get_collection()
+    def opportunities_of(lead_ids: set) -> dict:
+        """{lead id: ids of its opportunities reporting knows}, one indexed query per chunk of leads."""
+        found, facts = defaultdict(set), OpportunityFactDocument._get_collection()
         for chunk in id_chunks(sorted(lead_ids)):
-            found.update(raw["lead_id"] for raw in facts.find({"lead_id": {"$in": chunk}}, {"lead_id": 1}))
+            for raw in facts.find({"lead_id": {"$in": chunk}}, {"lead_id": 1}):
+                found[raw["lead_id"]].add(raw["_id"])
         return found
 
-    def changed_records(self, events: list[dict]) -> set:
+    def changed_records(self, events: list[dict], deals: dict) -> set:
         """The records whose contribution to the roll-ups some events may have changed: their leads and
         opportunities, a lead's opportunities when the event carries what they copy from the lead
-        (its attribution, its win probability), and the activities they log. One query per kind of
-        lookup for the whole batch."""
-        keys, copied_from_lead, without_lead = set(), set(), set()
+        (its attribution, its win probability; ``deals`` from opportunities_of), and the activities
+        they log. One query per kind of lookup for the whole batch."""
+        keys, without_lead = set(), set()
         for event in events:
             lead_id, opportunity_id = event.get("lead_id"), event.get("opportunity_id")
             if lead_id:
                 keys.add(f"L:{lead_id}")
-                if event["event_type"] in ("lead_captured", "lead_scored"):
-                    copied_from_lead.add(lead_id)
+                if event["event_type"] in COPIED_FROM_LEAD:
+                    keys.update(f"O:{identifier}" for identifier in deals.get(lead_id, ()))
             if opportunity_id:
                 keys.add(f"O:{opportunity_id}")
                 if not lead_id:  # an event without its lead: the deal's stored lead, if it has one
@@ -204,8 +209,6 @@ class ReportingRepository:
             if event["event_type"] == "activity_logged":
                 keys.add(f"A:{event['event_id']}")
         facts = OpportunityFactDocument._get_collection()
-        for chunk in id_chunks(sorted(copied_from_lead)):
-            keys.update(f"O:{raw['_id']}" for raw in facts.find({"lead_id": {"$in": chunk}}, {"_id": 1}))
         for chunk in id_chunks(sorted(without_lead)):
             keys.update(f"L:{raw['lead_id']}" for raw in facts.find({"_id": {"$in": chunk}}, {"lead_id": 1})
                         if raw.get("lead_id"))
