@@ -175,7 +175,9 @@ class ReportingRepository:
                         for event in attributed if deals.get(event["lead_id"])]
         if attributions:
             OpportunityFactDocument._get_collection().bulk_write(attributions, ordered=True)
-        self.write_facts(self.snapshot_writes(snapshots))
+        writes = self.snapshot_writes(snapshots)
+        self.write_facts(writes)
+        self.attribute_late(writes)
         changed = self.changed_records([event for _, event in events], deals)
         if mark:
             self.rollups.mark(changed)
@@ -244,6 +246,21 @@ class ReportingRepository:
                 attribution[raw["_id"]] = lead_attribution(raw)
         return [(event["opportunity_id"], stored_fact(fact, attribution.get(fact["lead_id"], {})), stage_moves(event))
                 for event, fact in zip(events, facts, strict=True)]
+
+    @staticmethod
+    def attribute_late(writes: list) -> None:
+        """Deals written without their lead's attribution read it again, now that they are stored: a lead's
+        capture, projected concurrently, writes its progress and then looks for its deals, and a deal
+        is written and then looks at the progress, so one of the two always sees the other."""
+        waiting = sorted({fact["lead_id"] for _, fact, _ in writes if fact.get("lead_id") and not fact.get("source")})
+        updates = []
+        for chunk in id_chunks(waiting):
+            for raw in LeadProgressDocument._get_collection().find({"_id": {"$in": chunk}},
+                                                                   {name: 1 for name in ATTRIBUTION}):
+                if lead_attribution(raw):
+                    updates.append(pymongo.UpdateMany({"lead_id": raw["_id"]}, {"$set": lead_attribution(raw)}))
+        if updates:
+            OpportunityFactDocument._get_collection().bulk_write(updates, ordered=True)
 
     def record_config_change(self, event: dict, source_service: str) -> None:
         """Keyed by event id, so a redelivered change is one record."""
