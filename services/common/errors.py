@@ -38,6 +38,14 @@ class PermissionDenied(LeadflowError):
     pass
 
 
+class OutOfRange(LeadflowError):
+    """A position or range outside what is kept (e.g. an event stream position older than retention)."""
+
+
+class ResourceExhausted(LeadflowError):
+    """A limit of the server is reached (e.g. open event streams); retry later or elsewhere."""
+
+
 class Validator:
     """Collects every field violation of a request so the caller learns all of them at once."""
 

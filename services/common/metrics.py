@@ -129,3 +129,9 @@ WON_VALUE = Gauge("leadflow_reporting_won_value", "Value of every opportunity wo
 SPEED_TO_LEAD = Histogram(
     "leadflow_reporting_speed_to_lead_seconds", "Lead captured -> first human contact",
     buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800))
+EVENT_STREAM_SUBSCRIBERS = Gauge("leadflow_event_stream_subscribers", "Event stream subscriptions open on this "
+                                 "replica")
+EVENT_STREAM_DELIVERED = Counter("leadflow_event_stream_delivered_total", "Events sent to event stream subscribers")
+EVENT_STREAM_POSITION = Gauge("leadflow_event_stream_position", "The event stream's latest position")
+EVENT_STREAM_EXPIRED = Counter("leadflow_event_stream_expired_total", "Events removed from the event stream after "
+                               "the retention period")

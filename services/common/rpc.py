@@ -36,6 +36,8 @@ _STATUS_BY_ERROR = (
     (errors.FailedPrecondition, StatusCode.FAILED_PRECONDITION),
     (errors.Unauthenticated, StatusCode.UNAUTHENTICATED),
     (errors.PermissionDenied, StatusCode.PERMISSION_DENIED),
+    (errors.OutOfRange, StatusCode.OUT_OF_RANGE),
+    (errors.ResourceExhausted, StatusCode.RESOURCE_EXHAUSTED),
 )
 
 
@@ -196,9 +198,17 @@ class LeadflowGrpc(Grpc):
         try:
             response_stream.populate(result)
         except Exception as exc:
-            log.exception("%s: streaming the response failed", self.method_name)
-            response_stream.close(to_grpc_error(exc, worker_ctx.context_data.get("trace_id", "")))
+            # A streamed response may end with an answer of its own (a subscription whose position
+            # fell out of retention, a replica shutting down): logged as any call's answer is.
+            error = to_grpc_error(exc, worker_ctx.context_data.get("trace_id", ""))
+            log_answer(self.method_name, error, sys.exc_info())
+            response_stream.close(error)
         return result, exc_info
+
+    @property
+    def stopping(self) -> bool:
+        """The service is shutting down: a long call (a stream) should end now."""
+        return getattr(self, "_stopping", False)
 
     def _refuse(self, response_stream, started: float, error: GrpcError) -> None:
         """Answer without running the method: counted, timed and logged like any call."""
@@ -218,3 +228,12 @@ class CallerPrincipal(DependencyProvider):
     def get_dependency(self, worker_ctx):
         data = worker_ctx.context_data.get(PRINCIPAL_KEY)
         return Principal.from_dict(data) if data else None
+
+
+class ServerStopping(DependencyProvider):
+    """Injects ``stopping()``: True once the call's entrypoint is shutting down, so a stream ends in
+    time for a graceful stop (nameko waits for running workers) and its client reconnects elsewhere."""
+
+    def get_dependency(self, worker_ctx):
+        entrypoint = worker_ctx.entrypoint
+        return lambda: getattr(entrypoint, "stopping", False)

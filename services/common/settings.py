@@ -83,6 +83,13 @@ DEFAULTS = {
     "REPORTING_TIMER_SECONDS": "2",
     # How often reporting recomputes its business gauges (open pipeline by stage, won value).
     "REPORTING_GAUGE_SECONDS": "60",
+    # The event stream (leadflow.events.v1, served by reporting): how long events stay replayable,
+    # how often an idle stream gets a keepalive, how many streams one replica holds open (each holds
+    # one of its MAX_WORKERS), and how often a subscriber looks for events another replica stored.
+    "EVENT_STREAM_RETENTION_DAYS": "30",
+    "EVENT_STREAM_KEEPALIVE_SECONDS": "15",
+    "EVENT_STREAM_MAX_SUBSCRIBERS": "10",
+    "EVENT_STREAM_POLL_SECONDS": "1.0",
     # The questions QualifyLead needs answered to qualify a lead (BANT by default), comma-separated.
     "QUALIFICATION_FRAMEWORK": "budget,authority,need,timeline",
     # Largest file UploadAttachment accepts.
@@ -157,6 +164,10 @@ def service_config(service: str) -> dict:
         "ROUTING_TIMER_SECONDS": float(_env("ROUTING_TIMER_SECONDS")),
         "REPORTING_TIMER_SECONDS": float(_env("REPORTING_TIMER_SECONDS")),
         "REPORTING_GAUGE_SECONDS": float(_env("REPORTING_GAUGE_SECONDS")),
+        "EVENT_STREAM_RETENTION_DAYS": float(_env("EVENT_STREAM_RETENTION_DAYS")),
+        "EVENT_STREAM_KEEPALIVE_SECONDS": float(_env("EVENT_STREAM_KEEPALIVE_SECONDS")),
+        "EVENT_STREAM_MAX_SUBSCRIBERS": int(_env("EVENT_STREAM_MAX_SUBSCRIBERS")),
+        "EVENT_STREAM_POLL_SECONDS": float(_env("EVENT_STREAM_POLL_SECONDS")),
         "NOTIFY_WEBHOOK_SECRET": _env("NOTIFY_WEBHOOK_SECRET"),
         "ATTACHMENT_MAX_BYTES": int(_env("ATTACHMENT_MAX_BYTES")),
         "QUALIFICATION_FRAMEWORK": _env("QUALIFICATION_FRAMEWORK"),
