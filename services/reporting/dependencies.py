@@ -19,8 +19,9 @@ from services.reporting.models import (EVENT_LOG_RETIRED_INDEXES, LEAD_PROGRESS_
                                        ConfigChangeDocument, EventLogDocument, LeadProgressDocument,
                                        OpportunityFactDocument, QuotaDocument, RebuildJobDocument,
                                        RollupAppliedDocument, RollupDocument, RollupQueueDocument,
-                                       RollupStateDocument)
+                                       RollupStateDocument, StreamHeadDocument, StreamPageDocument)
 from services.reporting.rollup_store import RollupStore
+from services.reporting.stream_store import EventStreamStore
 from services.reporting.reports import FACT_FILTERS, LEAD_FILTERS, Fact, LeadRow, QuotaInput
 
 MARKING_LEASE = timedelta(hours=1)
@@ -85,23 +86,19 @@ class ReportingRepository:
     def __init__(self, store: Store):
         self.store = store
         self.rollups = RollupStore(store)
+        self.stream = EventStreamStore(store)
 
     # ---- events in ---------------------------------------------------------------------------------
 
     def record(self, events_: list[dict], source_service: str) -> None:
-        """Keep a batch of events in the log (once each, by id; one bulk insert), then project each.
-        Projecting is idempotent and order-proof, so a redelivery — or a crash between the two
-        writes — projects it again safely."""
-        try:
-            EventLogDocument._get_collection().insert_many([{
-                "_id": event["event_id"], "event_type": event["event_type"], "source_service": source_service,
-                "occurred_at": parse_iso(event["occurred_at"]), "lead_id": event.get("lead_id", ""),
-                "opportunity_id": event.get("opportunity_id", ""), "account_id": event.get("account_id", ""),
-                "payload": event} for event in events_], ordered=False)
-        except pymongo.errors.BulkWriteError as error:
-            # Seen before: project again all the same (the first delivery may have stopped short).
-            if any(e.get("code") != 11000 for e in error.details.get("writeErrors", ())):
-                raise
+        """Keep a batch of events in the log and on the event stream (once each, by id; one transaction),
+        then project each. Projecting is idempotent and order-proof, so a redelivery — or a crash
+        between the two steps — projects it again safely."""
+        self.stream.keep(events_, [{
+            "_id": event["event_id"], "event_type": event["event_type"], "source_service": source_service,
+            "occurred_at": parse_iso(event["occurred_at"]), "lead_id": event.get("lead_id", ""),
+            "opportunity_id": event.get("opportunity_id", ""), "account_id": event.get("account_id", ""),
+            "payload": event} for event in events_], source_service)
         changed = self.project_all([(source_service, event) for event in events_], mark=False)
         for event in events_:
             if event["event_type"] == "lead_contacted":
@@ -555,7 +552,7 @@ def _fact(raw: dict) -> Fact:
 class ReportingStore(Store):
     documents = (LeadProgressDocument, ConfigChangeDocument, OpportunityFactDocument, EventLogDocument,
                  RebuildJobDocument, CampaignCostDocument, QuotaDocument, RollupDocument, RollupAppliedDocument,
-                 RollupQueueDocument, RollupStateDocument)
+                 RollupQueueDocument, RollupStateDocument, StreamHeadDocument, StreamPageDocument)
     retired_indexes = {LeadProgressDocument: LEAD_PROGRESS_RETIRED_INDEXES, EventLogDocument: EVENT_LOG_RETIRED_INDEXES}
 
     def setup(self):

@@ -1,25 +1,55 @@
-"""Reporting service: every event kept and projected, answering the manager's questions."""
+"""Reporting service: every event kept and projected, answering the manager's questions; and the event
+stream (leadflow.events.v1) that hands the same events to other systems."""
+import threading
 import time
+from datetime import timedelta
 
+import eventlet
+from grpc import StatusCode
+from leadflow.events.v1 import events_pb2, events_pb2_grpc
 from leadflow.reporting.v1 import reporting_pb2, reporting_pb2_grpc
 from nameko import config
+from nameko_grpc.errors import GrpcError
 
 from services.common.auth import Role, can_see_lead
 from services.common.events import utcnow
-from services.common.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
+from services.common import metrics
+from services.common.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied, ResourceExhausted
 from services.common.mappers import next_page_token, page_window
 from services.common.messaging import event_handler
-from services.common.rpc import LeadflowGrpc
+from services.common.rpc import LeadflowGrpc, ServerStopping
 from services.common.service_base import LeadflowService
 from services.common.timers import configured_timer
-from services.reporting import answers, domain, mappers, reports
+from services.reporting import answers, domain, mappers, reports, stream, stream_mappers
 from services.reporting.dependencies import ReportingStore
+from services.reporting.stream_store import doorbell
 
 reporting_rpc = LeadflowGrpc.implementing(reporting_pb2_grpc.ReportingServiceStub)
+events_rpc = LeadflowGrpc.implementing(events_pb2_grpc.EventStreamServiceStub)
 EVERYONE = {Role.ADMIN, Role.MANAGER, Role.REP, Role.INTEGRATION}
+INTEGRATORS = {Role.ADMIN, Role.INTEGRATION}
 TICK_BUDGET_SECONDS = 3.0
 _gauges_refreshed_at = float("-inf")  # per process: the gauges are this process's view
 _STAGE_TO_PROTO = {stage: getattr(reporting_pb2, f"FUNNEL_STAGE_{stage.name}") for stage in domain.Stage}
+_open_streams = [0]  # per process: each open stream holds one of its workers
+
+
+def _take_stream_slot():
+    """Count an event stream in, refusing one over EVENT_STREAM_MAX_SUBSCRIBERS; returns its release."""
+    limit = int(config.get("EVENT_STREAM_MAX_SUBSCRIBERS", 10))
+    if _open_streams[0] >= limit:
+        raise ResourceExhausted(f"this replica holds {limit} event streams already (EVENT_STREAM_MAX_SUBSCRIBERS); "
+                                f"retry later or on another replica")
+    _open_streams[0] += 1
+    metrics.EVENT_STREAM_SUBSCRIBERS.set(_open_streams[0])
+    released = []
+
+    def release():
+        if not released:
+            released.append(True)
+            _open_streams[0] -= 1
+            metrics.EVENT_STREAM_SUBSCRIBERS.set(_open_streams[0])
+    return release
 
 
 def _projecting(source_service: str, event_type: str):
@@ -35,6 +65,7 @@ def _projecting(source_service: str, event_type: str):
 class ReportingService(LeadflowService):
     name = "reporting"
     read_models = ReportingStore()
+    stopping = ServerStopping()
 
     handle_lead_captured = _projecting("capture", "lead_captured")
     handle_lead_merged = _projecting("capture", "lead_merged")
@@ -218,6 +249,86 @@ class ReportingService(LeadflowService):
             differences=[reporting_pb2.ReportDifference(report=report, detail=detail.lstrip(": "))
                          for report, detail in found])
 
+    # ---- the event stream ---------------------------------------------------------------------------
+
+    @events_rpc(roles=INTEGRATORS)
+    def GetEventTypes(self, request, context):
+        return stream_mappers.event_types_to_proto()
+
+    @events_rpc(roles=INTEGRATORS)
+    def Subscribe(self, requests, context):
+        """Checks the first request here, so a bad one is answered before anything streams; then the
+        events flow from ``_deliver`` as the client asks for them."""
+        first = next(requests, None)
+        if first is None:
+            raise InvalidArgument([FieldViolation("num_requested", "the first request must ask for events")])
+        subscription = stream.subscription_from(**stream_mappers.first_request_values(first),
+                                                bounds=self.read_models.stream.bounds())
+        return self._deliver(subscription, requests, _take_stream_slot())
+
+    def _deliver(self, subscription: stream.Subscription, requests, release):
+        """The responses of one subscription. A green thread reads the client's later requests (more
+        events asked for; the end of its requests ends the stream); this one sends what is asked for as soon as it
+        is stored (the doorbell rings for events stored by this replica, polling finds the others'),
+        and a keepalive when nothing was sent for EVENT_STREAM_KEEPALIVE_SECONDS."""
+        keepalive = float(config.get("EVENT_STREAM_KEEPALIVE_SECONDS", 15))
+        poll = float(config.get("EVENT_STREAM_POLL_SECONDS", 1.0))
+        wake, asked, ended = threading.Event(), [], []
+
+        def read_requests():
+            try:
+                for request in requests:
+                    asked.append(request.num_requested)
+                    wake.set()
+            except Exception:  # noqa: BLE001 - the client went away (cancelled, reset, disconnected)
+                pass
+            ended.append(True)  # or it closed its side: a client that stops asking is done
+            wake.set()
+
+        reader = eventlet.spawn(read_requests)
+        doorbell.listen(wake)
+        sent_at = time.monotonic()
+        try:
+            while True:
+                wake.clear()
+                while asked:
+                    subscription.ask(asked.pop(0))
+                if ended:
+                    return
+                if self.stopping():
+                    raise GrpcError(code=StatusCode.UNAVAILABLE, message="the server is shutting down: subscribe "
+                                    "again after your last position (another replica takes over)")
+                if subscription.pending > 0:
+                    bounds = self.read_models.stream.bounds()
+                    subscription.check_still_kept(bounds)
+                    found, read_up_to, waiting = self.read_models.stream.read(subscription, bounds.latest,
+                                                                               time.monotonic())
+                    subscription.after = read_up_to
+                    subscription.pending -= len(found)
+                    if found:
+                        metrics.EVENT_STREAM_DELIVERED.inc(len(found))
+                        yield events_pb2.SubscribeResponse(
+                            events=[stream_mappers.stream_event_to_proto(raw) for raw in found],
+                            latest_position=subscription.after, pending_num_requested=subscription.pending)
+                        sent_at = time.monotonic()
+                    if read_up_to < bounds.latest and subscription.pending > 0 and not waiting:
+                        continue  # more stored already
+                idle = time.monotonic() - sent_at
+                if idle >= keepalive:
+                    yield events_pb2.SubscribeResponse(latest_position=subscription.after,
+                                                       pending_num_requested=subscription.pending)
+                    sent_at, idle = time.monotonic(), 0.0
+                wake.wait(max(0.0, min(poll, keepalive - idle)))
+        finally:
+            doorbell.leave(wake)
+            reader.kill()
+            release()
+
+    def expire_stream(self) -> None:
+        """Events older than EVENT_STREAM_RETENTION_DAYS leave the stream, a bounded batch per tick."""
+        retention = timedelta(days=float(config.get("EVENT_STREAM_RETENTION_DAYS", 30)))
+        self.read_models.stream.expire(utcnow() - retention)
+
     @configured_timer("REPORTING_TIMER_SECONDS", 2.0)
     def tick(self):
         """Apply the records marked for the roll-ups, then advance a rebuild, batch after batch, for a
@@ -227,6 +338,7 @@ class ReportingService(LeadflowService):
         if time.monotonic() - _gauges_refreshed_at >= float(config.get("REPORTING_GAUGE_SECONDS", 60)):
             _gauges_refreshed_at = time.monotonic()
             self.read_models.refresh_business_gauges()
+        self.expire_stream()
         self.read_models.rollups.catch_up(TICK_BUDGET_SECONDS)
         deadline = time.monotonic() + TICK_BUDGET_SECONDS
         job = self.read_models.claim_rebuild()
