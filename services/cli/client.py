@@ -5,6 +5,7 @@ import os
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 from leadflow.capture.v1 import capture_pb2_grpc
+from leadflow.events.v1 import events_pb2_grpc
 from leadflow.opportunity.v1 import opportunity_pb2_grpc
 from leadflow.reporting.v1 import reporting_pb2_grpc
 from leadflow.routing.v1 import routing_pb2_grpc
@@ -58,8 +59,13 @@ class LeadflowClient:
         addresses = {**{s: default_address(s) for s in SERVICE_NAMES}, **(addresses or {})}
         self.channels = {s: grpc.insecure_channel(addresses[s]) for s in SERVICE_NAMES}
         self.addresses = addresses
+        self.token = token
         for service, stub_cls in STUBS.items():
             setattr(self, service, _Authorized(stub_cls(self.channels[service]), token, timeout))
+        # The event stream is served by reporting. Its Subscribe is long-lived: call it through
+        # ``event_stream`` with the token's metadata and no deadline.
+        self.events = _Authorized(events_pb2_grpc.EventStreamServiceStub(self.channels["reporting"]), token, timeout)
+        self.event_stream = events_pb2_grpc.EventStreamServiceStub(self.channels["reporting"])
 
     def health(self, service: str):
         return health_pb2_grpc.HealthStub(self.channels[service])

@@ -17,12 +17,13 @@ from google.protobuf.json_format import MessageToDict
 from grpc_health.v1 import health_pb2
 from leadflow.capture.v1 import capture_pb2
 from leadflow.common.v1 import common_pb2
+from leadflow.events.v1 import events_pb2
 from leadflow.opportunity.v1 import opportunity_pb2
 from leadflow.reporting.v1 import reporting_pb2
 from leadflow.routing.v1 import routing_pb2
 from leadflow.scoring.v1 import scoring_pb2
 
-from services.cli import dead_letters
+from services.cli import dead_letters, events
 from services.cli.history import history_requests
 from services.cli.progress import new_import_id, run_import
 from services.cli.client import LeadflowClient
@@ -410,6 +411,23 @@ def cmd_dead_letters(client, args) -> int:
     return 0
 
 
+def cmd_events_tail(client, args) -> int:
+    try:
+        request = events.first_request(args.start, [t for t in args.types.split(",") if t], args.subject or "",
+                                       args.subject_id)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    metadata = [("authorization", f"Bearer {client.token}")] if client.token else []
+    events.tail(client.event_stream, metadata, request, sys.stdout, limit=args.limit, idle_exit=args.idle_exit)
+    return 0
+
+
+def cmd_events_types(client, args) -> int:
+    _print(client.events.GetEventTypes(events_pb2.GetEventTypesRequest()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leadflow", description=__doc__.splitlines()[0])
     parser.add_argument("--token", default="", help="bearer token (default: $LEADFLOW_TOKEN or dev credentials)")
@@ -620,6 +638,20 @@ def build_parser() -> argparse.ArgumentParser:
     win_show = win.add_parser("show", help="a trained model's evaluation")
     win_show.add_argument("--version", type=int, default=0)
     win_show.set_defaults(run=cmd_win_model_show)
+
+    stream = commands.add_parser("events", help="the event stream other systems follow").add_subparsers(
+        dest="action", required=True)
+    tail = stream.add_parser("tail", help="print events as JSON lines as they are stored (Ctrl-C stops)")
+    tail.add_argument("--from", dest="start", default="latest",
+                      help="latest (default), earliest, or the last position you handled (resume after it)")
+    tail.add_argument("--types", default="", help="only these event types, comma-separated (see events types)")
+    tail.add_argument("--subject", choices=("lead", "opportunity", "account"), help="only events about these")
+    tail.add_argument("--subject-id", default="", help="only events about this lead, opportunity or account")
+    tail.add_argument("--limit", type=int, default=0, help="stop after this many events")
+    tail.add_argument("--idle-exit", type=float, default=0, help="stop once nothing came for this many seconds")
+    tail.set_defaults(run=cmd_events_tail)
+    stream.add_parser("types", help="the catalogue of event types and their fields").set_defaults(
+        run=cmd_events_types)
 
     letters = commands.add_parser("dead-letters", help="events that kept failing")
     letters.add_argument("action", choices=("list", "replay"))

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import uuid
 
+from services.common.event_catalogue import missing_keys, undeclared_keys
 from services.reporting.answers import VERIFIED
 from tests.support import wait_until
 
@@ -199,3 +200,43 @@ def test_import_a_sales_history_then_list_its_open_opportunities(platform, tmp_p
     result = wait_until(lambda: (run := verified()).returncode == 0 and run, timeout=60) or verified()
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{len(VERIFIED)} reports compared, 0 differences" in result.stdout, result.stdout
+
+
+def test_events_tail_follows_a_lead_and_every_event_on_the_stream_is_in_the_catalogue(platform, reps):
+    submitted = leadflow(platform, "lead", "submit", "--email", "cto@stream-robotics.example.com", "--title", "CTO",
+                         "--company-size", "900", "--source", "referral", who="integration")
+    assert submitted.returncode == 0, submitted.stderr
+    lead_id = json.loads(submitted.stdout)["lead"]["lead_id"]
+
+    def tail(*args: str) -> list[dict]:
+        result = leadflow(platform, "events", "tail", "--from", "earliest", "--idle-exit", "2", *args,
+                          who="integration")
+        assert result.returncode == 0, result.stderr
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+    def lead_events():
+        found = tail("--subject", "lead", "--subject-id", lead_id)
+        return found if "lead_assigned" in {line["event_type"] for line in found} else None
+    followed = wait_until(lead_events, timeout=40)
+    assert followed, "the lead's assignment never reached the event stream"
+    assert followed[0]["event_type"] == "lead_captured"
+    assert {"lead_scored", "lead_assigned"} <= {line["event_type"] for line in followed}
+    assert {line["event"]["lead_id"] for line in followed} == {lead_id}
+    positions = [line["position"] for line in followed]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+
+    # Everything the platform emitted so far (leads, imports, history, rule changes) carries exactly
+    # the fields the catalogue (GetEventTypes) declares for its type.
+    everything = tail()
+    assert len(everything) > len(followed)
+    drift = {(line["event_type"], frozenset(undeclared_keys(line["event"])), frozenset(missing_keys(line["event"])))
+             for line in everything if undeclared_keys(line["event"]) or missing_keys(line["event"])}
+    assert not drift, sorted(drift)
+    # Resuming after a position repeats nothing before it.
+    middle = everything[len(everything) // 2]["position"]
+    resumed = leadflow(platform, "events", "tail", "--from", str(middle), "--limit", "3", who="integration")
+    assert [json.loads(line)["position"] for line in resumed.stdout.splitlines()] == [middle + 1, middle + 2,
+                                                                                     middle + 3]
+
+    refused = leadflow(platform, "events", "tail", who="rep")
+    assert refused.returncode == 2 and "PERMISSION_DENIED" in refused.stderr
