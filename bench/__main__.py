@@ -38,6 +38,10 @@
   (xvi) time to last assignment on the platform of (iii): a 10,000-row and a 100,000-row   bench/import_to_assignment.py
         CSV of qualifying leads imported through ImportLeadFile, from the import's start to the last
         lead_assigned (BENCH_IMPORT_ROWS=10000 picks the sizes), with leads/s end to end
+  (xvii) the event stream on a reporting-only platform: 20,000 events published through    bench/event_stream.py
+        the broker and stored, then read from the earliest position by one subscriber and by ten at
+        once (events/s, against the raw broker's consume rate), and publish -> delivered latency
+        p50/p99 for a subscriber following the stream live at 20 events/s
 
 (xv), imports at volume, runs on its own: python -m bench.volume (bench/volume.py).
 
@@ -63,6 +67,7 @@ from bench.busy import bench_busy
 from bench.capture import bench_capture_bulk
 from bench.common import (RESULTS, SCALE, make_tokens, pipeline_platform, plain_grpcio_baseline, scaled, settle,
                           write_json)
+from bench.event_stream import bench_event_stream
 from bench.gateway import bench_gateway
 from bench.import_to_assignment import bench_time_to_last_assignment
 from bench.import_to_assignment import sizes as import_sizes
@@ -77,10 +82,10 @@ from bench.store import bench_store
 from bench.unary import bench_unary
 from services.devstack.sandbox import Sandbox
 
-SECTIONS = ("i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii", "xiii", "xiv", "xvi")
+SECTIONS = ("i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii", "xiii", "xiv", "xvi", "xvii")
 PIPELINE_PLATFORM = ("v", "iii", "iv", "vi", "xii", "xvi")  # in the order they run on it
 # Sections with a ratio to the raw broker's rates (i) or to plain grpcio's health check (v).
-NEEDS_BROKER = ("iii", "viii", "ix", "xi")
+NEEDS_BROKER = ("iii", "viii", "ix", "xi", "xvii")
 NEEDS_GRPCIO = ("viii", "x", "xi")
 
 
@@ -186,6 +191,10 @@ def main() -> None:
                   flush=True)
             results["reporting"] = bench_reporting(infra, table, admin_token, scaled(1_000_000), scaled(20_000),
                                                    scaled(5_000), tokens.manager)
+        if "xvii" in asked:
+            print("(xvii) the event stream: stored, read by one and by ten subscribers, followed live ...",
+                  flush=True)
+            results["event_stream"] = bench_event_stream(infra, table, integration_token, scaled(20_000))
         if "xiii" in asked:
             print("(xiii) a busy platform: rescore and history import at once, probes every 100 ms ...",
                   flush=True)
@@ -226,6 +235,10 @@ RATIOS = [
      ("grpc_health_check_plain_grpcio", "p99_ms")),
     ("projection_to_broker_consume", ("reporting", "projection", "events_per_s"), ("broker", "consume_per_s")),
     ("rebuild_to_broker_consume", ("reporting", "rebuild", "events_per_s"), ("broker", "consume_per_s")),
+    ("stream_one_subscriber_to_broker_consume", ("event_stream", "one_subscriber", "events_per_s"),
+     ("broker", "consume_per_s")),
+    ("stream_ten_subscribers_to_broker_consume", ("event_stream", "ten_subscribers", "events_per_s"),
+     ("broker", "consume_per_s")),
     "reporting calls",  # each report's p99 to plain grpcio's (see report_ratios)
     ("mask_1mb_without_at_to_one_regex_pass", ("log_masking", "no_at_seconds"),
      ("log_masking", "no_at_baseline_seconds")),
@@ -409,6 +422,20 @@ def print_table(r: dict, path) -> None:
                      f"{run['seconds_to_last_assignment']:,.1f} s, {run['leads_per_s_end_to_end']:,.0f} leads/s "
                      f"({run['assigned']:,}/{run['accepted']:,} assigned; "
                      f"import alone {run['import_seconds']:,.1f} s)"))
+    if (stream := r.get("event_stream")) is not None:
+        rows += [
+            ("(xvii) events stored through the broker", f"{stream['stored']['events']:,} in "
+                                                        f"{stream['stored']['seconds']:.1f} s"),
+            *((f"(xvii) read from the earliest, {run['subscribers']} subscriber(s)",
+               f"{run['events_per_s']:,.0f} events/s in all, {run['per_subscriber_events_per_s']:,.0f} each "
+               f"({run['events']:,} in {run['seconds']:.1f} s)")
+              for run in (stream["one_subscriber"], stream["ten_subscribers"])),
+            ("(xvii) publish -> delivered, following live", f"p50 {stream['live']['p50_ms']:.0f} / p99 "
+                                                            f"{stream['live']['p99_ms']:.0f} ms at "
+                                                            f"{stream['live']['rate_per_s']:.0f} events/s "
+                                                            f"({stream['live']['delivered']}/"
+                                                            f"{stream['live']['events']})"),
+        ]
     if (busy := r.get("busy")) is not None:
         rows += [
             ("(xiii) history import, idle / while rescoring", f"{busy['import_idle_rows_per_s']:,.0f} / "
