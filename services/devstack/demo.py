@@ -22,6 +22,7 @@ from leadflow.reporting.v1 import reporting_pb2
 from leadflow.routing.v1 import routing_pb2
 from leadflow.scoring.v1 import scoring_pb2
 
+from services.cli import events
 from services.cli.history import history_requests
 
 # (rep id, name, team, territories, time zone): the China team works Shanghai hours, the
@@ -303,6 +304,22 @@ def show_sales_reports(client, timeout: float = 20.0) -> None:
                                      for c in forecast.categories if c.opportunities))
 
 
+def show_event_stream(client, run_id: str) -> None:
+    """What an ERP following the event stream (leadflow.events.v1) received of the won deals."""
+    first = events.first_request("earliest", ["opportunity_won"], "", "")
+    out = io.StringIO()
+    metadata = [("authorization", f"Bearer {client.token}")] if client.token else []
+    events.tail(client.event_stream, metadata, first, out, idle_exit=3)
+    won = [json.loads(line) for line in out.getvalue().splitlines()]
+    this_run = [line for line in won if line["event"].get("external_id", "").startswith(f"old-crm:{run_id}-")]
+    print(f"\nevent stream (what an ERP following leadflow.events.v1 receives): {len(won)} opportunity_won "
+          f"events from the earliest position, {len(this_run)} of them from this import; the last:")
+    for line in won[-3:]:
+        deal = line["event"]
+        print(f"  position {line['position']:5}  {deal['opportunity_id']}  {deal.get('account_name', '')}  "
+              f"{deal.get('currency', '')} {deal.get('amount')}  (leadflow events tail --types opportunity_won)")
+
+
 def convert_and_show_timeline(client, rows, timeout: float = 15.0) -> None:
     """The first assigned lead converted into an opportunity, then its lead 360 timeline."""
     row = next((r for r in rows if r["assignment"] is not None and r["lead"].company), None)
@@ -378,5 +395,6 @@ def run_demo(client, state_dir: Path = Path(".leadflow")) -> None:
     show_engagement(client, rows)
     import_sales_history(client, run_id)
     show_sales_reports(client)
+    show_event_stream(client, run_id)
     convert_and_show_timeline(client, rows)
     leave_leads_for_the_console(client, run_id)

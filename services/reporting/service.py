@@ -307,9 +307,7 @@ class ReportingService(LeadflowService):
                     subscription.pending -= len(found)
                     if found:
                         metrics.EVENT_STREAM_DELIVERED.inc(len(found))
-                        yield events_pb2.SubscribeResponse(
-                            events=[stream_mappers.stream_event_to_proto(raw) for raw in found],
-                            latest_position=subscription.after, pending_num_requested=subscription.pending)
+                        yield from stream_mappers.responses(found, subscription.after, subscription.pending)
                         sent_at = time.monotonic()
                     if read_up_to < bounds.latest and subscription.pending > 0 and not waiting:
                         continue  # more stored already

@@ -9,6 +9,8 @@ from services.common.mappers import to_timestamp
 
 PRESET_FROM_PROTO = {events_pb2.REPLAY_PRESET_UNSPECIFIED: "latest", events_pb2.REPLAY_PRESET_LATEST: "latest",
                      events_pb2.REPLAY_PRESET_EARLIEST: "earliest", events_pb2.REPLAY_PRESET_CUSTOM: "custom"}
+# Events per response are cut at about this much JSON, well inside a client's 4 MiB message limit.
+RESPONSE_BYTES = 1024 * 1024
 SUBJECT_FROM_PROTO = {events_pb2.SUBJECT_TYPE_UNSPECIFIED: "", events_pb2.SUBJECT_TYPE_LEAD: "lead",
                       events_pb2.SUBJECT_TYPE_OPPORTUNITY: "opportunity", events_pb2.SUBJECT_TYPE_ACCOUNT: "account"}
 
@@ -31,6 +33,21 @@ def stream_event_to_proto(entry: dict) -> events_pb2.StreamEvent:
         source_service=entry["source_service"], occurred_at=to_timestamp(parse_iso(payload["occurred_at"])),
         lead_id=payload.get("lead_id", ""), opportunity_id=payload.get("opportunity_id", ""),
         account_id=payload.get("account_id", ""), payload_json=json.dumps(payload, ensure_ascii=False, default=str))
+
+
+def responses(found: list[dict], read_up_to: int, pending: int):
+    """``found`` as SubscribeResponses of at most about RESPONSE_BYTES of events each. Each one but the
+    last says how far it went (its last event) and counts the events still to come as pending."""
+    events, size = [], 0
+    for index, entry in enumerate(found):
+        event = stream_event_to_proto(entry)
+        if events and size + len(event.payload_json) > RESPONSE_BYTES:
+            yield events_pb2.SubscribeResponse(events=events, latest_position=events[-1].position,
+                                               pending_num_requested=pending + len(found) - index)
+            events, size = [], 0
+        events.append(event)
+        size += len(event.payload_json)
+    yield events_pb2.SubscribeResponse(events=events, latest_position=read_up_to, pending_num_requested=pending)
 
 
 def event_types_to_proto() -> events_pb2.GetEventTypesResponse:

@@ -92,6 +92,7 @@ class EventStreamStore:
             last = head.find_one_and_update({"_id": HEAD}, {"$inc": {"position": len(entries)}}, upsert=True,
                                             return_document=pymongo.ReturnDocument.AFTER)["position"]
             _insert_pages(StreamPageDocument._get_collection(), last - len(entries) + 1, entries, utcnow())
+            metrics.EVENT_STREAM_POSITION.set(last)
             took = time.monotonic() - taken_at
             if took <= LATE_PAGE_SECONDS:
                 break
@@ -151,8 +152,14 @@ class EventStreamStore:
         how many events left the stream. Positions are taken in about the order pages are stored, so
         the expired pages are a prefix."""
         collection = StreamPageDocument._get_collection()
+        # The oldest page alone first: usually it is kept, and this is all the timer reads (the embedded
+        # store reads whole pages even for two of their fields).
+        oldest = collection.find_one({}, {"stored_at": 1}, sort=[("last", 1)])
+        if oldest is None or oldest["stored_at"] >= stored_before:
+            return 0
         cut, removed = None, 0
-        for page in collection.find({}, {"last": 1, "stored_at": 1}, sort=[("last", 1)], limit=EXPIRE_PAGES):
+        for page in collection.find({}, {"last": 1, "stored_at": 1}, sort=[("last", 1)], limit=EXPIRE_PAGES,
+                                    batch_size=20):
             if page["stored_at"] >= stored_before:
                 break
             cut, removed = page["last"], removed + page["last"] - page["_id"] + 1

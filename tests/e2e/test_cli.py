@@ -5,6 +5,9 @@ import subprocess
 import sys
 import uuid
 
+from leadflow.common.v1 import common_pb2
+from leadflow.opportunity.v1 import opportunity_pb2
+
 from services.common.event_catalogue import missing_keys, undeclared_keys
 from services.reporting.answers import VERIFIED
 from tests.support import wait_until
@@ -228,15 +231,66 @@ def test_events_tail_follows_a_lead_and_every_event_on_the_stream_is_in_the_cata
     # Everything the platform emitted so far (leads, imports, history, rule changes) carries exactly
     # the fields the catalogue (GetEventTypes) declares for its type.
     everything = tail()
-    assert len(everything) > len(followed)
+    assert len(everything) >= len(followed)
     drift = {(line["event_type"], frozenset(undeclared_keys(line["event"])), frozenset(missing_keys(line["event"])))
              for line in everything if undeclared_keys(line["event"]) or missing_keys(line["event"])}
     assert not drift, sorted(drift)
     # Resuming after a position repeats nothing before it.
-    middle = everything[len(everything) // 2]["position"]
-    resumed = leadflow(platform, "events", "tail", "--from", str(middle), "--limit", "3", who="integration")
-    assert [json.loads(line)["position"] for line in resumed.stdout.splitlines()] == [middle + 1, middle + 2,
-                                                                                     middle + 3]
+    start = everything[-4]["position"]
+    resumed = leadflow(platform, "events", "tail", "--from", str(start), "--limit", "3", who="integration")
+    assert [json.loads(line)["position"] for line in resumed.stdout.splitlines()] == [start + 1, start + 2, start + 3]
 
     refused = leadflow(platform, "events", "tail", who="rep")
     assert refused.returncode == 2 and "PERMISSION_DENIED" in refused.stderr
+
+
+def test_the_example_erp_client_mirrors_every_won_deal_across_a_cut_off_stream(platform, tmp_path):
+    # Six open deals (an imported pipeline), then won one by one as reps would win them.
+    batch = uuid.uuid4().hex[:8]
+    history = tmp_path / "deals.csv"
+    history.write_text("Deal ID,Owner,Account,Stage,Created,Closed,Amount\r\n" + "".join(
+        f"{batch}-{n},Wu Lei,{batch} Account {n},Negotiation,2026-09-{n + 1:02d},,{1000 * (n + 1)}\r\n"
+        for n in range(6)), encoding="utf-8")
+    imported = leadflow(platform, "opportunity", "import", str(history), "--currency", "CNY", "--id-prefix",
+                        f"{batch}:", "--stage", "Negotiation=negotiation")
+    assert imported.returncode == 0, imported.stderr
+    admin = platform.client("admin")
+    open_deals = [o for o in admin.opportunity.ListOpportunities(opportunity_pb2.ListOpportunitiesRequest(
+        owner_id="wu.lei", stage_id="negotiation", page=common_pb2.PageRequest(page_size=100))).opportunities
+        if o.account_name.startswith(batch)]
+    assert len(open_deals) == 6
+    for deal in open_deals:
+        admin.opportunity.CloseOpportunity(opportunity_pb2.CloseOpportunityRequest(
+            opportunity_id=deal.opportunity_id, won=True, note="signed"))
+    admin.close()
+
+    def won_on_stream() -> dict:
+        result = leadflow(platform, "events", "tail", "--from", "earliest", "--types", "opportunity_won",
+                          "--idle-exit", "2", who="integration")
+        return {line["event"]["opportunity_id"]: line["event"]["event_id"]
+                for line in map(json.loads, result.stdout.splitlines())}
+    mine = {deal.opportunity_id for deal in open_deals}
+    ours = wait_until(lambda: (won := won_on_stream()) and mine <= set(won) and won, timeout=60)
+    assert ours, "the wins never reached the event stream"
+
+    mirror_file = tmp_path / "won-deals.jsonl"
+
+    def run_mirror(*args: str) -> subprocess.CompletedProcess:
+        # A process of its own, with nothing of Leadflow's on its path: only the contract.
+        return subprocess.run([sys.executable, "examples/erp_mirror.py", "--address",
+                               platform.platform.addresses()["reporting"], "--out", str(mirror_file), *args],
+                              env={"PATH": os.environ["PATH"], "LEADFLOW_TOKEN": platform.tokens["integration"]},
+                              capture_output=True, text=True, timeout=60)
+    cut_off = run_mirror("--limit", "3")  # the connection "drops" after three events
+    assert cut_off.returncode == 0, cut_off.stderr
+    resumed = run_mirror("--run-seconds", "4")
+    again = run_mirror("--run-seconds", "3")
+    assert resumed.returncode == 0 and again.returncode == 0, resumed.stderr + again.stderr
+    mirrored = [json.loads(line) for line in mirror_file.read_text().splitlines()]
+    assert {deal["opportunity_id"] for deal in mirrored} == set(ours)  # none missing
+    assert len(mirrored) == len({deal["event_id"] for deal in mirrored})  # none twice
+    assert again.stdout.startswith("0 won deals added")
+    ours_mirrored = sorted((deal for deal in mirrored if deal["opportunity_id"] in mine), key=lambda d: int(
+        float(d["amount"])))
+    assert [(int(float(deal["amount"])), deal["currency"], deal["account"]) for deal in ours_mirrored] == [
+        (1000 * (n + 1), "CNY", f"{batch} Account {n}") for n in range(6)]

@@ -77,3 +77,13 @@ def test_an_empty_position_is_waited_for_from_when_it_was_first_found_then_skipp
     assert not subscription.waits_for(11, now=100.0 + GAP_WAIT_SECONDS)
     assert subscription.waits_for(12, now=100.0 + GAP_WAIT_SECONDS)  # another gap: its own wait
     assert LATE_PAGE_SECONDS < GAP_WAIT_SECONDS  # a late writer pages again before any reader skips
+
+
+def test_a_large_read_is_cut_into_responses_that_each_say_how_far_they_went():
+    from services.reporting import stream_mappers
+    big = {"note": "x" * (stream_mappers.RESPONSE_BYTES // 2)}
+    found = [{"position": p, "source_service": "capture",
+              "payload": make_event("lead_captured", {"lead_id": f"lead-{p}"}, {"lead": big})} for p in (5, 6, 7)]
+    responses = list(stream_mappers.responses(found, read_up_to=9, pending=10))
+    assert [[e.position for e in r.events] for r in responses] == [[5], [6], [7]]
+    assert [(r.latest_position, r.pending_num_requested) for r in responses] == [(5, 12), (6, 11), (9, 10)]
