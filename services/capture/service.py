@@ -13,7 +13,7 @@ from werkzeug.wrappers import Request, Response
 from services.capture import activity as activities
 from services.capture import cards, domain, file_import, forms, mappers, matching, webhooks
 from services.capture.dependencies import CaptureStore
-from services.common import metrics
+from services.common import metrics, webhook_signing
 from services.common.auth import Role, can_see_lead
 from services.common.compute import off_the_hub
 from services.common.errors import FieldViolation, InvalidArgument, NotFound, Unauthenticated, Validator
@@ -347,19 +347,20 @@ class CaptureService(LeadflowService):
         if secret is None:
             raise NotFound("webhook source", source)
         body = read_body(request, config["PUBLIC_MAX_BODY_BYTES"])
-        if not webhooks.is_signed_by(secret, request.headers.get(webhooks.TIMESTAMP_HEADER, ""), body,
-                                     request.headers.get(webhooks.SIGNATURE_HEADER, ""), now=time.time()):
+        if not webhook_signing.is_signed_by(
+                secret, request.headers.get(webhook_signing.TIMESTAMP_HEADER, ""), body,
+                request.headers.get(webhook_signing.SIGNATURE_HEADER, ""), now=time.time()):
             metrics.PUBLIC_REJECTED.labels("webhook", "signature").inc()
-            raise Unauthenticated(f"missing, wrong or stale {webhooks.SIGNATURE_HEADER} (sha256 HMAC of "
-                                  f"'<{webhooks.TIMESTAMP_HEADER}>.<body>', at most "
-                                  f"{webhooks.TOLERANCE_SECONDS} s old)")
-        delivery = request.headers.get(webhooks.DELIVERY_HEADER, "").strip()
+            raise Unauthenticated(f"missing, wrong or stale {webhook_signing.SIGNATURE_HEADER} (sha256 HMAC of "
+                                  f"'<{webhook_signing.TIMESTAMP_HEADER}>.<body>', at most "
+                                  f"{webhook_signing.TOLERANCE_SECONDS} s old)")
+        delivery = request.headers.get(webhook_signing.DELIVERY_HEADER, "").strip()
         if not delivery:
-            raise InvalidArgument([FieldViolation(webhooks.DELIVERY_HEADER, "header is required")])
+            raise InvalidArgument([FieldViolation(webhook_signing.DELIVERY_HEADER, "header is required")])
         raw = domain.with_channel_tag(mappers.lead_input_from_json(json_object(body), default_source=source), "webhook")
         lead = domain.normalise_lead(raw, str(uuid.uuid4()), utcnow())
-        submission = self.store.leads.submit(lead, domain.validate_idempotency_key(delivery, webhooks.DELIVERY_HEADER),
-                                             captured_by=f"webhook:{source}")
+        key = domain.validate_idempotency_key(delivery, webhook_signing.DELIVERY_HEADER)
+        submission = self.store.leads.submit(lead, key, captured_by=f"webhook:{source}")
         _count(submission)
         replayed = not submission.created and not submission.merged
         return json_response({"lead_id": submission.lead.lead_id, "created": submission.created,

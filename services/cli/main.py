@@ -428,6 +428,49 @@ def cmd_events_types(client, args) -> int:
     return 0
 
 
+def cmd_webhook_put(client, args) -> int:
+    answer = client.events.PutWebhookSubscription(events_pb2.PutWebhookSubscriptionRequest(
+        subscription=events_pb2.WebhookSubscription(subscription_id=args.id, url=args.url,
+                                                    event_types=[t for t in args.types.split(",") if t],
+                                                    description=args.description)))
+    _print(answer.subscription)
+    if answer.secret:
+        print(f"signing secret (shown once; the receiver checks X-Leadflow-Signature with it): {answer.secret}")
+    return 0
+
+
+def cmd_webhook_list(client, args) -> int:
+    for subscription in client.events.ListWebhookSubscriptions(events_pb2.ListWebhookSubscriptionsRequest()) \
+            .subscriptions:
+        print(f"{subscription.subscription_id:20} position {subscription.position:<8} "
+              f"dead letters {subscription.dead_letters:<4} {subscription.url}  "
+              f"[{', '.join(subscription.event_types)}]"
+              + (f"  failing ({subscription.failed_attempts}): {subscription.last_error}"
+                 if subscription.failed_attempts else ""))
+    return 0
+
+
+def cmd_webhook_delete(client, args) -> int:
+    client.events.DeleteWebhookSubscription(events_pb2.DeleteWebhookSubscriptionRequest(subscription_id=args.id))
+    print(f"deleted {args.id}")
+    return 0
+
+
+def cmd_webhook_dead_letters(client, args) -> int:
+    for letter in client.events.ListWebhookDeadLetters(events_pb2.ListWebhookDeadLettersRequest(
+            subscription_id=args.id)).dead_letters:
+        print(f"position {letter.position:<8} {letter.event_type:26} {letter.event_id}  "
+              f"{letter.attempts} attempts, last: {letter.last_error}")
+    return 0
+
+
+def cmd_webhook_replay(client, args) -> int:
+    replayed = client.events.ReplayWebhookDeadLetters(events_pb2.ReplayWebhookDeadLettersRequest(
+        subscription_id=args.id)).replayed
+    print(f"{replayed} dead-lettered deliveries of {args.id} will be delivered again")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leadflow", description=__doc__.splitlines()[0])
     parser.add_argument("--token", default="", help="bearer token (default: $LEADFLOW_TOKEN or dev credentials)")
@@ -652,6 +695,23 @@ def build_parser() -> argparse.ArgumentParser:
     tail.set_defaults(run=cmd_events_tail)
     stream.add_parser("types", help="the catalogue of event types and their fields").set_defaults(
         run=cmd_events_types)
+
+    hooks = commands.add_parser("webhooks", help="URLs that receive the stream's events").add_subparsers(
+        dest="action", required=True)
+    hook_put = hooks.add_parser("put", help="create or replace a webhook subscription (prints its secret once)")
+    hook_put.add_argument("id")
+    hook_put.add_argument("--url", required=True)
+    hook_put.add_argument("--types", required=True, help="event types, comma-separated (see events types)")
+    hook_put.add_argument("--description", default="")
+    hook_put.set_defaults(run=cmd_webhook_put)
+    hooks.add_parser("list", help="subscriptions with their position and failures").set_defaults(
+        run=cmd_webhook_list)
+    for name, run, text in (("delete", cmd_webhook_delete, "stop a subscription"),
+                            ("dead-letters", cmd_webhook_dead_letters, "deliveries given up, newest first"),
+                            ("replay", cmd_webhook_replay, "deliver the dead-lettered events again")):
+        action = hooks.add_parser(name, help=text)
+        action.add_argument("id")
+        action.set_defaults(run=run)
 
     letters = commands.add_parser("dead-letters", help="events that kept failing")
     letters.add_argument("action", choices=("list", "replay"))

@@ -135,3 +135,7 @@ EVENT_STREAM_DELIVERED = Counter("leadflow_event_stream_delivered_total", "Event
 EVENT_STREAM_POSITION = Gauge("leadflow_event_stream_position", "The event stream's latest position")
 EVENT_STREAM_EXPIRED = Counter("leadflow_event_stream_expired_total", "Events removed from the event stream after "
                                "the retention period")
+WEBHOOK_DELIVERIES = Counter("leadflow_webhook_deliveries_total", "Event deliveries to webhook subscriptions, by "
+                             "outcome (ok, failed)", ["outcome"])
+WEBHOOK_DEAD_LETTERS = Counter("leadflow_webhook_dead_letters_total", "Webhook deliveries given up after "
+                               "WEBHOOK_MAX_ATTEMPTS")

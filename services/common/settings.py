@@ -90,6 +90,13 @@ DEFAULTS = {
     "EVENT_STREAM_KEEPALIVE_SECONDS": "15",
     "EVENT_STREAM_MAX_SUBSCRIBERS": "10",
     "EVENT_STREAM_POLL_SECONDS": "1.0",
+    # Webhook subscriptions to the stream: how often reporting looks for events to deliver, how long a
+    # receiver has to answer, the first retry's wait (doubling up to an hour), and the attempts before
+    # a delivery is dead-lettered.
+    "WEBHOOK_POLL_SECONDS": "1.0",
+    "WEBHOOK_TIMEOUT_SECONDS": "10",
+    "WEBHOOK_RETRY_SECONDS": "10",
+    "WEBHOOK_MAX_ATTEMPTS": "8",
     # The questions QualifyLead needs answered to qualify a lead (BANT by default), comma-separated.
     "QUALIFICATION_FRAMEWORK": "budget,authority,need,timeline",
     # Largest file UploadAttachment accepts.
@@ -168,6 +175,10 @@ def service_config(service: str) -> dict:
         "EVENT_STREAM_KEEPALIVE_SECONDS": float(_env("EVENT_STREAM_KEEPALIVE_SECONDS")),
         "EVENT_STREAM_MAX_SUBSCRIBERS": int(_env("EVENT_STREAM_MAX_SUBSCRIBERS")),
         "EVENT_STREAM_POLL_SECONDS": float(_env("EVENT_STREAM_POLL_SECONDS")),
+        "WEBHOOK_POLL_SECONDS": float(_env("WEBHOOK_POLL_SECONDS")),
+        "WEBHOOK_TIMEOUT_SECONDS": float(_env("WEBHOOK_TIMEOUT_SECONDS")),
+        "WEBHOOK_RETRY_SECONDS": float(_env("WEBHOOK_RETRY_SECONDS")),
+        "WEBHOOK_MAX_ATTEMPTS": int(_env("WEBHOOK_MAX_ATTEMPTS")),
         "NOTIFY_WEBHOOK_SECRET": _env("NOTIFY_WEBHOOK_SECRET"),
         "ATTACHMENT_MAX_BYTES": int(_env("ATTACHMENT_MAX_BYTES")),
         "QUALIFICATION_FRAMEWORK": _env("QUALIFICATION_FRAMEWORK"),

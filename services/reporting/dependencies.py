@@ -19,9 +19,11 @@ from services.reporting.models import (EVENT_LOG_RETIRED_INDEXES, LEAD_PROGRESS_
                                        ConfigChangeDocument, EventLogDocument, LeadProgressDocument,
                                        OpportunityFactDocument, QuotaDocument, RebuildJobDocument,
                                        RollupAppliedDocument, RollupDocument, RollupQueueDocument,
-                                       RollupStateDocument, StreamHeadDocument, StreamPageDocument)
+                                       RollupStateDocument, StreamHeadDocument, StreamPageDocument,
+                                       WebhookDeadLetterDocument, WebhookSubscriptionDocument)
 from services.reporting.rollup_store import RollupStore
 from services.reporting.stream_store import EventStreamStore
+from services.reporting.webhook_store import WebhookStore
 from services.reporting.reports import FACT_FILTERS, LEAD_FILTERS, Fact, LeadRow, QuotaInput
 
 MARKING_LEASE = timedelta(hours=1)
@@ -87,6 +89,7 @@ class ReportingRepository:
         self.store = store
         self.rollups = RollupStore(store)
         self.stream = EventStreamStore(store)
+        self.webhooks = WebhookStore(self.stream)
 
     # ---- events in ---------------------------------------------------------------------------------
 
@@ -552,7 +555,8 @@ def _fact(raw: dict) -> Fact:
 class ReportingStore(Store):
     documents = (LeadProgressDocument, ConfigChangeDocument, OpportunityFactDocument, EventLogDocument,
                  RebuildJobDocument, CampaignCostDocument, QuotaDocument, RollupDocument, RollupAppliedDocument,
-                 RollupQueueDocument, RollupStateDocument, StreamHeadDocument, StreamPageDocument)
+                 RollupQueueDocument, RollupStateDocument, StreamHeadDocument, StreamPageDocument,
+                 WebhookSubscriptionDocument, WebhookDeadLetterDocument)
     retired_indexes = {LeadProgressDocument: LEAD_PROGRESS_RETIRED_INDEXES, EventLogDocument: EVENT_LOG_RETIRED_INDEXES}
 
     def setup(self):

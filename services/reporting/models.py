@@ -222,3 +222,38 @@ class StreamHeadDocument(Document):
     meta = {"db_alias": ALIAS, "collection": "event_stream_head"}
     id = StringField(primary_key=True)
     position = IntField(required=True)
+
+
+class WebhookSubscriptionDocument(Document):
+    """A URL that receives the stream's events of some types, one at a time, with where it stands."""
+
+    meta = {"db_alias": ALIAS, "collection": "webhook_subscriptions"}
+    id = StringField(primary_key=True)
+    url = StringField(required=True)
+    event_types = ListField(StringField())
+    description = StringField(default="")
+    secret = StringField(required=True)  # signs each delivery; shown to the admin once
+    position = IntField(default=0)  # the last position delivered or given up
+    failed_attempts = IntField(default=0)  # at the next event
+    last_error = StringField(default="")
+    next_attempt_at = DateTimeField(required=True)
+    lease_until = DateTimeField(required=True)  # a replica delivering it holds it until then
+    created_at = DateTimeField(required=True)
+
+
+class WebhookDeadLetterDocument(Document):
+    """A delivery given up after WEBHOOK_MAX_ATTEMPTS; ``replay`` queues it for another try."""
+
+    # Listed per subscription, newest first; the replay queue is read per subscription in stream order.
+    meta = {"db_alias": ALIAS, "collection": "webhook_dead_letters",
+            "indexes": [("subscription_id", "-dead_lettered_at")]}
+    id = StringField(primary_key=True)  # subscription id:event id
+    subscription_id = StringField(required=True)
+    position = IntField(required=True)
+    event_id = StringField(required=True)
+    event_type = StringField(required=True)
+    payload = DictField(required=True)
+    attempts = IntField(required=True)
+    last_error = StringField(default="")
+    dead_lettered_at = DateTimeField(required=True)
+    replay = BooleanField(default=False)

@@ -20,7 +20,7 @@ from services.common.messaging import event_handler
 from services.common.rpc import LeadflowGrpc, ServerStopping
 from services.common.service_base import LeadflowService
 from services.common.timers import configured_timer
-from services.reporting import answers, domain, mappers, reports, stream, stream_mappers
+from services.reporting import answers, domain, mappers, reports, stream, stream_mappers, webhooks
 from services.reporting.dependencies import ReportingStore
 from services.reporting.stream_store import doorbell
 
@@ -321,6 +321,43 @@ class ReportingService(LeadflowService):
             doorbell.leave(wake)
             reader.kill()
             release()
+
+    @events_rpc(roles={Role.ADMIN})
+    def PutWebhookSubscription(self, request, context):
+        given = request.subscription
+        spec = webhooks.checked_subscription(given.subscription_id, given.url, list(given.event_types),
+                                             given.description)
+        stored, secret = self.read_models.webhooks.put(spec)
+        return events_pb2.PutWebhookSubscriptionResponse(subscription=stream_mappers.webhook_to_proto(stored),
+                                                         secret=secret)
+
+    @events_rpc(roles={Role.ADMIN})
+    def ListWebhookSubscriptions(self, request, context):
+        return events_pb2.ListWebhookSubscriptionsResponse(subscriptions=[
+            stream_mappers.webhook_to_proto(raw, dead) for raw, dead in self.read_models.webhooks.listed()])
+
+    @events_rpc(roles={Role.ADMIN})
+    def DeleteWebhookSubscription(self, request, context):
+        self.read_models.webhooks.delete(request.subscription_id)
+        return events_pb2.DeleteWebhookSubscriptionResponse()
+
+    @events_rpc(roles={Role.ADMIN})
+    def ListWebhookDeadLetters(self, request, context):
+        return events_pb2.ListWebhookDeadLettersResponse(dead_letters=[
+            stream_mappers.dead_letter_to_proto(raw)
+            for raw in self.read_models.webhooks.dead_letters_of(request.subscription_id)])
+
+    @events_rpc(roles={Role.ADMIN})
+    def ReplayWebhookDeadLetters(self, request, context):
+        return events_pb2.ReplayWebhookDeadLettersResponse(
+            replayed=self.read_models.webhooks.replay(request.subscription_id))
+
+    @configured_timer("WEBHOOK_POLL_SECONDS", 1.0)
+    def deliver_webhooks(self):
+        """Each due subscription gets its next events, for a few seconds per tick; any replica may."""
+        self.read_models.webhooks.deliver_due(
+            TICK_BUDGET_SECONDS, int(config.get("WEBHOOK_MAX_ATTEMPTS", 8)),
+            float(config.get("WEBHOOK_RETRY_SECONDS", 10)), float(config.get("WEBHOOK_TIMEOUT_SECONDS", 10)))
 
     def expire_stream(self) -> None:
         """Events older than EVENT_STREAM_RETENTION_DAYS leave the stream, a bounded batch per tick."""

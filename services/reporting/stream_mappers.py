@@ -57,3 +57,17 @@ def event_types_to_proto() -> events_pb2.GetEventTypesResponse:
                              fields=[events_pb2.EventField(name=name, description=description)
                                      for name, description in spec.fields.items()])
         for spec in EVENT_TYPES.values()])
+
+
+def webhook_to_proto(raw: dict, dead_letters: int = 0) -> events_pb2.WebhookSubscription:
+    return events_pb2.WebhookSubscription(
+        subscription_id=raw["_id"], url=raw["url"], event_types=raw["event_types"], description=raw["description"],
+        position=raw["position"], failed_attempts=raw["failed_attempts"], last_error=raw["last_error"],
+        dead_letters=dead_letters)
+
+
+def dead_letter_to_proto(raw: dict) -> events_pb2.WebhookDeadLetter:
+    return events_pb2.WebhookDeadLetter(position=raw["position"], event_id=raw["event_id"],
+                                        event_type=raw["event_type"], attempts=raw["attempts"],
+                                        last_error=raw["last_error"],
+                                        dead_lettered_at=to_timestamp(raw["dead_lettered_at"]))

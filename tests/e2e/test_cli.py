@@ -1,14 +1,18 @@
 """The operator's `leadflow` command line against the running platform."""
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
 
 from leadflow.common.v1 import common_pb2
 from leadflow.opportunity.v1 import opportunity_pb2
 
 from services.common.event_catalogue import missing_keys, undeclared_keys
+from services.common.webhook_signing import is_signed_by
 from services.reporting.answers import VERIFIED
 from tests.support import wait_until
 
@@ -294,3 +298,44 @@ def test_the_example_erp_client_mirrors_every_won_deal_across_a_cut_off_stream(p
         float(d["amount"])))
     assert [(int(float(deal["amount"])), deal["currency"], deal["account"]) for deal in ours_mirrored] == [
         (1000 * (n + 1), "CNY", f"{batch} Account {n}") for n in range(6)]
+
+
+def test_a_webhook_subscription_made_with_the_cli_receives_a_new_lead_signed(platform, reps):
+    received = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server hook
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((dict(self.headers), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        hook_id = f"erp-{uuid.uuid4().hex[:6]}"
+        made = leadflow(platform, "webhooks", "put", hook_id, "--url",
+                        f"http://127.0.0.1:{server.server_address[1]}/events", "--types", "lead_assigned")
+        assert made.returncode == 0, made.stderr
+        secret = made.stdout.rsplit(": ", 1)[1].strip()
+        submitted = leadflow(platform, "lead", "submit", "--email", "cfo@hooked-robotics.example.com", "--title",
+                             "CFO", "--company-size", "900", "--source", "referral", who="integration")
+        lead_id = json.loads(submitted.stdout)["lead"]["lead_id"]
+
+        def ours():
+            return [(headers, body) for headers, body in received if json.loads(body)["lead_id"] == lead_id]
+        assert wait_until(ours, timeout=40), "the assignment never reached the webhook"
+        [(headers, body)] = ours()
+        event = json.loads(body)
+        assert event["event_type"] == "lead_assigned" and event["rep_id"] in reps
+        assert headers["X-Leadflow-Delivery"] == event["event_id"]
+        assert is_signed_by(secret.encode(), headers["X-Leadflow-Timestamp"], body, headers["X-Leadflow-Signature"],
+                            now=time.time())
+        listed = leadflow(platform, "webhooks", "list")
+        assert hook_id in listed.stdout and "dead letters 0" in listed.stdout
+        assert leadflow(platform, "webhooks", "delete", hook_id).returncode == 0
+    finally:
+        server.shutdown()

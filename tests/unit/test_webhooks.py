@@ -1,5 +1,6 @@
 """Webhook sources and signatures."""
-from services.capture.webhooks import TOLERANCE_SECONDS, is_signed_by, parse_secrets, signature_of
+from services.capture.webhooks import parse_secrets
+from services.common.webhook_signing import TOLERANCE_SECONDS, is_signed_by, signature_of
 
 KEY = b"k1-0123456789abcdef"
 NOW = 1_800_000_000
