@@ -562,6 +562,7 @@ class ReportingStore(Store):
     def setup(self):
         super().setup()
         RollupStore(self).ensure_current()
+        EventStreamStore.ensure_head()
 
     def get_dependency(self, worker_ctx):
         return ReportingRepository(self)

@@ -77,6 +77,16 @@ class EventStreamStore:
     def __init__(self, store):
         self.store = store
 
+    @staticmethod
+    def ensure_head() -> None:
+        """The head document, made once at start: taking positions never upserts it, because two first
+        batches upserting at once could both miss it (the embedded store then answered one with None)."""
+        try:
+            StreamHeadDocument._get_collection().update_one({"_id": HEAD}, {"$setOnInsert": {"position": 0}},
+                                                            upsert=True)
+        except pymongo.errors.DuplicateKeyError:
+            pass  # another replica made it at the same moment
+
     def keep(self, events: list[dict], log_documents: list[dict], source_service: str) -> int:
         """Page the events of a batch that are not in the event log yet, then add them to the log;
         returns how many were new."""
@@ -89,8 +99,12 @@ class EventStreamStore:
         head = StreamHeadDocument._get_collection()
         while True:
             taken_at = time.monotonic()
-            last = head.find_one_and_update({"_id": HEAD}, {"$inc": {"position": len(entries)}}, upsert=True,
-                                            return_document=pymongo.ReturnDocument.AFTER)["position"]
+            taken = head.find_one_and_update({"_id": HEAD}, {"$inc": {"position": len(entries)}},
+                                             return_document=pymongo.ReturnDocument.AFTER)
+            if taken is None:
+                raise RuntimeError("the event stream has no head document (EventStreamStore.ensure_head runs at "
+                                   "start)")
+            last = taken["position"]
             _insert_pages(StreamPageDocument._get_collection(), last - len(entries) + 1, entries, utcnow())
             metrics.EVENT_STREAM_POSITION.set(last)
             took = time.monotonic() - taken_at
