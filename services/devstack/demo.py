@@ -305,19 +305,21 @@ def show_sales_reports(client, timeout: float = 20.0) -> None:
 
 
 def show_event_stream(client, run_id: str) -> None:
-    """What an ERP following the event stream (leadflow.events.v1) received of the won deals."""
-    first = events.first_request("earliest", ["opportunity_won"], "", "")
+    """The won deals an ERP following the event stream (leadflow.events.v1) receives: the imported
+    history's and those won in Leadflow."""
+    first = events.first_request("earliest", ["opportunity_imported", "opportunity_won"], "", "")
     out = io.StringIO()
     metadata = [("authorization", f"Bearer {client.token}")] if client.token else []
     events.tail(client.event_stream, metadata, first, out, idle_exit=3)
-    won = [json.loads(line) for line in out.getvalue().splitlines()]
-    this_run = [line for line in won if line["event"].get("external_id", "").startswith(f"old-crm:{run_id}-")]
-    print(f"\nevent stream (what an ERP following leadflow.events.v1 receives): {len(won)} opportunity_won "
-          f"events from the earliest position, {len(this_run)} of them from this import; the last:")
+    won = [line for line in map(json.loads, out.getvalue().splitlines()) if line["event"].get("status") == "won"]
+    this_run = [line for line in won if f"{run_id}-" in line["event"].get("external_id", "")]
+    print(f"\nevent stream (what an ERP following leadflow.events.v1 receives): {len(won)} won deals from the "
+          f"earliest position, {len(this_run)} from this import; the last three:")
     for line in won[-3:]:
         deal = line["event"]
-        print(f"  position {line['position']:5}  {deal['opportunity_id']}  {deal.get('account_name', '')}  "
-              f"{deal.get('currency', '')} {deal.get('amount')}  (leadflow events tail --types opportunity_won)")
+        print(f"  position {line['position']:5}  {line['event_type']:21} {deal.get('account_name', ''):12} "
+              f"{deal.get('currency', '')} {deal.get('amount')}")
+    print("  follow it: .venv/bin/leadflow events tail --types opportunity_won --from earliest")
 
 
 def convert_and_show_timeline(client, rows, timeout: float = 15.0) -> None:
