@@ -216,12 +216,13 @@ class StreamPageDocument(Document):
 
 
 class StreamHeadDocument(Document):
-    """The last position given out. Taken in the same transaction as the events it numbers, so two
-    writers cannot both take it, and every position up to it belongs to a committed event."""
+    """Both ends of the stream: the last position given out (each batch takes its run with one atomic
+    $inc, see stream_store.py) and the oldest one retention keeps."""
 
     meta = {"db_alias": ALIAS, "collection": "event_stream_head"}
     id = StringField(primary_key=True)
     position = IntField(required=True)
+    oldest = IntField(default=1)
 
 
 class WebhookSubscriptionDocument(Document):

@@ -82,8 +82,8 @@ class EventStreamStore:
         """The head document, made once at start: taking positions never upserts it, because two first
         batches upserting at once could both miss it (the embedded store then answered one with None)."""
         try:
-            StreamHeadDocument._get_collection().update_one({"_id": HEAD}, {"$setOnInsert": {"position": 0}},
-                                                            upsert=True)
+            StreamHeadDocument._get_collection().update_one(
+                {"_id": HEAD}, {"$setOnInsert": {"position": 0, "oldest": 1}}, upsert=True)
         except pymongo.errors.DuplicateKeyError:
             pass  # another replica made it at the same moment
 
@@ -123,11 +123,12 @@ class EventStreamStore:
         return len(fresh)
 
     def bounds(self) -> StreamBounds:
-        head = StreamHeadDocument._get_collection().find_one({"_id": HEAD})
-        latest = head["position"] if head else 0
-        oldest = StreamPageDocument._get_collection().find_one({}, {"_id": 1}, sort=[("last", 1)])
+        """One small read (every subscriber asks at each poll): the head holds both ends, retention
+        moving ``oldest`` as it removes pages."""
+        head = StreamHeadDocument._get_collection().find_one({"_id": HEAD}) or {}
+        latest = head.get("position", 0)
         metrics.EVENT_STREAM_POSITION.set(latest)
-        return StreamBounds(oldest=oldest["_id"] if oldest else latest + 1, latest=latest)
+        return StreamBounds(oldest=head.get("oldest", 1), latest=latest)
 
     def read(self, subscription: Subscription, latest: int, now: float) -> tuple[list[dict], int, bool]:
         """The next events for ``subscription`` (at most its pending count), each as
@@ -179,6 +180,8 @@ class EventStreamStore:
             cut, removed = page["last"], removed + page["last"] - page["_id"] + 1
         if cut is None:
             return 0
+        # The mark first: a reader never asks for a page about to go.
+        StreamHeadDocument._get_collection().update_one({"_id": HEAD}, {"$max": {"oldest": cut + 1}})
         collection.delete_many({"last": {"$lte": cut}})
         metrics.EVENT_STREAM_EXPIRED.inc(removed)
         return removed
