@@ -9,6 +9,7 @@ from leadflow.events.v1 import events_pb2, events_pb2_grpc
 
 from bench.common import _wait, logs_dir, percentile
 from bench.reporting import drop_backlog, reporting_history
+from services.cli.events import Follower
 from services.devstack.supervisor import Platform
 
 ASK = 1000  # events asked for at a time (the most a request may ask)
@@ -17,50 +18,32 @@ LIVE_RATE = 20.0  # events/s while latency is measured: a lone event, not a burs
 
 
 class Reader:
-    """One Subscribe stream read in its own thread; asks for more as soon as what it asked for came."""
+    """One Subscribe stream (the CLI's Follower) read in its own thread, noting when each event came."""
 
     def __init__(self, channel, token: str, first: events_pb2.SubscribeRequest, expected: int):
-        self.asks, self.expected = [first], expected
-        self.ask_ready = threading.Condition()
+        self.expected = expected
         self.received_at: dict[str, float] = {}
         self.count, self.done = 0, threading.Event()
-        self.call = events_pb2_grpc.EventStreamServiceStub(channel).Subscribe(
-            self._requests(), metadata=[("authorization", f"Bearer {token}")])
+        self.follower = Follower(events_pb2_grpc.EventStreamServiceStub(channel),
+                                 [("authorization", f"Bearer {token}")], first, ask=ASK)
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
-    def _requests(self):
-        while True:
-            with self.ask_ready:
-                self.ask_ready.wait_for(lambda: self.asks)
-                ask = self.asks.pop(0)
-            if ask is None:
-                return
-            yield ask
-
-    def _ask(self, request) -> None:
-        with self.ask_ready:
-            self.asks.append(request)
-            self.ask_ready.notify()
-
     def _read(self):
         try:
-            for response in self.call:
+            for response in self.follower.responses():
                 now = time.perf_counter()
                 for event in response.events:
                     self.received_at[event.event_id] = now
                 self.count += len(response.events)
                 if self.count >= self.expected:
                     break
-                if response.events and response.pending_num_requested == 0:
-                    self._ask(events_pb2.SubscribeRequest(num_requested=ASK))
         except grpc.RpcError:
             pass
         self.done.set()
 
     def close(self):
-        self._ask(None)
-        self.call.cancel()
+        self.follower.close()
         self.thread.join(10)
 
 

@@ -32,42 +32,58 @@ def line(event: events_pb2.StreamEvent) -> str:
                       ensure_ascii=False)
 
 
-def tail(stub, metadata, request: events_pb2.SubscribeRequest, out, limit: int = 0, idle_exit: float = 0) -> int:
-    """Print events as they are stored; asks for more whenever what it asked for has come. Stops after
-    ``limit`` events, or once none came for ``idle_exit`` seconds (0: never). Returns how many it printed."""
-    asks: queue.Queue = queue.Queue()
-    asks.put(request)
+class Follower:
+    """One Subscribe call that asks for ``ask`` more events whenever what it asked for has come; any
+    thread may ``close`` it (the responses then just end)."""
 
-    def requests():
-        while (ask := asks.get()) is not None:
+    def __init__(self, stub, metadata, first: events_pb2.SubscribeRequest, ask: int = ASK):
+        self._asks: queue.Queue = queue.Queue()
+        self._asks.put(first)
+        self._ask = ask
+        self.call = stub.Subscribe(self._requests(), metadata=metadata)
+
+    def _requests(self):
+        while (ask := self._asks.get()) is not None:
             yield ask
 
-    call = stub.Subscribe(requests(), metadata=metadata)
+    def responses(self):
+        try:
+            for response in self.call:
+                yield response
+                if response.events and response.pending_num_requested == 0:
+                    self._asks.put(events_pb2.SubscribeRequest(num_requested=self._ask))
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.CANCELLED:
+                raise
+
+    def close(self) -> None:
+        self._asks.put(None)
+        self.call.cancel()
+
+
+def tail(stub, metadata, request: events_pb2.SubscribeRequest, out, limit: int = 0, idle_exit: float = 0) -> int:
+    """Print events as they are stored. Stops after ``limit`` events, or once none came for
+    ``idle_exit`` seconds (0: never). Returns how many it printed."""
+    follower = Follower(stub, metadata, request)
     printed, last_seen, stopped = 0, [time.monotonic()], threading.Event()
 
     def watch_idle():
         while not stopped.wait(0.2):
             if time.monotonic() - last_seen[0] >= idle_exit:
-                call.cancel()
+                follower.close()
                 return
 
     if idle_exit > 0:
         threading.Thread(target=watch_idle, daemon=True).start()
     try:
-        for response in call:
+        for response in follower.responses():
             for event in response.events:
                 print(line(event), file=out, flush=True)
                 printed += 1
                 last_seen[0] = time.monotonic()
                 if limit and printed >= limit:
                     return printed
-            if response.events and response.pending_num_requested == 0:
-                asks.put(events_pb2.SubscribeRequest(num_requested=ASK))
-    except grpc.RpcError as error:
-        if error.code() != grpc.StatusCode.CANCELLED:
-            raise
     finally:
         stopped.set()
-        asks.put(None)
-        call.cancel()
+        follower.close()
     return printed

@@ -138,7 +138,6 @@ _SPECS = (
 )
 
 EVENT_TYPES: dict[str, EventTypeSpec] = {spec.name: spec for spec in sorted(_SPECS, key=lambda s: s.name)}
-SUBJECT_KEYS = ("lead_id", "opportunity_id", "account_id")
 
 
 def undeclared_keys(event: dict) -> set[str]:

@@ -9,12 +9,11 @@ back-off; after WEBHOOK_MAX_ATTEMPTS it is dead-lettered and the next event goes
 import logging
 import time
 import urllib.error
-import urllib.request
 from datetime import datetime, timedelta
 
 import pymongo
 
-from services.common import metrics
+from services.common import metrics, outbound
 from services.common.errors import NotFound
 from services.common.events import utcnow
 from services.common.store import EPOCH
@@ -27,20 +26,6 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
 EVENTS_PER_CLAIM = 50
 DEAD_LETTERS_LISTED = 1000
-
-
-def post(url: str, body: bytes, headers: dict, timeout: float) -> str:
-    """POST one delivery; "" when the receiver answered 2xx, else what went wrong."""
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers, method="POST"),
-                                    timeout=timeout) as response:
-            response.read(64 * 1024)
-            return "" if 200 <= response.status < 300 else f"HTTP {response.status}"
-    except urllib.error.HTTPError as error:
-        return f"HTTP {error.code}"
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        return "timed out" if "timed out" in str(reason) else f"unreachable: {reason}"
 
 
 class WebhookStore:
@@ -120,7 +105,11 @@ class WebhookStore:
 
         def send(event: dict) -> str:
             body, headers = webhooks.delivery(event, subscription["secret"], time.time())
-            error = post(subscription["url"], body, headers, timeout)
+            try:
+                outbound.post(subscription["url"], body, headers, timeout)
+                error = ""
+            except (urllib.error.URLError, OSError) as failure:
+                error = outbound.failure_of(failure)
             metrics.WEBHOOK_DELIVERIES.labels("ok" if not error else "failed").inc()
             return error
 

@@ -4,11 +4,10 @@ import hashlib
 import hmac
 import json
 import logging
-import urllib.request
 
 from nameko import config
 
-from services.common import metrics
+from services.common import metrics, outbound
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Leadflow-Signature"
@@ -34,7 +33,5 @@ def deliver(event: dict) -> None:
     if secret:
         headers[SIGNATURE_HEADER] = signature(secret, body)
     # A failing webhook raises: the event handler retries with backoff, then dead-letters it.
-    with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers, method="POST"),
-                                timeout=TIMEOUT_SECONDS) as response:
-        response.read()
+    outbound.post(url, body, headers, TIMEOUT_SECONDS)
     metrics.NOTIFICATIONS.labels(event["kind"], "webhook").inc()
